@@ -1,0 +1,10 @@
+"""Triton kernels of mind_engine, shipped inside the wheel as ``mind_engine.kernels``.
+
+Importing this package never needs Triton (an optional extra); the kernel modules import it.
+"""
+import importlib.util
+
+
+def triton_installed() -> bool:
+    """True when Triton can be imported, so that the kernel modules can be."""
+    return importlib.util.find_spec("triton") is not None

@@ -1,0 +1,90 @@
+"""Checkpoints: safetensors files holding the tensors and, in their metadata, the configuration.
+
+Loading never runs pickled code and checks every name and shape, listing all that do not fit.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .model import MindConfig, MindNet
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
+FORMAT = "mind_engine/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded into MindNet, with every reason listed."""
+
+
+def save_model(model: MindNet, path, extra_metadata: dict | None = None) -> Path:
+    """Write ``model``'s weights and configuration to a safetensors file."""
+    meta = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    for key, value in (extra_metadata or {}).items():
+        meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def read_checkpoint(path) -> tuple[MindConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """The configuration, tensors and metadata of a checkpoint file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
+    if "config" not in meta:
+        raise CheckpointError(f"{path} holds no mind_engine configuration in its metadata "
+                              f"(write checkpoints with mind_engine.weights.save_model)")
+    try:
+        config = MindConfig(**json.loads(meta["config"]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad configuration {meta['config']!r}: {e}") from e
+    return config, tensors, meta
+
+
+def model_from_checkpoint(path) -> MindNet:
+    """Build the network a checkpoint describes and load its tensors, strictly."""
+    config, tensors, _ = read_checkpoint(path)
+    model = MindNet(config)
+    expected = model.state_dict()
+    problems = [f"missing tensor {k} {tuple(v.shape)}" for k, v in expected.items() if k not in tensors]
+    problems += [f"unexpected tensor {k} {tuple(v.shape)}" for k, v in tensors.items() if k not in expected]
+    problems += [f"tensor {k}: checkpoint has shape {tuple(tensors[k].shape)}, "
+                 f"the network ({config}) expects {tuple(v.shape)}"
+                 for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    if problems:
+        raise CheckpointError(f"{path} does not fit MindNet:\n  " + "\n  ".join(problems))
+    model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
+    return model.eval()
+
+
+@lru_cache(maxsize=4)
+def _default_model(device: str) -> MindNet:
+    if not DEFAULT_WEIGHTS.is_file():
+        raise FileNotFoundError(
+            f"this build of mind_engine ships no trained default model ({DEFAULT_WEIGHTS} is "
+            f"absent); pass a checkpoint: load_model('my.safetensors'), trained with "
+            f"`python -m mind_engine.train`. mind_engine never falls back to a random model.")
+    return model_from_checkpoint(DEFAULT_WEIGHTS).to(device)
+
+
+def load_model(path=None, device=None) -> MindNet:
+    """The bundled default model (``path=None``, loaded once per device) or the checkpoint at
+    ``path``, in eval mode."""
+    device = torch.device(device if device is not None else "cpu")
+    if path is None:
+        return _default_model(str(device))
+    return model_from_checkpoint(path).to(device)
