@@ -1,17 +1,30 @@
-"""The engine's tiers by name, and the choice of the fastest exact one the machine can run."""
+"""The engine's tiers by name, and the choice of the fastest exact one the machine can run.
+
+t0: one autograd backward per query (the paper; the oracle).  t1: the linearised backward on
+batches of seeds.  t2: t1 on per-query windows.  t3: t2 through the fused kernels.
+All are exact against t0 (tests/test_tiers.py).
+"""
 from __future__ import annotations
 
 import torch
 
 from .tier0 import Tier0
+from .tier1 import Tier1
+from .tier2 import Tier2
 
-TIERS = {"t0": Tier0}
+TIERS = {"t0": Tier0, "t1": Tier1, "t2": Tier2}
+FASTEST_FIRST = ("t2",)
 
 
-def make_tier(name: str, model, i1: torch.Tensor, i3: torch.Tensor):
-    """Build tier ``name`` ("auto": the fastest exact tier available) over one padded image pair."""
+def make_tier(name: str, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
+    """Build tier ``name`` ("auto": the fastest exact tier available) over one padded image pair.
+
+    ``memory`` (bytes) bounds the working set of one chunk of seeds (tiers 1 to 3).
+    """
     if name == "auto":
-        name = "t0"
+        name = FASTEST_FIRST[0]
     if name not in TIERS:
         raise ValueError(f"unknown tier {name!r}; choose one of {['auto', *TIERS]}")
-    return TIERS[name](model, i1, i3)
+    if name == "t0":
+        return Tier0(model, i1, i3)
+    return TIERS[name](model, i1, i3, memory=memory)

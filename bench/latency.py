@@ -1,0 +1,260 @@
+"""Speed of the engine's tiers against the paper's matcher and torch's own batched VJP.
+
+    python bench/latency.py                       # CPU: sampled queries, extrapolated (labelled)
+    python bench/latency.py --device cuda --sample 0   # GPU: every query of every job
+
+For each job (semi-dense: stride 4, 3072 queries on 384x128; dense: stride 1) and each search
+radius (None, 32) it times, in one run on one device: tier 0 (one autograd backward per query;
+always on a sample, extrapolated), torch.autograd.grad(..., is_grads_batched=True), and each
+engine tier. Times are end to end: the forward (or linearisation) once, plus the matching of
+every query. With --sample N only N queries are matched and the per-query time is extrapolated
+to the job; such rows say so. Exactness: each method's matches on a common set of queries
+against tier 0's (same match point, largest relative difference of peak and score).
+
+Prints a table and writes JSON (--out, default bench/results/latency_<device>.json). A
+benchmark reports; the tests (tests/test_tiers.py) are what assert exactness.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mind_engine.matching import grid_queries, search_boxes
+from mind_engine.model import MindConfig, MindNet
+from mind_engine.tier0 import Tier0
+from mind_engine.tiers import TIERS, make_tier
+from mind_engine.weights import load_model
+
+JOBS = {"semi-dense": 4, "dense": 1}
+RADII = (None, 32)
+EXACT_QUERIES = 6  # queries every method is compared to tier 0 on
+
+
+class Clock:
+    """Wall time on the CPU; CUDA events (after a synchronise) on a GPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn):
+        if self.cuda:
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = fn()
+            end.record()
+            torch.cuda.synchronize()
+            return out, start.elapsed_time(end) / 1e3
+        t = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t
+
+
+class PeakMemory:
+    """Peak memory over a block: CUDA's allocator peak, or on Linux the process's peak resident
+    set (VmHWM, reset through /proc/self/clear_refs) above what it held before."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    @staticmethod
+    def _status(key: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+            self.base = self._status("VmRSS:")
+        return self
+
+    def __exit__(self, *exc):
+        peak = torch.cuda.max_memory_allocated() if self.cuda else self._status("VmHWM:")
+        self.bytes = max(0, peak - self.base)
+
+
+def batched_vjp_rows(out, i1, i3, queries, chunk: int):
+    """torch's own batched reverse mode: one autograd.grad over a batch of one-hot seeds."""
+    h, w = out.shape[-2:]
+    g1s, g3s = [], []
+    for s in range(0, len(queries), chunk):
+        q = queries[s:s + chunk]
+        seeds = torch.zeros(len(q), *out.shape, device=out.device, dtype=out.dtype)
+        seeds[torch.arange(len(q)), 0, :, q[:, 1], q[:, 0]] = 1.0
+        a, b = torch.autograd.grad(out, (i1, i3), seeds, retain_graph=True, is_grads_batched=True)
+        g1s.append(a[:, 0])
+        g3s.append(b[:, 0])
+    return torch.cat(g1s), torch.cat(g3s)
+
+
+class BatchedVJP(Tier0):
+    """Tier 0's forward, with every chunk of seeds in one batched autograd.grad call."""
+
+    name = "autograd.grad(is_grads_batched=True)"
+    chunk = 16
+
+    def rows(self, queries):
+        return batched_vjp_rows(self.out, self.i1, self.i3, queries, self.chunk)
+
+
+def methods(device) -> dict:
+    out = {"t0": lambda m, a, b, mem: Tier0(m, a, b), "vjp": lambda m, a, b, mem: BatchedVJP(m, a, b)}
+    for name in TIERS:
+        if name != "t0":
+            out[name] = lambda m, a, b, mem, name=name: make_tier(name, m, a, b, memory=mem)
+    return out
+
+
+def test_pair(h: int, w: int, device):
+    """A real image and the same image moved by a smooth shift (content does not change speed)."""
+    try:
+        from skimage import data, transform
+
+        img = transform.resize(data.astronaut(), (h + 8, w + 8), anti_aliasing=True).astype(np.float32)
+        a, b = img[4:4 + h, 4:4 + w], img[2:2 + h, 7:7 + w]
+    except ImportError:
+        g = torch.Generator().manual_seed(0)
+        a, b = (torch.rand(h, w, 3, generator=g).numpy() for _ in range(2))
+    to = lambda x: torch.as_tensor(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(device)  # noqa: E731
+    return to(a), to(b)
+
+
+def compare(ref, got) -> dict:
+    """Matches of one method against tier 0's on the same queries."""
+    same, peak_err, score_err = [], 0.0, 0.0
+    for (ri, rp, rs), (gi, gp, gs) in zip(ref, got):
+        same.append((ri.cpu() == gi.cpu()).float())
+        peak_err = max(peak_err, float(((gp.cpu() - rp.cpu()).abs() / rp.cpu().abs().clamp(min=1e-30)).max()))
+        score_err = max(score_err, float(((gs.cpu() - rs.cpu()).abs() / rs.cpu().abs().clamp(min=1e-30)).max()))
+    return {"same_point": float(torch.cat(same).mean()), "peak_rel_err": peak_err, "score_rel_err": score_err}
+
+
+def run(args) -> dict:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.weights:
+        model, weights = load_model(args.weights, device=device), args.weights
+    else:
+        torch.manual_seed(0)
+        model, weights = MindNet(MindConfig()).to(device).eval(), "random (paper widths, seed 0)"
+    h, w = args.size[1], args.size[0]
+    i1, i3 = test_pair(h, w, device)
+    clock, rows = Clock(device), []
+    exact_q = grid_queries((h, w), 4)[torch.linspace(0, h * w // 16 - 1, EXACT_QUERIES).long()]
+    for radius in RADII:
+        exact_boxes = search_boxes(exact_q, radius, (h, w))
+        reference = Tier0(model, i1, i3).match(exact_q.to(device), exact_boxes, (h, w))
+        for name, build in methods(device).items():
+            if args.only and name not in args.only:
+                continue
+            for job, stride in JOBS.items():
+                q_all = grid_queries((h, w), stride)
+                sample = args.t0_sample if name in ("t0", "vjp") else args.sample
+                n = len(q_all) if not sample or sample >= len(q_all) else sample
+                pick = torch.linspace(0, len(q_all) - 1, n).long()
+                q, boxes = q_all[pick].to(device), search_boxes(q_all[pick], radius, (h, w))
+                times, peak = [], 0
+                for rep in range(args.warmup + args.repeats):
+                    with PeakMemory(device) as mem:
+                        with torch.no_grad():
+                            engine, t_fwd = clock(lambda: build(model, i1, i3, args.memory))
+                        _, t_match = clock(lambda: engine.match(q, boxes, (h, w)))
+                    if rep >= args.warmup:
+                        times.append((t_fwd, t_match))
+                        peak = max(peak, mem.bytes)
+                t_fwd = statistics.median(t for t, _ in times)
+                per_query = statistics.median(t for _, t in times) / n
+                total = t_fwd + per_query * len(q_all)
+                rec = {"method": name, "label": getattr(engine, "name", name), "job": job, "stride": stride,
+                       "radius": radius, "queries": len(q_all), "queries_timed": n, "extrapolated": n < len(q_all),
+                       "forward_ms": 1e3 * t_fwd, "per_query_ms": 1e3 * per_query, "total_ms": 1e3 * total,
+                       "queries_per_s": len(q_all) / total, "peak_memory_bytes": peak}
+                if job == "semi-dense":
+                    rec["exactness_vs_t0"] = compare(reference, engine.match(exact_q.to(device), exact_boxes, (h, w)))
+                rows.append(rec)
+                print(f"  {name:4s} {job:10s} R={radius}: {rec['total_ms'] / 1e3:9.2f} s"
+                      f"{' (extrapolated)' if rec['extrapolated'] else ''}", file=sys.stderr)
+    for rec in rows:
+        t0 = next((r for r in rows if r["method"] == "t0" and r["job"] == rec["job"] and r["radius"] == rec["radius"]),
+                  None)
+        if t0 is not None:
+            rec["speedup_vs_t0_per_query"] = t0["per_query_ms"] / rec["per_query_ms"]
+            rec["speedup_vs_t0_total"] = t0["total_ms"] / rec["total_ms"]
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_type": device.type, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cuda": torch.version.cuda, "python": platform.python_version(), "command": " ".join(sys.argv),
+        "size": f"{w}x{h}", "weights": weights, "memory_budget_bytes": args.memory, "results": rows,
+        "notes": "per_query_ms and speedups compare the matching alone; total_ms adds the forward once. "
+                 "Rows with extrapolated=true timed queries_timed queries and scaled to the job.",
+    }
+
+
+def print_table(res: dict) -> None:
+    print(f"\n{res['device']} ({res['device_type']}, {res['cpu_threads']} threads), torch {res['torch']}, "
+          f"{res['size']}, weights: {res['weights']}")
+    print(f"{'method':6s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
+          f"{'vs t0':>7s} {'peak MB':>8s} {'same pt':>7s}")
+    for r in res["results"]:
+        ex = r.get("exactness_vs_t0", {}).get("same_point")
+        print(f"{r['method']:6s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
+              f"{r['per_query_ms']:9.2f} {r['queries_per_s']:8.1f} {r.get('speedup_vs_t0_per_query', 0):6.1f}x "
+              f"{r['peak_memory_bytes'] / 2**20:8.0f} {'' if ex is None else f'{ex:7.0%}'}"
+              f"{'  *' if r['extrapolated'] else ''}")
+    print("* extrapolated from a sample of queries (queries_timed in the JSON)")
+
+
+def _size(s: str) -> tuple[int, int]:
+    w, h = (int(v) for v in s.lower().split("x"))
+    return w, h
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--size", type=_size, default=(384, 128), help="image size WxH (default 384x128)")
+    p.add_argument("--weights", default=None, help="a checkpoint (default: paper widths, random weights)")
+    p.add_argument("--sample", type=int, default=None,
+                   help="queries timed per job for the engine tiers, extrapolated (0: all; default: all on a "
+                        "GPU, 48 on the CPU)")
+    p.add_argument("--t0-sample", type=int, default=4, help="queries timed for t0 and the batched VJP (default 4)")
+    p.add_argument("--only", nargs="*", default=None, help="methods to run (t0 vjp t1 t2 t3; default all)")
+    p.add_argument("--memory", type=int, default=None, help="working-memory budget of a tier, bytes")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 1 on a GPU, 0 on the CPU)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--out", default=None, help="JSON path (default bench/results/latency_<device>.json)")
+    args = p.parse_args(argv)
+    gpu = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    if args.sample is None:
+        args.sample = 0 if gpu else 48
+    if args.warmup is None:
+        args.warmup = 1 if gpu else 0
+    res = run(args)
+    print_table(res)
+    out = Path(args.out or Path(__file__).parent / "results" / f"latency_{res['device_type']}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

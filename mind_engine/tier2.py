@@ -1,0 +1,214 @@
+"""Tiers 2 and 3: the linearised backward on per-query windows, exact where the match needs it.
+
+Two facts make most of tier 1's work vanish (DESIGN.md section 4):
+
+- support: from its seed, a gradient spreads only a few pixels per decoder layer, so on the
+  decoder each seed is carried on a crop that grows exactly by each layer's footprint;
+- need: the match reads the rows only inside the search box grown by the score window, so each
+  encoder level needs its gradient only on that region grown by the receptive field of the
+  layers below it (``need_windows``), and the coarse levels, smaller than that, stay dense.
+
+A window is a batch of crops, one per seed, all of one size, with per-seed origins. Values
+outside a window are either exactly zero (decoder crops cover the support) or not needed
+(encoder crops cover the need); a crop may hold inexact values near its rim where neither
+matters, which is why every step keeps to the rules below. Crops are moved between places with
+``window_gather`` and multiplied by cached maps with ``window_mul``; the last layer's backward
+and the matching reduction are fused (``input_backward_match``). Tier 2 runs these as plain
+torch, tier 3 through the fused kernels (Triton on a GPU, C++ on the CPU): same result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from . import _torch_impl
+from .linearised import Linearisation, backward_walk
+from .matching import RowsTier
+from .tier1 import DEFAULT_MEMORY
+
+SCORE_REACH = (_torch_impl.SCORE_HALF, _torch_impl.SCORE_HALF - 1)  # score window around a peak
+
+
+@dataclass
+class Window:
+    """Crops t (B, C, h, w) whose top-left pixels sit at o (B, 2) (x, y) of their level."""
+
+    t: torch.Tensor
+    o: torch.Tensor
+
+
+def encoder_reach(model) -> list[int]:
+    """How far each encoder block's convs reach, in pixels at the block's input: the sum of
+    their kernels' half-widths (3 convs 3x3: 3)."""
+    return [sum(conv.kernel_size[0] // 2 for conv in block.convs) for block in model.encoder]
+
+
+def need_windows(boxes: torch.Tensor, hw: tuple[int, int], padded_hw: tuple[int, int], reach: list[int]):
+    """Per seed, the inclusive region [lo, hi] ((B, 2) each, as (x, y)) on which the gradient at
+    the pooled output of each encoder block is needed: the search box grown by the score window
+    and clipped to the caller's image ``hw``, then, through each block, grown by its convs'
+    ``reach`` (clipped to the padded map the network sees) and halved by its 2x2 pool. One
+    (lo, hi) per block; the pooled output of block k is at level k + 1.
+    """
+    lo = (boxes[:, :2] - SCORE_REACH[0]).clamp(min=0)
+    hi = torch.minimum(boxes[:, 2:] - 1 + SCORE_REACH[1], torch.tensor([hw[1] - 1, hw[0] - 1]))
+    out = []
+    for k, r in enumerate(reach):
+        last = torch.tensor([(padded_hw[1] >> k) - 1, (padded_hw[0] >> k) - 1])
+        lo = (lo - r).clamp(min=0) // 2
+        hi = torch.minimum(hi + r, last) // 2
+        out.append((lo, hi))
+    return out
+
+
+def fit(lo: torch.Tensor, hi: torch.Tensor, extent: tuple[int, int]):
+    """One window size for a batch of regions [lo, hi] and each region's origin: the size is the
+    largest region's (at most the level's extent), the origins keep every crop inside the level."""
+    ext = torch.tensor(extent[::-1])  # (W, H) at this level
+    size = torch.minimum((hi - lo + 1).amax(0), ext)
+    origin = torch.minimum(lo, ext - size).clamp(min=0)
+    return origin, (int(size[1]), int(size[0]))
+
+
+class WindowOps:
+    """The transposed network's operations on windows (see ``backward_walk``)."""
+
+    def __init__(self, padded_hw: tuple[int, int], encoder_windows, kernels):
+        self.ext = [(padded_hw[0] >> k, padded_hw[1] >> k) for k in range(6)]
+        self.enc = encoder_windows  # per encoder block k: (origin (B, 2), (h, w)) at level k + 1
+        self.gather, self.mul_maps, self.fused = kernels
+
+    def seed(self, queries: torch.Tensor, dtype, device) -> Window:
+        return Window(torch.ones(len(queries), 3, 1, 1, dtype=dtype, device=device), queries.to(device))
+
+    def _clip(self, g: Window, level: int) -> Window:
+        """A decoder crop cut to its level: what lies beyond the map's edge does not exist."""
+        h, w = self.ext[level]
+        size = (min(g.t.shape[2], h), min(g.t.shape[3], w))
+        ext = torch.tensor([w, h], device=g.o.device)
+        origin = torch.minimum(g.o, ext - torch.tensor(size[::-1], device=g.o.device)).clamp(min=0)
+        if size == tuple(g.t.shape[2:]) and torch.equal(origin, g.o):
+            return g
+        return Window(self.gather(g.t, origin - g.o, size), origin)
+
+    def conv_t(self, g: Window, weight, level, grow):
+        if grow:  # the whole support: the crop grows by the kernel's reach
+            return self._clip(Window(F.conv_transpose2d(g.t, weight), g.o - 1), level)
+        return Window(F.conv_transpose2d(g.t, weight, padding=1), g.o)
+
+    def down(self, g: Window, weight, level):
+        """convtranspose k x k, stride 2, padding 1, backward: from level to level + 1. Coarse
+        pixel i reads fine pixels 2i-1 .. 2i+k-2, so the crop is first aligned to an even
+        origin, then every coarse pixel it reaches is computed (the crop grows)."""
+        k = weight.shape[-1]
+        odd = g.o % 2
+        h, w = g.t.shape[2:]
+        size = (h + int(odd[:, 1].max()), w + int(odd[:, 0].max()))
+        size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+        t = g.t if size == (h, w) else self.gather(g.t, -odd, size)
+        t = F.conv2d(F.pad(t, (k - 1,) * 4), weight, stride=2)
+        return self._clip(Window(t, (g.o - odd - k + 2) // 2), level + 1)
+
+    def mul(self, g: Window, maps, level):
+        return Window(self.mul_maps(g.t, maps, g.o), g.o)
+
+    def split(self, g: Window, c):
+        return Window(g.t[:, :c], g.o), Window(g.t[:, c:], g.o)
+
+    def to_encoder(self, g: Window, block: int) -> Window:
+        origin, size = self.enc[block]
+        if size == tuple(g.t.shape[2:]) and torch.equal(origin, g.o):
+            return g
+        return Window(self.gather(g.t, origin - g.o, size), origin)
+
+    def add(self, a: Window, b: Window) -> Window:
+        return Window(a.t + b.t, a.o)
+
+    def unpool(self, g: Window, mask, level):
+        o = g.o * 2
+        return Window(self.mul_maps(F.interpolate(g.t, scale_factor=2, mode="nearest"), mask, o), o)
+
+    def input(self, g: Window, weight):
+        return self.fused(g.t, weight, g.o)
+
+
+def _kernels(impl: str):
+    if impl == "torch":
+        return _torch_impl.window_gather, _torch_impl.window_mul, _torch_impl.input_backward_match
+    from .input_backward_match import input_backward_match
+    from .window_ops import window_gather, window_mul
+
+    return (partial(window_gather, impl=impl), partial(window_mul, impl=impl),
+            partial(input_backward_match, impl=impl))
+
+
+class Tier2(RowsTier):
+    """Windowed linearised backward; ``match`` is exact against tier 0 for any search boxes.
+
+    ``rows`` (whole-image boxes) gives whole exact rows, for inspection and tests.
+    """
+
+    name = "t2"
+    impl = "torch"
+
+    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
+        self.lin = Linearisation(model, i1, i3)
+        self.model = model
+        self.memory = int(memory or DEFAULT_MEMORY)
+        self.reach = encoder_reach(model)
+        self.kernels = _kernels(self.impl)
+
+    def _plan(self, boxes: torch.Tensor, hw: tuple[int, int]):
+        """The encoder windows for these boxes, and how many seeds fit the memory budget."""
+        lin, enc = self.lin, self.model.config.encoder
+        windows = [fit(lo, hi, (lin.hw[0] >> (k + 1), lin.hw[1] >> (k + 1)))
+                   for k, (lo, hi) in enumerate(need_windows(boxes.cpu().long(), hw, lin.hw, self.reach))]
+        largest = max(4 * c * s[0] * s[1] for c, (_, s) in zip(enc, windows))  # unpooled crops
+        per_seed = 4 * largest * self.lin.out.element_size()
+        return windows, max(1, self.memory // per_seed)
+
+    def _run(self, queries, boxes, hw, fused):
+        lin = self.lin
+        dev = lin.out.device
+        _, chunk = self._plan(boxes, hw)
+        results = []
+        for s in range(0, len(queries), chunk):
+            q, b = queries[s:s + chunk].cpu(), boxes[s:s + chunk].cpu()
+            windows = [(o.to(dev), size) for o, size in self._plan(b, hw)[0]]
+            ops = WindowOps(lin.hw, windows, self.kernels[:2] + (partial(fused, box=b.to(dev), hw=hw),))
+            with torch.no_grad():
+                results.append(backward_walk(self.model, lin, ops, ops.seed(q, lin.out.dtype, dev)))
+        return results
+
+    def match(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
+        if len(queries) == 0:
+            z = self.lin.out.new_zeros(0)
+            return (z.long(), z, z), (z.long(), z, z)
+        parts = self._run(queries, boxes, hw, self.kernels[2])
+        idx, peak, score = (torch.cat([p[i] for p in parts], 1) for i in range(3))
+        return (idx[0], peak[0], score[0]), (idx[1], peak[1], score[1])
+
+    def rows(self, queries: torch.Tensor):
+        h, w = self.lin.hw
+        if len(queries) == 0:
+            empty = self.lin.out.new_zeros((0, 3, h, w))
+            return empty, empty
+        boxes = torch.tensor([0, 0, w, h]).repeat(len(queries), 1)
+        gather = self.kernels[0]
+
+        def paste(g, weight, origin, box, hw):
+            rows = F.conv_transpose2d(g, weight, padding=1)
+            return gather(rows, -origin, (h, w))
+
+        full = torch.cat(self._run(queries, boxes, (h, w), paste))
+        return full[:, :3], full[:, 3:]
+
+
+class Tier3(Tier2):
+    """Tier 2 through the fused kernels (``impl='auto'``: C++ on the CPU, CUDA or Triton on a GPU)."""
+
+    name = "t3"
+    impl = "auto"

@@ -1,0 +1,101 @@
+"""Every engine tier against tier 0 (the paper's one-backward-per-query matcher), in fp32, on
+random weights and random queries, image borders included, at several sizes and radii.
+
+Tolerances: rows to 1e-5 of the largest entry (fp32 summation order differs between autograd
+and the transposed network); match points equal unless the reference's sensitivity at both
+points ties to 1e-6; peaks and scores to 1e-5 and 1e-4 relative.
+"""
+import pytest
+import torch
+
+from mind_engine.linearised import Linearisation
+from mind_engine.matching import search_boxes
+from mind_engine.model import MindNet
+from mind_engine.tier0 import Tier0
+from mind_engine.tiers import TIERS, make_tier
+
+SMALL = dict(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5))
+FAST = [name for name in TIERS if name != "t0"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _setup(hp, wp, seed):
+    g = torch.Generator().manual_seed(seed)
+    model = MindNet(**SMALL)
+    model.reset_parameters(g)
+    with torch.no_grad():  # random slopes and biases too, so that no layer is special
+        for act in model.modules():
+            if isinstance(act, torch.nn.PReLU):
+                act.weight.uniform_(-0.5, 0.5, generator=g)
+            elif isinstance(act, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                act.bias.uniform_(-0.1, 0.1, generator=g)
+    i1, i3 = torch.rand(2, 1, 3, hp, wp, generator=g)
+    return model.eval(), i1, i3
+
+
+def _queries(h, w, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    corners = torch.tensor([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [w // 2, 0], [0, h // 2]])
+    rand = torch.stack([torch.randint(0, w, (n,), generator=g), torch.randint(0, h, (n,), generator=g)], 1)
+    return torch.cat([corners, rand])
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_linearisation_reproduces_the_forward():
+    model, i1, i3 = _setup(64, 96, 0)
+    torch.testing.assert_close(Linearisation(model, i1, i3).out, model(i1, i3), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("hp,wp", [(32, 32), (64, 96), (96, 64)])
+def test_rows_equal_tier0(name, hp, wp):
+    model, i1, i3 = _setup(hp, wp, hp + wp)
+    q = _queries(hp, wp, 5, 1)
+    ref = Tier0(model, i1, i3).rows(q)
+    got = make_tier(name, model, i1, i3, memory=1 << 20).rows(q)  # small budget: several chunks
+    for r, g in zip(ref, got):
+        assert g.shape == r.shape
+        assert _rel(g, r) < 1e-5
+
+
+def _assert_same_matches(ref, got, rows, hw):
+    """idx equal, or a tie in the reference's sensitivity map; peaks and scores close."""
+    h, w = hw
+    for (ri, rp, rs), (gi, gp, gs), g in zip(ref, got, rows):
+        s = g[:, :, :h, :w].abs().amax(1).flatten(1)
+        differ = ri != gi
+        if differ.any():
+            a = s[differ].gather(1, ri[differ, None])
+            b = s[differ].gather(1, gi[differ, None])
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=0)
+        torch.testing.assert_close(gp, rp, rtol=1e-5, atol=1e-12)
+        torch.testing.assert_close(gs, rs, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("hw,padded", [((32, 32), (32, 32)), ((60, 90), (64, 96)), ((90, 41), (96, 64))])
+@pytest.mark.parametrize("radius", [None, 0, 3, 17])
+def test_matches_equal_tier0(name, hw, padded, radius):
+    model, i1, i3 = _setup(*padded, sum(hw))
+    q = _queries(*hw, 6, 2)
+    boxes = search_boxes(q, radius, hw)
+    t0 = Tier0(model, i1, i3)
+    ref = t0.match(q, boxes, hw)
+    got = make_tier(name, model, i1, i3, memory=1 << 20).match(q, boxes, hw)
+    _assert_same_matches(ref, got, t0.rows(q), hw)
+
+
+def test_unknown_tier_is_named():
+    model, i1, i3 = _setup(32, 32, 0)
+    with pytest.raises(ValueError, match="unknown tier 't9'"):
+        make_tier("t9", model, i1, i3)
