@@ -59,14 +59,16 @@ def _chunk(hw_padded: tuple[int, int]) -> int:
 
 
 def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None,
-          queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None) -> Matches:
+          queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
+          backend: str = "torch") -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
     Queries are a grid of ``stride`` (default) or the caller's (N, 2) ``queries``; ``radius``
     restricts each peak search to the square of that radius around its query (None: whole
     image). ``tier`` picks the engine (``mind_engine.tiers``; "auto": the fastest exact one),
-    ``memory`` bounds its working memory in bytes, ``progress`` shows a bar (default: when many
-    chunks run on a terminal).
+    ``memory`` bounds its working memory in bytes, ``backend`` runs it through torch or an exported
+    graph ("onnxruntime", "tensorrt"), ``progress`` shows a bar (default: when many chunks run on a
+    terminal).
     """
     model, device = _resolve(model, device)
     t1, t3 = image_pair(img1, img3, device)
@@ -76,7 +78,7 @@ def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, de
     p1, _ = pad_to_multiple(t1[None], MULTIPLE)
     p3, _ = pad_to_multiple(t3[None], MULTIPLE)
     with torch.no_grad():
-        engine = make_tier(tier, model, p1, p3, memory=memory)
+        engine = make_tier(tier, model, p1, p3, memory=memory, backend=backend)
     step = _chunk(tuple(p1.shape[-2:]))
     starts = range(0, len(q), step)
     show = progress if progress is not None else (len(starts) > 4 and sys.stderr.isatty())
@@ -93,7 +95,8 @@ def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, de
                    query=q.float().numpy(), score=np.minimum(s1, s3), score1=s1, score3=s3)
 
 
-def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", memory: int | None = None):
+def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", memory: int | None = None,
+                  backend: str = "torch"):
     """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two
     (N, 3, H, W) float32 tensors in the caller's frame (for inspection: N full maps in memory)."""
     model, device = _resolve(model, device)
@@ -103,6 +106,6 @@ def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", m
     p1, _ = pad_to_multiple(t1[None], MULTIPLE)
     p3, _ = pad_to_multiple(t3[None], MULTIPLE)
     with torch.no_grad():
-        engine = make_tier(tier, model, p1, p3, memory=memory)
+        engine = make_tier(tier, model, p1, p3, memory=memory, backend=backend)
     g1, g3 = engine.rows(q.to(device))
     return g1[:, :, :hw[0], :hw[1]], g3[:, :, :hw[0], :hw[1]]

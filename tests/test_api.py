@@ -113,3 +113,12 @@ def test_bad_queries_stride_radius(net, pair):
         me.match(*pair, radius=-1, model=net)
     with pytest.raises(ValueError, match="unknown tier"):
         me.match(*pair, tier="t9", model=net)
+
+
+def test_unknown_backend_and_tier_backend_mismatch_are_named():
+    a = np.zeros((32, 32, 3), np.uint8)
+    net = me.MindNet(encoder=(4, 4, 4, 4, 4), decoder=(4, 4, 4, 4, 4))
+    with pytest.raises(ValueError, match="unknown backend 'tvm'"):
+        me.match(a, a, model=net, backend="tvm")
+    with pytest.raises(ValueError, match="tier='t2' needs backend='torch'"):
+        me.match(a, a, model=net, backend="onnxruntime", tier="t2")

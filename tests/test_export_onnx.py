@@ -1,0 +1,186 @@
+"""ONNX export and ONNX Runtime (CPU provider) parity against the torch paths, on a tiny network.
+
+forward: MindNet; rows: tier 0 (one autograd.grad per query), float32, to 1e-5 of each row's
+largest entry (ORT's conv kernels sum in another order); match: tier 0's rows reduced by the
+reference reduction, the same peaks; OnnxRuntimeTier and match(..., backend="onnxruntime"):
+tier 0's matches, padded and unpadded images. Single-threaded, like the rest of CI.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx: pip install 'mind-engine[onnx]'")
+ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime parity tests need onnxruntime")
+pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
+
+import mind_engine as me  # noqa: E402
+from mind_engine import onnx_backend as ob  # noqa: E402
+from mind_engine._torch_impl import match_reduce  # noqa: E402
+from mind_engine.images import pad_to_multiple  # noqa: E402
+from mind_engine.matching import search_boxes  # noqa: E402
+from mind_engine.tier0 import Tier0  # noqa: E402
+
+TINY = dict(encoder=(3, 3, 4, 4, 4), decoder=(4, 4, 4, 3, 3))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_and_own_cache(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # OrtGraph sessions follow torch's thread count
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MIND_ENGINE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    m = me.MindNet(**TINY)
+    for p in m.parameters():  # non-trivial slopes and biases so every branch of the backward matters
+        p.data.uniform_(-0.5, 0.5)
+    return m.eval()
+
+
+def _session(path_or_proto):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    src = path_or_proto.SerializeToString() if isinstance(path_or_proto, onnx.ModelProto) else str(path_or_proto)
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def _pair(h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2, 1, 3, h, w, generator=g)
+
+
+def _queries(h, w, n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.stack([torch.randint(0, w, (n,), generator=g), torch.randint(0, h, (n,), generator=g)], 1)
+    return torch.cat([q, torch.tensor([[0, 0], [w - 1, h - 1], [w - 1, 0], [0, h - 1]])])
+
+
+def _rel_err(got, ref):
+    ref = torch.as_tensor(ref).double()
+    return float((torch.as_tensor(got).double() - ref).abs().max() / ref.abs().max())
+
+
+def test_forward_export_is_checked_dynamic_and_matches_torch(net):
+    model = onnx.load(str(ob.cached_onnx(net, "forward")))
+    onnx.checker.check_model(model, full_check=True)
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input]
+    assert all(isinstance(d[k], str) for d in dims for k in (0, 2, 3)), dims
+    sess = _session(ob.cached_onnx(net, "forward"))
+    for n, h, w in [(1, 64, 96), (2, 32, 128), (1, 96, 32)]:
+        i1, i3 = torch.rand(2, n, 3, h, w)
+        (mid,) = sess.run(None, {"i1": i1.numpy(), "i3": i3.numpy()})
+        with torch.no_grad():
+            ref = net(i1, i3)
+        assert _rel_err(mid, ref) < 1e-5
+
+
+def test_rows_graph_equals_tier0(net):
+    path = ob.cached_onnx(net, "rows")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    sess = _session(path)
+    for h, w in [(64, 96), (32, 64)]:
+        i1, i3 = _pair(h, w)
+        q = _queries(h, w, 6)
+        g1, g3 = sess.run(None, {"i1": i1.numpy(), "i3": i3.numpy(), "queries": q.numpy()})
+        r1, r3 = Tier0(net, i1, i3).rows(q)
+        for got, ref in ((g1, r1), (g3, r3)):
+            for k in range(len(q)):  # each row against its own largest entry
+                assert _rel_err(got[k], ref[k]) < 1e-5, (h, w, k)
+
+
+def test_match_graph_gives_the_reference_peaks(net):
+    path = ob.cached_onnx(net, "match")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    h, w = 64, 96
+    i1, i3 = _pair(h, w, seed=3)
+    q = _queries(h, w, 8, seed=4)
+    x, y = q[:, 0], q[:, 1]
+    boxes = torch.stack([(x - 7).clamp(min=0), (y - 7).clamp(min=0), (x + 8).clamp(max=w), (y + 8).clamp(max=h)], 1)
+    boxes[:3] = torch.tensor([0, 0, w, h])  # some whole-image searches too
+    out = _session(path).run(None, {"i1": i1.numpy(), "i3": i3.numpy(), "queries": q.numpy(), "boxes": boxes.numpy()})
+    r1, r3 = Tier0(net, i1, i3).rows(q)
+    ref = [*match_reduce(r1, boxes), *match_reduce(r3, boxes)]
+    for k in (0, 3):  # idx: the same argmax
+        np.testing.assert_array_equal(out[k], ref[k].numpy())
+    for k in (1, 2, 4, 5):  # peak and score
+        np.testing.assert_allclose(out[k], ref[k].numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("hw", [(64, 96), (40, 50)], ids=["unpadded", "padded"])
+def test_onnxruntime_tier_matches_like_tier0(net, hw):
+    i1, i3 = _pair(*hw, seed=5)
+    p1, _ = pad_to_multiple(i1, 32)
+    p3, _ = pad_to_multiple(i3, 32)
+    q = _queries(*hw, 6, seed=6)
+    boxes = search_boxes(q, 9, hw)
+    tier = ob.OnnxRuntimeTier(net, p1, p3)
+    assert tier.name == "onnxruntime"
+    tier.step = 4  # several runs per call
+    got, ref = tier.match(q, boxes, hw), Tier0(net, p1, p3).match(q, boxes, hw)
+    for (gi, gp, gs), (ri, rp, rs) in zip(got, ref):
+        np.testing.assert_array_equal(gi.numpy(), ri.numpy())
+        np.testing.assert_allclose(gs.numpy(), rs.numpy(), rtol=1e-5)
+    g1, _ = tier.rows(q[:2])
+    assert _rel_err(g1, Tier0(net, p1, p3).rows(q[:2])[0]) < 1e-5
+
+
+@pytest.mark.parametrize("hw", [(64, 96), (40, 50)], ids=["unpadded", "padded"])
+def test_api_match_onnxruntime_equals_tier0(net, hw):
+    rng = np.random.default_rng(5)
+    a, b = (rng.integers(0, 256, hw + (3,), dtype=np.uint8) for _ in range(2))
+    ref = me.match(a, b, stride=8, model=net, tier="t0")
+    got = me.match(a, b, stride=8, model=net, backend="onnxruntime")
+    np.testing.assert_array_equal(got.pts1, ref.pts1)
+    np.testing.assert_array_equal(got.pts3, ref.pts3)
+    np.testing.assert_allclose(got.score, ref.score, rtol=1e-5)
+
+
+def test_bench_timer_runs_the_match_graph(net):
+    i1, i3 = _pair(32, 64, seed=8)
+    fn, label = ob.onnxruntime_rows_timer(net, i1, i3, _queries(32, 64, 5), chunk=4)
+    fn()
+    assert label == "onnxruntime CPU (match graph)"
+
+
+def test_exports_are_cached_per_weights(net):
+    p1 = ob.cached_onnx(net, "forward")
+    assert p1.is_relative_to(ob.cache_dir()) and ob.cached_onnx(net, "forward") == p1
+    assert ob.weights_hash(net) in p1.name and ob.code_hash() in p1.name
+    assert ob.weights_hash(me.MindNet(**TINY)) != ob.weights_hash(net)
+
+
+def test_cuda_images_without_cuda_provider_fall_back_to_the_cpu():
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed: there is no fallback to see")
+    with pytest.warns(RuntimeWarning, match="no CUDAExecutionProvider"):
+        assert ob.providers_for(torch.device("cuda")) == ["CPUExecutionProvider"]
+
+
+def test_tensorrt_rewrite_of_pool_indices_is_exact_in_onnxruntime(net):
+    """TensorRT cannot parse MaxPool's Indices output; the rewrite that removes it must compute
+    exactly the same rows, ties in the pooling windows included (constant image regions)."""
+    from mind_engine.tensorrt_backend import without_pool_indices
+
+    original = onnx.load(str(ob.cached_onnx(net, "rows")))
+    rewritten = without_pool_indices(original)
+    onnx.checker.check_model(rewritten, full_check=True)
+    assert any(n.op_type == "MaxPool" and len(n.output) > 1 for n in original.graph.node)
+    assert not any(n.op_type == "MaxPool" and len(n.output) > 1 and n.output[1] for n in rewritten.graph.node)
+    h, w = 64, 96
+    i1, i3 = _pair(h, w, seed=7)
+    i1[..., :, w // 2:] = 0.3  # constant regions: equal activations, ties in every pooling window
+    i3[..., h // 2:, :] = 0.7
+    q = torch.tensor([[0, 0], [w - 1, h - 1], [w // 2 + 3, 5], [4, h // 2 + 2], [70, 40]])
+    feed = {"i1": i1.numpy(), "i3": i3.numpy(), "queries": q.numpy()}
+    a, b = _session(original).run(None, feed), _session(rewritten).run(None, feed)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    r1, _ = Tier0(net, i1, i3).rows(q)
+    assert _rel_err(b[0], r1) < 1e-5
