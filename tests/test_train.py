@@ -1,0 +1,133 @@
+"""Training: the loss, exact resume after a kill, learning on a tiny model; interpolate and IE/NE."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mind_engine.interpolate import interpolate, interpolation_error, normalized_interpolation_error
+from mind_engine.model import MindConfig, MindNet
+from mind_engine.train import build_parser, charbonnier, load_checkpoint, main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--widths", "8,8,8,8,8", "--size", "64x32", "--batch-size", "2", "--threads", "1", "--no-progress",
+        "--val-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory):
+    """A small clip: a smooth textured image translating by 2 px per frame."""
+    import imageio.v3 as iio
+
+    d = tmp_path_factory.mktemp("clip")
+    rng = np.random.default_rng(0)
+    base = rng.random((12, 16, 3))
+    import cv2
+
+    big = (cv2.resize(base, (160, 120), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(np.uint8)
+    for t in range(20):
+        iio.imwrite(d / f"{t:03d}.png", big[20:84, 2 * t:2 * t + 96])
+    return d
+
+
+def test_charbonnier():
+    x = torch.zeros(2, 3, 4, 4)
+    assert torch.allclose(charbonnier(x, x), torch.tensor(0.1))
+    y = torch.full_like(x, 0.3)
+    assert torch.allclose(charbonnier(y, x), torch.tensor((0.09 + 0.01) ** 0.5))
+    assert torch.allclose(charbonnier(y, x, eps=0.0), torch.tensor(0.3))
+
+
+def test_parser_options():
+    a = build_parser().parse_args(["--size", "192x96", "--widths", "16,16,32,32,32", "--batch-size", "4"])
+    assert a.size == (192, 96) and a.batch_size == 4
+    assert a.widths == ((16, 16, 32, 32, 32), (32, 32, 32, 16, 16))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--size", "100x50"])
+
+
+def test_resume_is_exact(frames_dir, tmp_path):
+    common = TINY + ["--data", str(frames_dir), "--val-every", "2", "--synthetic", "0.5", "--lr-patience", "0"]
+    full = main(common + ["--steps", "6", "--ckpt-dir", str(tmp_path / "a")])
+    first = main(common + ["--steps", "3", "--ckpt-dir", str(tmp_path / "b")])
+    ck = load_checkpoint(tmp_path / "b" / "last.pt")  # weights_only=True loads it
+    assert ck["step"] == 3
+    rest = main(common + ["--steps", "6", "--ckpt-dir", str(tmp_path / "b"), "--resume"])
+    assert first["losses"] + rest["losses"] == full["losses"]  # bit-identical, step by step
+    sa, sb = full["model"].state_dict(), rest["model"].state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    strip = [{k: v for k, v in h.items() if k != "train_seconds"} for h in full["history"]]
+    assert strip == [{k: v for k, v in h.items() if k != "train_seconds"} for h in rest["history"]]
+
+
+def test_resume_after_sigkill(frames_dir, tmp_path):
+    """Kill a real training process mid-run; resuming reaches the uninterrupted run's weights."""
+    ck = tmp_path / "killed"
+    args = TINY + ["--data", str(frames_dir), "--val-every", "5", "--ckpt-every", "2"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MIND_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mind_engine.train", *args, "--steps", "100000",
+                             "--ckpt-dir", str(ck)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if (ck / "last.pt").is_file() and load_checkpoint(ck / "last.pt")["step"] >= 4:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_at = load_checkpoint(ck / "last.pt")["step"]
+    assert killed_at >= 4
+    target = killed_at + 3
+    resumed = main(args + ["--steps", str(target), "--ckpt-dir", str(ck), "--resume"])
+    straight = main(args + ["--steps", str(target), "--ckpt-dir", str(tmp_path / "straight")])
+    assert resumed["losses"] == straight["losses"][killed_at:]
+    sa, sb = straight["model"].state_dict(), resumed["model"].state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_training_lowers_the_loss(frames_dir, tmp_path):
+    out = main(TINY + ["--data", str(frames_dir), "--steps", "120", "--val-every", "60", "--lr", "3e-3",
+                       "--ckpt-dir", str(tmp_path), "--ckpt-every", "0", "--export", str(tmp_path / "m.safetensors")])
+    losses = out["losses"]
+    assert np.mean(losses[-10:]) < 0.85 * np.mean(losses[:4])
+    assert out["history"][-1]["val_loss"] < 0.95 * out["history"][0]["val_loss"]
+    from mind_engine.weights import load_model
+
+    m = load_model(tmp_path / "m.safetensors")
+    assert m.config == MindConfig(encoder=(8,) * 5, decoder=(8,) * 5)
+
+
+@pytest.mark.parametrize("kind", ["uint8", "float32", "torch"])
+def test_interpolate_keeps_size_and_type(kind):
+    model = MindNet(MindConfig(encoder=(8,) * 5, decoder=(8,) * 5))
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (50, 70, 3), dtype=np.uint8) for _ in range(2))
+    if kind == "float32":
+        a, b = a.astype(np.float32) / 255, b.astype(np.float32) / 255
+    if kind == "torch":
+        a, b = (torch.from_numpy(x).permute(2, 0, 1).float() / 255 for x in (a, b))
+    mid = interpolate(a, b, model=model)
+    assert type(mid) is type(a) and mid.dtype == a.dtype and mid.shape == a.shape
+    lo, hi = (float(mid.min()), float(mid.max()))
+    assert lo >= 0 and hi <= (255 if kind == "uint8" else 1)
+
+
+def test_ie_and_ne():
+    gt = np.full((10, 12, 3), 100, np.uint8)
+    pred = gt + np.uint8(4)
+    assert interpolation_error(gt, gt) == 0
+    assert interpolation_error(pred, gt) == pytest.approx(4 * np.sqrt(3))  # L2 norm of the RGB difference
+    assert normalized_interpolation_error(pred, gt) == pytest.approx(4 * np.sqrt(3))  # flat: grad 0, eps 1
+    ramp = np.repeat(np.arange(12, dtype=np.uint8)[None, :, None] * 3, 10, 0).repeat(3, 2)  # d/dx = 3 per band
+    ne = normalized_interpolation_error(ramp + np.uint8(4), ramp)
+    assert ne == pytest.approx(np.sqrt(48 / (3 * 9 + 1)))
+    assert interpolation_error(pred.astype(np.float32) / 255, gt.astype(np.float32) / 255) == pytest.approx(
+        4 * np.sqrt(3), rel=1e-5)
