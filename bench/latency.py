@@ -17,7 +17,9 @@ benchmark reports; the tests (tests/test_tiers.py) are what assert exactness.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import platform
 import statistics
 import sys
@@ -114,10 +116,16 @@ class BatchedVJP(Tier0):
 
 
 def methods(device) -> dict:
+    """Every method that can run here: t0, torch's batched VJP, each tier, and the exported
+    tier-1 graph on ONNX Runtime (and TensorRT on a GPU) where installed."""
     out = {"t0": lambda m, a, b, mem: Tier0(m, a, b), "vjp": lambda m, a, b, mem: BatchedVJP(m, a, b)}
     for name in TIERS:
         if name != "t0":
             out[name] = lambda m, a, b, mem, name=name: make_tier(name, m, a, b, memory=mem)
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript"):
+        out["ort"] = lambda m, a, b, mem: make_tier("auto", m, a, b, memory=mem, backend="onnxruntime")
+    if device.type == "cuda" and importlib.util.find_spec("tensorrt"):
+        out["trt"] = lambda m, a, b, mem: make_tier("auto", m, a, b, memory=mem, backend="tensorrt")
     return out
 
 
@@ -157,13 +165,16 @@ def run(args) -> dict:
     h, w = args.size[1], args.size[0]
     i1, i3 = test_pair(h, w, device)
     clock, rows = Clock(device), []
+    chosen = {k: v for k, v in methods(device).items() if not args.only or k in args.only}
+    for name in ("ort", "trt"):  # export and open a session once, untimed (both are cached)
+        if name in chosen:
+            q = grid_queries((h, w), 16)[:2].to(device)
+            chosen[name](model, i1, i3, args.memory).match(q, search_boxes(q, None, (h, w)), (h, w))
     exact_q = grid_queries((h, w), 4)[torch.linspace(0, h * w // 16 - 1, EXACT_QUERIES).long()]
     for radius in RADII:
         exact_boxes = search_boxes(exact_q, radius, (h, w))
         reference = Tier0(model, i1, i3).match(exact_q.to(device), exact_boxes, (h, w))
-        for name, build in methods(device).items():
-            if args.only and name not in args.only:
-                continue
+        for name, build in chosen.items():
             for job, stride in JOBS.items():
                 q_all = grid_queries((h, w), stride)
                 sample = args.t0_sample if name in ("t0", "vjp") else args.sample
@@ -198,13 +209,27 @@ def run(args) -> dict:
             rec["speedup_vs_t0_per_query"] = t0["per_query_ms"] / rec["per_query_ms"]
             rec["speedup_vs_t0_total"] = t0["total_ms"] / rec["total_ms"]
     return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "device_type": device.type, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
         "cuda": torch.version.cuda, "python": platform.python_version(), "command": " ".join(sys.argv),
         "size": f"{w}x{h}", "weights": weights, "memory_budget_bytes": args.memory, "results": rows,
         "notes": "per_query_ms and speedups compare the matching alone; total_ms adds the forward once. "
-                 "Rows with extrapolated=true timed queries_timed queries and scaled to the job.",
+                 "Rows with extrapolated=true timed queries_timed queries and scaled to the job. "
+                 "peak_memory_bytes: on a GPU the allocator's peak above what was allocated before; on the "
+                 "CPU the growth of the process's peak resident set, a lower bound (memory an earlier "
+                 "run freed is reused without growing it).",
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def print_table(res: dict) -> None:
@@ -235,7 +260,7 @@ def main(argv=None) -> dict:
                    help="queries timed per job for the engine tiers, extrapolated (0: all; default: all on a "
                         "GPU, 48 on the CPU)")
     p.add_argument("--t0-sample", type=int, default=4, help="queries timed for t0 and the batched VJP (default 4)")
-    p.add_argument("--only", nargs="*", default=None, help="methods to run (t0 vjp t1 t2 t3; default all)")
+    p.add_argument("--only", nargs="*", default=None, help="methods to run (t0 vjp t1 t2 t3 ort trt; default all that can run)")
     p.add_argument("--memory", type=int, default=None, help="working-memory budget of a tier, bytes")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 1 on a GPU, 0 on the CPU)")
