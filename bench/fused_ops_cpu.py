@@ -6,7 +6,6 @@ import time
 
 import torch
 
-from mind_engine import _torch_impl
 from mind_engine.input_backward_match import input_backward_match
 from mind_engine.window_ops import window_gather, window_mul
 

@@ -39,6 +39,7 @@ from . import model as model_module
 from ._torch_impl import match_reduce
 from .linearised import LinearisedMind
 from .matching import RowsTier
+from .tier1 import DEFAULT_MEMORY, seeds_per_chunk
 from .model import MULTIPLE, MindNet
 
 OPSET = 20
@@ -50,14 +51,7 @@ OUTPUTS = {"forward": ["mid"], "rows": ["g1", "g3"],
 OUTPUTS["reduce"] = OUTPUTS["match"]
 MAX_SIDE = 32 * 1024  # bound given to torch.export for H and W (symbolic only)
 MAX_BATCH = 1 << 20
-RUN_MEMORY = 1 << 30  # bytes of activations one run of the rows or match graph may hold
-
-
-def seeds_per_run(model: MindNet, hw: tuple[int, int], memory: int = RUN_MEMORY) -> int:
-    """Queries per run of ``rows`` / ``match`` so that about four live full-resolution maps of
-    the widest full-resolution layer, per query, fit in ``memory`` (as tier 1 chunks its seeds)."""
-    widest = max(model.config.encoder[0], model.config.decoder[-1], 6)
-    return max(1, memory // (16 * widest * hw[0] * hw[1]))
+RUN_MEMORY = DEFAULT_MEMORY  # bytes of activations one run of the rows or match graph may hold
 
 
 class ReduceGraph(nn.Module):
@@ -279,7 +273,7 @@ class OnnxRuntimeTier(RowsTier):
             raise ValueError(f"{self.name} matches one image pair at a time; got a batch of {i1.shape[0]}")
         self.model, self.device = model, i1.device
         self.i1, self.i3 = i1.detach().float(), i3.detach().float()
-        self.step = seeds_per_run(model, tuple(i1.shape[-2:]), memory or RUN_MEMORY)
+        self.step = seeds_per_chunk(model, tuple(i1.shape[-2:]), memory or RUN_MEMORY)
         self._graphs: dict[str, OrtGraph] = {}
 
     def _run(self, graph: str, inputs: dict, shapes: dict) -> dict[str, torch.Tensor]:
@@ -307,29 +301,3 @@ class OnnxRuntimeTier(RowsTier):
         o = self._run("match", {"queries": queries, "boxes": boxes}, shapes)
         return (o["idx1"], o["peak1"], o["score1"]), (o["idx3"], o["peak3"], o["score3"])
 
-
-def onnxruntime_rows_timer(model: MindNet, i1: torch.Tensor, i3: torch.Tensor, queries: torch.Tensor,
-                           chunk: int = 512, reduce: bool = True):
-    """For bench/latency.py: ``(fn, label)``. ``fn()`` matches all ``queries`` ((N, 2) int64 (x, y))
-    on the (1, 3, H, W) pair i1, i3 (H, W multiples of 32) with whole-image search boxes,
-    ``chunk`` queries per run: through the ``match`` graph when ``reduce`` (what
-    ``OnnxRuntimeTier.match`` runs), else the ``rows`` graph alone. Export, session creation and
-    one warm-up run happen here, outside ``fn``. ``label`` names the provider and graph."""
-    if len(queries) == 0:
-        raise ValueError("time at least one query")
-    tier = OnnxRuntimeTier(model, i1, i3)
-    hw = tuple(i1.shape[-2:])
-    queries = queries.to(i1.device)
-    boxes = torch.tensor([0, 0, hw[1], hw[0]], device=i1.device).repeat(len(queries), 1)
-
-    def fn():
-        for s in range(0, len(queries), chunk):
-            if reduce:
-                tier.match(queries[s:s + chunk], boxes[s:s + chunk], hw)
-            else:
-                tier.rows(queries[s:s + chunk])
-
-    tier.match(queries[:chunk], boxes[:chunk], hw) if reduce else tier.rows(queries[:chunk])
-    graph = tier._graphs["match" if reduce else "rows"]
-    provider = graph.session.get_providers()[0].replace("ExecutionProvider", "")
-    return fn, f"onnxruntime {provider} ({graph.graph} graph)"

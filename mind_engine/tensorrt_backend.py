@@ -25,7 +25,8 @@ import torch
 
 from .matching import RowsTier
 from .model import MULTIPLE, MindNet
-from .onnx_backend import INPUTS, OUTPUTS, RUN_MEMORY, cache_dir, cached_onnx, seeds_per_run
+from .onnx_backend import INPUTS, OUTPUTS, RUN_MEMORY, cache_dir, cached_onnx
+from .tier1 import seeds_per_chunk
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -277,7 +278,7 @@ class TrtGraph:
 
 class TensorRTTier(RowsTier):
     """T1's exported graphs as TensorRT engines behind the tier interface (CUDA images only).
-    The default profile fixes H and W to the images' and the batch to ``seeds_per_run(memory)``
+    The default profile fixes H and W to the images' and the batch to ``seeds_per_chunk(memory)``
     queries: one engine build per image size and model, cached."""
 
     name = "tensorrt"
@@ -287,7 +288,7 @@ class TensorRTTier(RowsTier):
         if i1.device.type != "cuda":
             raise RuntimeError("backend='tensorrt' runs on CUDA images; pass device='cuda'")
         h, w = i1.shape[-2:]
-        m = seeds_per_run(model, (h, w), memory or RUN_MEMORY)
+        m = seeds_per_chunk(model, (h, w), memory or RUN_MEMORY)
         self.profile = profile or Profile(height=(h, h, h), width=(w, w, w), batch=(1, m, m))
         self.model, self.precision = model, precision
         self.i1, self.i3 = i1.detach().float().contiguous(), i3.detach().float().contiguous()
@@ -320,31 +321,3 @@ class TensorRTTier(RowsTier):
         return ((cat["idx1"].long(), cat["peak1"].float(), cat["score1"].float()),
                 (cat["idx3"].long(), cat["peak3"].float(), cat["score3"].float()))
 
-
-def tensorrt_rows_timer(model: MindNet, i1: torch.Tensor, i3: torch.Tensor, queries: torch.Tensor,
-                        chunk: int = 512, reduce: bool = True, precision: str = "fp32"):
-    """For bench/latency.py: ``(fn, label)`` as ``onnxruntime_rows_timer``, through a TensorRT
-    engine of ``precision`` built (or loaded from the cache) here with a profile fixed to this
-    H, W and batch ``chunk`` (built outside ``fn``). Raises RuntimeError where TensorRT or a GPU
-    is absent."""
-    ok, why = available()
-    if not ok:
-        raise RuntimeError(why)
-    if len(queries) == 0:
-        raise ValueError("time at least one query")
-    h, w = i1.shape[-2:]
-    tier = TensorRTTier(model, i1, i3, precision=precision,
-                        profile=Profile(height=(h, h, h), width=(w, w, w), batch=(1, chunk, chunk)))
-    queries = queries.to(i1.device)
-    boxes = torch.tensor([0, 0, w, h], device=i1.device).repeat(len(queries), 1)
-    label = f"tensorrt {precision} ({'match' if reduce else 'rows'} graph)"
-
-    def fn():
-        for s in range(0, len(queries), chunk):
-            if reduce:
-                tier.match(queries[s:s + chunk], boxes[s:s + chunk], (h, w))
-            else:
-                tier.rows(queries[s:s + chunk])
-
-    tier.match(queries[:chunk], boxes[:chunk], (h, w)) if reduce else tier.rows(queries[:chunk])
-    return fn, label

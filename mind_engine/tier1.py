@@ -10,6 +10,13 @@ from .matching import RowsTier
 DEFAULT_MEMORY = 1 << 30  # bytes of working memory per chunk of seeds
 
 
+def seeds_per_chunk(model, hw: tuple[int, int], memory: int = DEFAULT_MEMORY, element_size: int = 4) -> int:
+    """Seeds per pass of the whole-map transposed network within ``memory`` bytes: about four
+    live maps of the widest full-resolution layer per seed."""
+    widest = max(model.config.encoder[0], model.config.decoder[-1], 6)
+    return max(1, int(memory) // (4 * widest * hw[0] * hw[1] * element_size))
+
+
 class Tier1(RowsTier):
     """Whole-map rows for every query, ``chunk`` seeds per pass of the transposed network.
 
@@ -21,10 +28,7 @@ class Tier1(RowsTier):
 
     def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
         self.lin = Linearisation(model, i1, i3)
-        h, w = self.lin.hw
-        widest = max(model.config.encoder[0], model.config.decoder[-1], 6)
-        per_seed = 4 * widest * h * w * i1.element_size()  # ~4 live full-resolution tensors
-        self.chunk = max(1, int(memory or DEFAULT_MEMORY) // per_seed)
+        self.chunk = seeds_per_chunk(model, self.lin.hw, memory or DEFAULT_MEMORY, i1.element_size())
 
     def rows(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         parts = [dense_rows(self.lin, queries[s:s + self.chunk]) for s in range(0, len(queries), self.chunk)]

@@ -142,13 +142,6 @@ def test_api_match_onnxruntime_equals_tier0(net, hw):
     np.testing.assert_allclose(got.score, ref.score, rtol=1e-5)
 
 
-def test_bench_timer_runs_the_match_graph(net):
-    i1, i3 = _pair(32, 64, seed=8)
-    fn, label = ob.onnxruntime_rows_timer(net, i1, i3, _queries(32, 64, 5), chunk=4)
-    fn()
-    assert label == "onnxruntime CPU (match graph)"
-
-
 def test_exports_are_cached_per_weights(net):
     p1 = ob.cached_onnx(net, "forward")
     assert p1.is_relative_to(ob.cache_dir()) and ob.cached_onnx(net, "forward") == p1
