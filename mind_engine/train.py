@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gaps", default="1", help="frame spacings of triplets, comma separated (default 1)")
     p.add_argument("--synthetic", type=float, default=0.0,
                    help="fraction of training triplets drawn from SyntheticMotion still images (default 0)")
+    p.add_argument("--max-motion", type=float, default=8.0,
+                   help="bound of the synthetic triplets' motion between frames 1 and 3, px (default 8)")
     p.add_argument("--size", type=_size, default=D.DEFAULT_SIZE, help="working crop size WxH (default 384x128)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=10000, help="total optimiser steps (a resumed run continues to this)")
@@ -232,7 +234,7 @@ def main(argv=None) -> dict:
     clips = D.load_clips(args.data, args.max_side)
     train_set = D.VideoTriplets(clips, args.size, "train", args.val_fraction, gaps=gaps, augment=True)
     val_set = D.VideoTriplets(clips, args.size, "val", args.val_fraction, gaps=(1,), augment=False)
-    synthetic = D.SyntheticMotion(args.size, "train") if args.synthetic > 0 else None
+    synthetic = D.SyntheticMotion(args.size, "train", max_motion=args.max_motion) if args.synthetic > 0 else None
     sampler = D.Mixture(train_set, synthetic, args.synthetic)
     val = val_set.fixed(args.val_size, seed=12345)
 

@@ -46,8 +46,9 @@ def test_charbonnier():
 
 
 def test_parser_options():
-    a = build_parser().parse_args(["--size", "192x96", "--widths", "16,16,32,32,32", "--batch-size", "4"])
-    assert a.size == (192, 96) and a.batch_size == 4
+    a = build_parser().parse_args(["--size", "192x96", "--widths", "16,16,32,32,32", "--batch-size", "4",
+                                   "--max-motion", "16"])
+    assert a.size == (192, 96) and a.batch_size == 4 and a.max_motion == 16
     assert a.widths == ((16, 16, 32, 32, 32), (32, 32, 32, 16, 16))
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--size", "100x50"])
