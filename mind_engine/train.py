@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-dir", default="checkpoints", help="where last.pt is written")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from a checkpoint (no value: CKPT_DIR/last.pt)")
+    p.add_argument("--init", default=None,
+                   help="start from these weights (a .safetensors checkpoint: fine-tuning) with a fresh optimiser")
+    p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this (default: no clipping)")
     p.add_argument("--export", default=None, help="write the final weights here as safetensors")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -245,6 +248,14 @@ def main(argv=None) -> dict:
     enc, dec = args.widths
     model = MindNet(MindConfig(encoder=enc, decoder=dec))
     model.reset_parameters(torch.Generator().manual_seed(args.seed))  # Xavier (paper)
+    if args.init is not None:
+        from .weights import model_from_checkpoint
+
+        start = model_from_checkpoint(args.init)
+        if start.config != model.config:
+            raise SystemExit(f"--init {args.init} has widths {start.config.to_dict()}, not {enc}/{dec}; "
+                             f"pass the same --widths")
+        model.load_state_dict(start.state_dict())
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=args.lr_factor,
@@ -272,7 +283,7 @@ def main(argv=None) -> dict:
         elif args.resume != "auto":
             raise SystemExit(f"--resume {src}: no such checkpoint")
         elif rank == 0:
-            print(f"no checkpoint at {src}; starting from scratch", file=sys.stderr)
+            print(f"no checkpoint at {src}; starting at step 0", file=sys.stderr)
 
     net = model
     if distributed:
@@ -310,6 +321,8 @@ def main(argv=None) -> dict:
         loss = charbonnier(out, i2, args.eps)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if args.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
         optimizer.step()
         step += 1
         lv = float(loss.detach())

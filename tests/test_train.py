@@ -106,6 +106,23 @@ def test_training_lowers_the_loss(frames_dir, tmp_path):
     assert m.config == MindConfig(encoder=(8,) * 5, decoder=(8,) * 5)
 
 
+def test_init_starts_from_given_weights_and_checks_widths(frames_dir, tmp_path):
+    from mind_engine.weights import save_model
+
+    start = MindNet(MindConfig(encoder=(8,) * 5, decoder=(8,) * 5))
+    with torch.no_grad():
+        for p in start.parameters():
+            p.uniform_(-0.1, 0.1)
+    save_model(start, tmp_path / "start.safetensors")
+    out = main(TINY + ["--data", str(frames_dir), "--steps", "0", "--val-every", "0", "--ckpt-dir", str(tmp_path),
+                       "--init", str(tmp_path / "start.safetensors")])
+    for a, b in zip(out["model"].state_dict().values(), start.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(SystemExit, match="pass the same --widths"):
+        main(TINY + ["--widths", "4,4,4,4,4", "--data", str(frames_dir), "--steps", "0", "--ckpt-dir", str(tmp_path),
+                     "--init", str(tmp_path / "start.safetensors")])
+
+
 @pytest.mark.parametrize("kind", ["uint8", "float32", "torch"])
 def test_interpolate_keeps_size_and_type(kind):
     model = MindNet(MindConfig(encoder=(8,) * 5, decoder=(8,) * 5))
