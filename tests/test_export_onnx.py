@@ -25,14 +25,11 @@ TINY = dict(encoder=(3, 3, 4, 4, 4), decoder=(4, 4, 4, 3, 3))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread_and_own_cache(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # OrtGraph sessions follow torch's thread count
+def own_cache(tmp_path_factory, one_thread):  # one thread: OrtGraph sessions follow torch's count
     mp = pytest.MonkeyPatch()
     mp.setenv("MIND_ENGINE_CACHE", str(tmp_path_factory.mktemp("cache")))
     yield
     mp.undo()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,7 @@ from mind_engine.tiers import TIERS
 SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread (and do not fight a busy machine for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quadratic_patch(x0, y0, a=-1.0, b=-2.0, c=0.3):

@@ -18,12 +18,7 @@ SMALL = dict(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5))
 FAST = [name for name in TIERS if name != "t0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(hp, wp, seed):
