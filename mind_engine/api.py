@@ -54,8 +54,24 @@ def _resolve(model, device):
     return model.to(device).eval(), torch.device(device)
 
 
-def _chunk(hw_padded: tuple[int, int]) -> int:
-    return max(1, CHUNK_BYTES // (6 * 4 * hw_padded[0] * hw_padded[1]))
+def _pair_and_queries(img1, img3, model, device, queries, stride, radius):
+    """The model and device, the two images, and the queries (a grid of ``stride`` or the
+    caller's) with their search boxes: all checked before any network runs."""
+    model, device = _resolve(model, device)
+    t1, t3 = image_pair(img1, img3, device)
+    hw = tuple(t1.shape[-2:])
+    q = grid_queries(hw, stride) if queries is None else user_queries(queries, hw)
+    return model, device, t1, t3, hw, q, search_boxes(q, radius, hw)
+
+
+def _engine(model, t1, t3, tier: str, memory, backend: str):
+    """The tier over the pair padded to the network's multiple, and how many queries make a
+    chunk (rows of one chunk within CHUNK_BYTES)."""
+    p1, _ = pad_to_multiple(t1[None], MULTIPLE)
+    p3, _ = pad_to_multiple(t3[None], MULTIPLE)
+    with torch.no_grad():
+        engine = make_tier(tier, model, p1, p3, memory=memory, backend=backend)
+    return engine, max(1, CHUNK_BYTES // (6 * 4 * p1.shape[-2] * p1.shape[-1]))
 
 
 def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None,
@@ -70,16 +86,8 @@ def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, de
     graph ("onnxruntime", "tensorrt"), ``progress`` shows a bar (default: when many chunks run on a
     terminal).
     """
-    model, device = _resolve(model, device)
-    t1, t3 = image_pair(img1, img3, device)
-    hw = tuple(t1.shape[-2:])
-    q = grid_queries(hw, stride) if queries is None else user_queries(queries, hw)
-    boxes = search_boxes(q, radius, hw)
-    p1, _ = pad_to_multiple(t1[None], MULTIPLE)
-    p3, _ = pad_to_multiple(t3[None], MULTIPLE)
-    with torch.no_grad():
-        engine = make_tier(tier, model, p1, p3, memory=memory, backend=backend)
-    step = _chunk(tuple(p1.shape[-2:]))
+    model, device, t1, t3, hw, q, boxes = _pair_and_queries(img1, img3, model, device, queries, stride, radius)
+    engine, step = _engine(model, t1, t3, tier, memory, backend)
     starts = range(0, len(q), step)
     show = progress if progress is not None else (len(starts) > 4 and sys.stderr.isatty())
     parts1, parts3 = [], []
@@ -103,9 +111,6 @@ def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", m
     t1, t3 = image_pair(img1, img3, device)
     hw = tuple(t1.shape[-2:])
     q = user_queries(queries, hw)
-    p1, _ = pad_to_multiple(t1[None], MULTIPLE)
-    p3, _ = pad_to_multiple(t3[None], MULTIPLE)
-    with torch.no_grad():
-        engine = make_tier(tier, model, p1, p3, memory=memory, backend=backend)
+    engine, _ = _engine(model, t1, t3, tier, memory, backend)
     g1, g3 = engine.rows(q.to(device))
     return g1[:, :, :hw[0], :hw[1]], g3[:, :, :hw[0], :hw[1]]

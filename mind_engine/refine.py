@@ -122,22 +122,12 @@ def match_subpixel(img1, img3, stride: int = 4, radius=None, model=None, device=
     (each within half a pixel of the integer point ``match`` returns); scores are identical.
     ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from the one pass.
     """
-    from .api import Matches, _chunk, _resolve
-    from .images import image_pair, pad_to_multiple
-    from .matching import flat_to_xy, grid_queries, search_boxes, user_queries
-    from .model import MULTIPLE
-    from .tiers import make_tier
+    from .api import Matches, _engine, _pair_and_queries
+    from .matching import flat_to_xy
 
-    model, device = _resolve(model, device)
-    t1, t3 = image_pair(img1, img3, device)
-    hw = tuple(t1.shape[-2:])
-    q = grid_queries(hw, stride) if queries is None else user_queries(queries, hw)
-    boxes = search_boxes(q, radius, hw)
-    p1, _ = pad_to_multiple(t1[None], MULTIPLE)
-    p3, _ = pad_to_multiple(t3[None], MULTIPLE)
-    with torch.no_grad():
-        engine = make_tier(tier, model, p1, p3)
-    step = chunk or _chunk(tuple(p1.shape[-2:]))
+    model, device, t1, t3, hw, q, boxes = _pair_and_queries(img1, img3, model, device, queries, stride, radius)
+    engine, step = _engine(model, t1, t3, tier, None, "torch")
+    step = chunk or step
     res = {1: [], 3: []}
     for s in range(0, len(q), step):
         r1, r3 = match_chunk(engine, q[s:s + step].to(device), boxes[s:s + step], hw)
