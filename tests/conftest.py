@@ -3,6 +3,7 @@
 TRITON_INTERPRET is read when a kernel is decorated, so it must be set before any kernel module
 is imported; conftest.py is loaded before the test modules are collected.
 """
+import importlib.util
 import os
 
 import pytest
@@ -20,3 +21,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _impls():
+    from mind_engine._dispatch import available
+
+    triton_device = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: interpreted (above)
+    return [
+        pytest.param(("torch", "cpu"), id="torch"),
+        pytest.param(("cpp", "cpu"), id="cpp-cpu"),
+        pytest.param(("triton", triton_device), id="triton", marks=pytest.mark.skipif(
+            importlib.util.find_spec("triton") is None, reason="Triton is not installed")),
+        pytest.param(("cpp", "cuda"), id="cpp-cuda", marks=pytest.mark.skipif(
+            not available("cpp", "cuda"), reason="mind_engine._C.cuda_available() is False: "
+            "built without CUDA, or no CUDA device here")),
+    ]
+
+
+@pytest.fixture(params=_impls())
+def impl_device(request):
+    """(impl, device) for every implementation of a kernel op: the torch reference, C++ on the
+    CPU, Triton (on the CPU through its interpreter), and the CUDA kernels where they can run."""
+    return request.param

@@ -1,23 +1,11 @@
 """The matching reduction's implementations (C++ CPU, CUDA, Triton, dispatcher) against its
 definition, mind_engine._torch_impl.match_reduce: idx and peak exactly, score to rtol 1e-5."""
-import importlib.util
 
 import pytest
 import torch
 
 from mind_engine import _torch_impl
-from mind_engine.match_reduce import _ext, available, match_reduce
-
-TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: interpreted (conftest.py)
-IMPLS = [
-    pytest.param("torch", "cpu", id="torch"),
-    pytest.param("cpp", "cpu", id="cpp-cpu"),
-    pytest.param("triton", TRITON_DEVICE, id="triton", marks=pytest.mark.skipif(
-        importlib.util.find_spec("triton") is None, reason="Triton is not installed")),
-    pytest.param("cpp", "cuda", id="cpp-cuda", marks=pytest.mark.skipif(
-        not available("cpp", "cuda"), reason="mind_engine._C.cuda_available() is False: "
-        "built without CUDA, or no CUDA device here")),
-]
+from mind_engine.match_reduce import _ext, match_reduce
 
 
 def _random(b, c, h, w, seed=0):
@@ -69,9 +57,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("impl, device", IMPLS)
 @pytest.mark.parametrize("case", CASES)
-def test_matches_reference(case, impl, device):
+def test_matches_reference(case, impl_device):
+    impl, device = impl_device
     rows, box = CASES[case]()
     want_idx, want_peak, want_score = _torch_impl.match_reduce(rows, box)
     idx, peak, score = match_reduce(rows.to(device), None if box is None else box.to(device), impl=impl)
@@ -81,8 +69,8 @@ def test_matches_reference(case, impl, device):
     torch.testing.assert_close(score.cpu(), want_score, rtol=1e-5, atol=0)
 
 
-@pytest.mark.parametrize("impl, device", IMPLS)
-def test_empty_batch(impl, device):
+def test_empty_batch(impl_device):
+    impl, device = impl_device
     idx, peak, score = match_reduce(torch.zeros(0, 3, 8, 8, device=device), impl=impl)
     assert idx.shape == peak.shape == score.shape == (0,)
 

@@ -1,24 +1,11 @@
 """The window crops' implementations (C++ CPU, CUDA, Triton, dispatcher) against their
 definitions, mind_engine._torch_impl.window_gather and window_mul: exactly (NaN where they give NaN)."""
-import importlib.util
 
 import pytest
 import torch
 
 from mind_engine import _torch_impl
-from mind_engine._dispatch import available
 from mind_engine.window_ops import window_gather, window_mul
-
-TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: interpreted (conftest.py)
-IMPLS = [
-    pytest.param("torch", "cpu", id="torch"),
-    pytest.param("cpp", "cpu", id="cpp-cpu"),
-    pytest.param("triton", TRITON_DEVICE, id="triton", marks=pytest.mark.skipif(
-        importlib.util.find_spec("triton") is None, reason="Triton is not installed")),
-    pytest.param("cpp", "cuda", id="cpp-cuda", marks=pytest.mark.skipif(
-        not available("cpp", "cuda"), reason="mind_engine._C.cuda_available() is False: "
-        "built without CUDA, or no CUDA device here")),
-]
 
 
 def _origins(b, h, w, hs, ws, seed):
@@ -57,9 +44,9 @@ def _half_ok(impl, device):
     return impl == "torch" or device == "cuda" or impl == "triton"
 
 
-@pytest.mark.parametrize("impl, device", IMPLS)
 @pytest.mark.parametrize("case", [*CASES, *HALF_CASES])
-def test_gather_matches_reference(case, impl, device):
+def test_gather_matches_reference(case, impl_device):
+    impl, device = impl_device
     if case in HALF_CASES and not _half_ok(impl, device):
         pytest.skip("the C++ CPU op takes float32 only (see test_cpu_cpp_takes_float32_only)")
     src, size, origin = {**CASES, **HALF_CASES}[case]()
@@ -67,9 +54,9 @@ def test_gather_matches_reference(case, impl, device):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in multiply:RuntimeWarning")  # inf * 0, on purpose
-@pytest.mark.parametrize("impl, device", IMPLS)
 @pytest.mark.parametrize("case", [*CASES, *HALF_CASES])
-def test_mul_matches_reference(case, impl, device):
+def test_mul_matches_reference(case, impl_device):
+    impl, device = impl_device
     if case in HALF_CASES and not _half_ok(impl, device):
         pytest.skip("the C++ CPU op takes float32 only (see test_cpu_cpp_takes_float32_only)")
     if case.startswith("bfloat16") and impl == "triton" and device == "cpu":
