@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="last fraction of each clip's frames held out for validation (default 0.2)")
     p.add_argument("--gaps", default="1", help="frame spacings of triplets, comma separated (default 1)")
+    p.add_argument("--val-gap", type=int, default=1,
+                   help="frame spacing of the held-out validation triplets (default 1)")
     p.add_argument("--synthetic", type=float, default=0.0,
                    help="fraction of training triplets drawn from SyntheticMotion still images (default 0)")
     p.add_argument("--max-motion", type=float, default=8.0,
@@ -236,7 +238,7 @@ def main(argv=None) -> dict:
     gaps = tuple(int(g) for g in str(args.gaps).split(","))
     clips = D.load_clips(args.data, args.max_side)
     train_set = D.VideoTriplets(clips, args.size, "train", args.val_fraction, gaps=gaps, augment=True)
-    val_set = D.VideoTriplets(clips, args.size, "val", args.val_fraction, gaps=(1,), augment=False)
+    val_set = D.VideoTriplets(clips, args.size, "val", args.val_fraction, gaps=(args.val_gap,), augment=False)
     synthetic = D.SyntheticMotion(args.size, "train", max_motion=args.max_motion) if args.synthetic > 0 else None
     sampler = D.Mixture(train_set, synthetic, args.synthetic)
     val = val_set.fixed(args.val_size, seed=12345)
@@ -369,7 +371,7 @@ def main(argv=None) -> dict:
 
         meta = {"steps": step, "train_seconds": round(t_trained, 1), "size": f"{args.size[0]}x{args.size[1]}",
                 "batch_size": args.batch_size, "data": [c.name for c in clips], "val_fraction": args.val_fraction,
-                "synthetic": args.synthetic, "gaps": list(gaps), "seed": args.seed,
+                "synthetic": args.synthetic, "gaps": list(gaps), "val_gap": args.val_gap, "seed": args.seed,
                 "device": str(device), "world_size": world, "last_validation": last_val}
         save_model(model.cpu() if device.type != "cpu" else model, args.export, extra_metadata=meta)
         print(f"exported {args.export}", file=sys.stderr)

@@ -12,6 +12,7 @@ from mind_engine.linearised import Linearisation
 from mind_engine.matching import search_boxes
 from mind_engine.model import MindNet
 from mind_engine.tier0 import Tier0
+from mind_engine.tier2 import score_inside
 from mind_engine.tiers import TIERS, make_tier
 
 SMALL = dict(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5))
@@ -79,7 +80,7 @@ def _assert_same_matches(ref, got, rows, hw):
 
 @pytest.mark.parametrize("name", FAST)
 @pytest.mark.parametrize("hw,padded", [((32, 32), (32, 32)), ((60, 90), (64, 96)), ((90, 41), (96, 64))])
-@pytest.mark.parametrize("radius", [None, 0, 3, 17])
+@pytest.mark.parametrize("radius", [None, 0, 3, 12, 17])
 def test_matches_equal_tier0(name, hw, padded, radius):
     model, i1, i3 = _setup(*padded, sum(hw))
     q = _queries(*hw, 6, 2)
@@ -88,6 +89,28 @@ def test_matches_equal_tier0(name, hw, padded, radius):
     ref = t0.match(q, boxes, hw)
     got = make_tier(name, model, i1, i3, memory=1 << 20).match(q, boxes, hw)
     _assert_same_matches(ref, got, t0.rows(q), hw)
+
+
+def test_score_inside_picks_the_seeds_the_first_pass_cannot_score():
+    """The windowed tiers' first pass computes rows on the box only; a peak whose 20 x 20 score
+    window (clipped to the image) leaves the box needs the second pass."""
+    hw, w = (40, 50), 50
+    box = torch.tensor([[10, 10, 40, 30]] * 4 + [[0, 0, 50, 40]])
+    p1 = [(25, 20), (20, 20), (30, 20), (31, 20), (0, 0)]  # score window [x-10, x+10) x [y-10, y+10)
+    p3 = [(25, 20), (25, 20), (25, 21), (25, 20), (49, 39)]
+    idx = torch.tensor([[y * w + x for x, y in p1], [y * w + x for x, y in p3]])
+    assert score_inside(idx, box, hw).tolist() == [True, True, False, False, True]
+
+
+@pytest.mark.parametrize("hw,padded", [((32, 32), (32, 32)), ((60, 90), (64, 96)), ((90, 41), (96, 64))])
+def test_matches_at_radius_12_take_both_passes(hw, padded):
+    """test_matches_equal_tier0 at radius 12 covers seeds scored by either pass."""
+    model, i1, i3 = _setup(*padded, sum(hw))
+    q = _queries(*hw, 6, 2)
+    boxes = search_boxes(q, 12, hw)
+    (idx1, _, _), (idx3, _, _) = Tier0(model, i1, i3).match(q, boxes, hw)
+    inside = score_inside(torch.stack([idx1, idx3]), boxes, hw)
+    assert 0 < int(inside.sum()) < len(q), inside
 
 
 def test_unknown_tier_is_named():

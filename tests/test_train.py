@@ -54,6 +54,14 @@ def test_parser_options():
         build_parser().parse_args(["--size", "100x50"])
 
 
+def test_validation_uses_the_val_gap(frames_dir, tmp_path):
+    """The clip moves 2 px a frame: the frame average is worse on gap-2 validation triplets."""
+    common = TINY + ["--data", str(frames_dir), "--val-every", "1", "--steps", "1", "--val-fraction", "0.4"]
+    avg = {g: main(common + ["--val-gap", str(g), "--ckpt-dir", str(tmp_path / str(g))])["last_validation"]
+           ["val_ie_average"] for g in (1, 2)}
+    assert avg[2] > avg[1] > 0
+
+
 def test_resume_is_exact(frames_dir, tmp_path):
     common = TINY + ["--data", str(frames_dir), "--val-every", "2", "--synthetic", "0.5", "--lr-patience", "0"]
     full = main(common + ["--steps", "6", "--ckpt-dir", str(tmp_path / "a")])
