@@ -79,18 +79,20 @@ def backward_walk(model: MindNet, lin: Linearisation, ops, g):
     """The transposed network, from the gradient ``g`` at the output (what ``ops.seed`` made)
     to ``ops.input``'s result. Biases play no part: rows do not depend on them.
 
-    ``grow`` tells a windowed implementation whether a gradient is wanted on all of its support
-    (the decoder, where it spreads from the seed) or only where the rows need it (the encoder);
-    ``to_encoder(g, k)`` hands a gradient to the pooled output of encoder block k.
+    ``reach`` tells a windowed implementation where a conv's gradient is wanted: ``None`` on the
+    decoder, on all of its support (it spreads from the seed); on the encoder only where the rows
+    need it, which is the need at the block's input grown by ``reach`` pixels, the reach of the
+    block's convs below this one. ``to_encoder(g, k)`` hands a gradient to the pooled output of
+    encoder block k.
     """
-    g = ops.conv_t(g, model.head.weight, 0, grow=True)
+    g = ops.conv_t(g, model.head.weight, 0, reach=None)
     skip_grads = {}
     for k in reversed(range(5)):  # D1 (block 4) back to D5 (block 0)
         block, level = model.decoder[k], 4 - k  # block k's output is at level 4 - k
         for j in reversed(range(3)):
             g = ops.mul(g, lin.dec_slopes[k][j], level)
             if j:
-                g = ops.conv_t(g, block.convs[j].weight, level, grow=True)
+                g = ops.conv_t(g, block.convs[j].weight, level, reach=None)
             else:
                 g = ops.down(g, block.convs[0].weight, level)  # to level 5 - k
         if 1 <= k <= 3:  # input was cat(previous decoder output, pooled skip)
@@ -105,7 +107,8 @@ def backward_walk(model: MindNet, lin: Linearisation, ops, g):
             g = ops.mul(g, lin.enc_slopes[k][j], k)
             if k == 0 and j == 0:
                 return ops.input(g, block.convs[0].weight)
-            g = ops.conv_t(g, block.convs[j].weight, k, grow=False)
+            below = sum(conv.kernel_size[0] // 2 for conv in block.convs[:j])
+            g = ops.conv_t(g, block.convs[j].weight, k, reach=below)
         g = ops.to_encoder(g, k - 1)  # block k's input is block k-1's pooled output
     raise AssertionError("unreachable")
 
@@ -125,7 +128,7 @@ class DenseOps:
         g.scatter_(2, flat.view(n, 1, 1), 1.0)
         return g.view(n, 1, h, w).expand(n, 3, h, w)
 
-    def conv_t(self, g, weight, level, grow):
+    def conv_t(self, g, weight, level, reach):
         return F.conv_transpose2d(g, weight, padding=1)
 
     def down(self, g, weight, level):

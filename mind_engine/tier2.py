@@ -58,21 +58,24 @@ def encoder_reach(model) -> list[int]:
 
 def need_windows(boxes: torch.Tensor, hw: tuple[int, int], padded_hw: tuple[int, int], reach: list[int],
                  margin: tuple[int, int] = SCORE_REACH):
-    """Per seed, the inclusive region [lo, hi] ((B, 2) each, as (x, y)) on which the gradient at
-    the pooled output of each encoder block is needed: the search box grown by ``margin`` pixels
-    before and after (the score window's reach, or none) and clipped to the caller's image ``hw``,
-    then, through each block, grown by its convs' ``reach`` (clipped to the padded map the network
-    sees) and halved by its 2x2 pool. One (lo, hi) per block; block k's pooled output is level k + 1.
+    """Per seed, the inclusive region [lo, hi] ((B, 2) each, as (x, y)) of each level on which the
+    gradient at the encoder's input there is needed. Level 0 (the rows): the search box grown by
+    ``margin`` pixels before and after (the score window's reach, or none), clipped to the
+    caller's image ``hw``. Level k + 1 (block k's pooled output): level k's region grown by block
+    k's convs' ``reach`` (clipped to the padded map the network sees), halved by the 2x2 pool.
     """
     lo = (boxes[:, :2] - margin[0]).clamp(min=0)
     hi = torch.minimum(boxes[:, 2:] - 1 + margin[1], torch.tensor([hw[1] - 1, hw[0] - 1]))
-    out = []
+    out = [(lo, hi)]
     for k, r in enumerate(reach):
-        last = torch.tensor([(padded_hw[1] >> k) - 1, (padded_hw[0] >> k) - 1])
-        lo = (lo - r).clamp(min=0) // 2
-        hi = torch.minimum(hi + r, last) // 2
+        lo, hi = (t // 2 for t in _grow(lo, hi, r, (padded_hw[0] >> k, padded_hw[1] >> k)))
         out.append((lo, hi))
     return out
+
+
+def _grow(lo: torch.Tensor, hi: torch.Tensor, r: int, extent: tuple[int, int]):
+    """Regions [lo, hi] grown by r pixels on every side, clipped to a level of size extent (h, w)."""
+    return (lo - r).clamp(min=0), torch.minimum(hi + r, torch.tensor([extent[1] - 1, extent[0] - 1]))
 
 
 def score_inside(idx: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -99,10 +102,20 @@ def fit(lo: torch.Tensor, hi: torch.Tensor, extent: tuple[int, int]):
 class WindowOps:
     """The transposed network's operations on windows (see ``backward_walk``)."""
 
-    def __init__(self, padded_hw: tuple[int, int], encoder_windows, kernels):
+    def __init__(self, padded_hw: tuple[int, int], need, kernels, device):
         self.ext = [(padded_hw[0] >> k, padded_hw[1] >> k) for k in range(6)]
-        self.enc = encoder_windows  # per encoder block k: (origin (B, 2), (h, w)) at level k + 1
+        self.need = need  # per level: (lo, hi), from need_windows
+        self.device = device
+        self.windows: dict = {}
         self.gather, self.mul_maps, self.fused = kernels
+
+    def window(self, level: int, reach: int = 0):
+        """(origin (B, 2), (h, w)): one window for the chunk's need at ``level`` grown by ``reach``."""
+        if (level, reach) not in self.windows:
+            lo, hi = _grow(*self.need[level], reach, self.ext[level])
+            origin, size = fit(lo, hi, self.ext[level])
+            self.windows[level, reach] = origin.to(self.device), size
+        return self.windows[level, reach]
 
     def seed(self, queries: torch.Tensor, dtype, device) -> Window:
         return Window(torch.ones(len(queries), 3, 1, 1, dtype=dtype, device=device), queries.to(device))
@@ -117,10 +130,17 @@ class WindowOps:
             return g
         return Window(self.gather(g.t, origin - g.o, size), origin)
 
-    def conv_t(self, g: Window, weight, level, grow):
-        if grow:  # the whole support: the crop grows by the kernel's reach
+    def conv_t(self, g: Window, weight, level, reach):
+        if reach is None:  # the whole support: the crop grows by the kernel's reach
             return self._clip(Window(F.conv_transpose2d(g.t, weight), g.o - 1), level)
-        return Window(F.conv_transpose2d(g.t, weight, padding=1), g.o)
+        # only the need grown by ``reach``: computed from the input on that window grown by the
+        # kernel's half-width (a valid convolution; zeros beyond the map, as the forward's padding)
+        origin, size = self.window(level, reach)
+        r = weight.shape[-1] // 2
+        if size == self.ext[level] == tuple(g.t.shape[2:]):  # the whole map
+            return Window(F.conv_transpose2d(g.t, weight, padding=r), origin)
+        src = self.gather(g.t, origin - r - g.o, (size[0] + 2 * r, size[1] + 2 * r))
+        return Window(F.conv_transpose2d(src, weight, padding=2 * r), origin)
 
     def down(self, g: Window, weight, level):
         """convtranspose k x k, stride 2, padding 1, backward: from level to level + 1. Coarse
@@ -142,7 +162,7 @@ class WindowOps:
         return Window(g.t[:, :c], g.o), Window(g.t[:, c:], g.o)
 
     def to_encoder(self, g: Window, block: int) -> Window:
-        origin, size = self.enc[block]
+        origin, size = self.window(block + 1)
         if size == tuple(g.t.shape[2:]) and torch.equal(origin, g.o):
             return g
         return Window(self.gather(g.t, origin - g.o, size), origin)
@@ -185,13 +205,13 @@ class Tier2(RowsTier):
         self.kernels = _kernels(self.impl)
 
     def _plan(self, boxes: torch.Tensor, hw: tuple[int, int], margin: tuple[int, int]):
-        """The encoder windows for these boxes, and how many seeds fit the memory budget."""
+        """The need regions for these boxes, and how many seeds fit the memory budget."""
         lin, enc = self.lin, self.model.config.encoder
         need = need_windows(boxes.cpu().long(), hw, lin.hw, self.reach, margin)
-        windows = [fit(lo, hi, (lin.hw[0] >> (k + 1), lin.hw[1] >> (k + 1))) for k, (lo, hi) in enumerate(need)]
-        largest = max(4 * c * s[0] * s[1] for c, (_, s) in zip(enc, windows))  # unpooled crops
+        pooled = [fit(lo, hi, (lin.hw[0] >> k, lin.hw[1] >> k))[1] for k, (lo, hi) in enumerate(need) if k]
+        largest = max(4 * c * s[0] * s[1] for c, s in zip(enc, pooled))  # unpooled crops
         per_seed = 4 * largest * self.lin.out.element_size()
-        return windows, max(1, self.memory // per_seed)
+        return need, max(1, self.memory // per_seed)
 
     def _run(self, queries, boxes, hw, fused, margin=SCORE_REACH):
         lin = self.lin
@@ -200,8 +220,8 @@ class Tier2(RowsTier):
         results = []
         for s in range(0, len(queries), chunk):
             q, b = queries[s:s + chunk].cpu(), boxes[s:s + chunk].cpu()
-            windows = [(o.to(dev), size) for o, size in self._plan(b, hw, margin)[0]]
-            ops = WindowOps(lin.hw, windows, self.kernels[:2] + (partial(fused, box=b.to(dev), hw=hw),))
+            ops = WindowOps(lin.hw, self._plan(b, hw, margin)[0],
+                            self.kernels[:2] + (partial(fused, box=b.to(dev), hw=hw),), dev)
             with torch.no_grad():
                 results.append(backward_walk(self.model, lin, ops, ops.seed(q, lin.out.dtype, dev)))
         return results
