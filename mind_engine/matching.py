@@ -73,6 +73,11 @@ class RowsTier:
     def rows(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def match_rows(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
+        """Rows that are exact wherever matching reads them: inside each query's search box grown
+        by the score window (a windowed tier computes only that). Here, the whole rows."""
+        return self.rows(queries)
+
     def match(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
         """(idx, peak, score) for image 1 and for image 3, each a tuple of (N,) tensors."""
         g1, g3 = self.rows(queries)

@@ -12,8 +12,9 @@ query's search box, each axis is refined alone by the 1-D parabola through its t
 peak and the scores are unchanged.
 
 This needs ``S`` around the peak, i.e. the rows of the tier: :func:`match_chunk` computes them
-once per chunk with ``engine.rows`` and reduces them exactly as ``mind_engine.match`` does, so
-:func:`match_subpixel` costs the same single pass as ``match``.
+once per chunk with ``engine.match_rows`` (on a windowed tier only where matching reads them:
+the search box grown by the score window) and reduces them exactly as ``mind_engine.match`` does,
+so :func:`match_subpixel` costs about what ``match`` costs.
 
 Forward-backward consistency
 ----------------------------
@@ -97,17 +98,17 @@ def subpixel_offsets(rows: torch.Tensor, idx: torch.Tensor, boxes: torch.Tensor 
 
 
 def match_chunk(engine, queries: torch.Tensor, boxes: torch.Tensor, hw):
-    """One chunk of queries on a tier that has ``rows``: for image 1 and image 3, the tuple
+    """One chunk of queries on a tier that has ``match_rows``: for image 1 and image 3, the tuple
     (idx, peak, score, offset) -- idx/peak/score exactly as ``engine.match`` gives them, and the
     sub-pixel offset (N, 2) of the quadratic fit."""
     from .matching import reduce_rows
 
-    if not hasattr(engine, "rows"):
+    if not hasattr(engine, "match_rows"):
         raise ValueError(f"tier {engine.name!r} does not expose Jacobian rows; sub-pixel refinement "
                          f"needs them (use tier='t0' or a rows tier)")
     h, w = hw
     out = []
-    for g in engine.rows(queries):
+    for g in engine.match_rows(queries, boxes, hw):
         g = g[:, :, :h, :w]
         idx, peak, score = reduce_rows(g, boxes, hw)
         out.append((idx, peak, score, subpixel_offsets(g, idx, boxes)))

@@ -243,17 +243,22 @@ class Tier2(RowsTier):
 
     def rows(self, queries: torch.Tensor):
         h, w = self.lin.hw
+        return self.match_rows(queries, torch.tensor([0, 0, w, h]).repeat(len(queries), 1), (h, w))
+
+    def match_rows(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
+        """Rows (padded size), computed on the windows one pass of ``match`` needs: exact inside
+        each box grown by the score window, not computed (inexact) elsewhere."""
+        h, w = self.lin.hw
         if len(queries) == 0:
             empty = self.lin.out.new_zeros((0, 3, h, w))
             return empty, empty
-        boxes = torch.tensor([0, 0, w, h]).repeat(len(queries), 1)
         gather = self.kernels[0]
 
         def paste(g, weight, origin, box, hw):
             rows = F.conv_transpose2d(g, weight, padding=1)
             return gather(rows, -origin, (h, w))
 
-        full = torch.cat(self._run(queries, boxes, (h, w), paste))
+        full = torch.cat(self._run(queries, boxes, hw, paste))
         return full[:, :3], full[:, 3:]
 
 

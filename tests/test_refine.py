@@ -71,13 +71,16 @@ def test_match_subpixel_refines_match_exactly(setup):
 
 
 @pytest.mark.parametrize("tier", ["auto", *TIERS])
-def test_integer_points_are_match_s_on_every_tier(setup, tier):
+def test_every_tier_refines_as_tier0(setup, tier):
     net, a, b = setup
     m = me.match(a, b, stride=16, radius=6, model=net, tier=tier)
     mi, ms = match_subpixel(a, b, stride=16, radius=6, model=net, tier=tier, both=True)
     np.testing.assert_array_equal(mi.pts1, m.pts1)
     np.testing.assert_array_equal(mi.pts3, m.pts3)
     np.testing.assert_allclose(ms.score, m.score, rtol=1e-5)
+    ref = match_subpixel(a, b, stride=16, radius=6, model=net, tier="t0")
+    np.testing.assert_allclose(ms.pts1, ref.pts1, atol=1e-4)
+    np.testing.assert_allclose(ms.pts3, ref.pts3, atol=1e-4)
 
 
 def test_refined_points_stay_in_the_search_box(setup):
