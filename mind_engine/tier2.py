@@ -12,7 +12,8 @@ Two facts make most of tier 1's work vanish (DESIGN.md section 4):
 ``match`` runs in two passes: the first computes the rows on the box alone, which gives the
 exact peak, and the exact score wherever the peak's score window lies inside the box (nearly
 always at R = 32: the peak sits near the query); only the other seeds are run again on the box
-grown by the score window. At R = 32 this computes 0.6x the level-0 area of a single pass.
+grown by the score window. At R = 32 the first pass computes about 0.6x the level-0 area of
+one pass on the grown box.
 
 A window is a batch of crops, one per seed, all of one size, with per-seed origins. Values
 outside a window are either exactly zero (decoder crops cover the support) or not needed
@@ -36,8 +37,8 @@ from .matching import RowsTier
 from .tier1 import DEFAULT_MEMORY
 
 # Working memory of a chunk of windows. On the CPU small chunks keep the windows in cache: at
-# 384x128, R=32, paper widths, 2 threads, 128 MB (10 seeds a chunk) ran 35-41 ms/query against
-# 51-52 ms with 1 GB (82 seeds); GPUs want large chunks.
+# 384x128, R=32, paper widths, 2 threads, 128 MB (10 seeds a chunk, before the two-pass match)
+# ran 35-41 ms/query against 51-52 ms with 1 GB (82 seeds); GPUs want large chunks.
 CPU_MEMORY = 128 << 20
 SCORE_REACH = (_torch_impl.SCORE_HALF, _torch_impl.SCORE_HALF - 1)  # score window around a peak
 
