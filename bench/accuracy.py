@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import platform
 import sys
 import time
@@ -52,6 +51,7 @@ from mind_engine import weights as W  # noqa: E402
 from mind_engine.metrics import THRESHOLDS, evaluate  # noqa: E402
 from mind_engine.refine import fb_flags, match_subpixel  # noqa: E402
 from mind_engine.tiers import TIERS  # noqa: E402
+from bench.report import write_json  # noqa: E402
 
 EXTRA_THRESHOLDS = (1, 2)
 METHODS = ("MIND", "DIS", "KLT", "MIND+sub", "MIND+FB", "MIND+sub+FB")
@@ -232,10 +232,7 @@ def main(argv=None):
         doc["datasets"][dname] = entry
     print("(* beyond the paper's rows: Acc@1 and Acc@2 show the effect of sub-pixel refinement)")
     doc["total_seconds"] = time.perf_counter() - t_all
-    out = Path(a.out or ROOT / "bench" / "results" / f"accuracy_{torch.device(a.device).type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1))
-    print(f"wrote {out}")
+    write_json(doc, a.out, f"accuracy_{torch.device(a.device).type}.json")
     return doc
 
 

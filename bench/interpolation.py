@@ -20,7 +20,6 @@ writes JSON to bench/results/interpolation_cpu.json (or --out).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -37,6 +36,7 @@ if str(ROOT) not in sys.path:
 from mind_engine import datasets as D  # noqa: E402
 from mind_engine.interpolate import interpolate, interpolation_error, normalized_interpolation_error  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
+from bench.report import write_json  # noqa: E402
 
 
 def average_baseline(f1: np.ndarray, f3: np.ndarray) -> np.ndarray:
@@ -140,14 +140,11 @@ def main(argv=None) -> dict:
     p.add_argument("--every", type=int, default=2, help="use every k-th held-out triplet start")
     p.add_argument("--flow", choices=("dis", "farneback"), default="dis")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "interpolation_cpu.json"))
+    p.add_argument("--out", default=None, help="JSON path (default bench/results/interpolation_cpu.json)")
     args = p.parse_args(argv)
     res = run(args)
     print_table(res)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(f"\nwrote {out}")
+    write_json(res, args.out, "interpolation_cpu.json")
     return res
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -34,6 +33,11 @@ from mind_engine.model import MindConfig, MindNet
 from mind_engine.tier0 import Tier0
 from mind_engine.tiers import TIERS, make_tier
 from mind_engine.weights import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
+from bench.report import write_json  # noqa: E402
 
 JOBS = {"semi-dense": 4, "dense": 1}
 RADII = (None, 32)
@@ -274,10 +278,7 @@ def main(argv=None) -> dict:
         args.warmup = 1 if gpu else 0
     res = run(args)
     print_table(res)
-    out = Path(args.out or Path(__file__).parent / "results" / f"latency_{res['device_type']}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_json(res, args.out, f"latency_{res['device_type']}.json")
     return res
 
 
