@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encoder widths C1..C5 ('96,96,128,128,128'; decoder D5,D4,D3 = C5 and D2,D1 = C1) "
                         "or 'C1,..,C5/D5,..,D1'")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--eps", type=float, default=0.1, help="Charbonnier epsilon, in [0, 1] pixel units (0.1/255 = 0.000392 is 0.1 on 0-255 pixels)")
+    p.add_argument("--eps", type=float, default=0.1,
+                   help="Charbonnier epsilon, in [0, 1] pixel units (0.1/255 = 0.000392 is 0.1 on 0-255 pixels)")
     p.add_argument("--lr-factor", type=float, default=0.5, help="ReduceLROnPlateau factor")
     p.add_argument("--lr-patience", type=int, default=4, help="ReduceLROnPlateau patience, in validations")
     p.add_argument("--min-lr", type=float, default=1e-5)
