@@ -37,8 +37,9 @@ from .matching import RowsTier
 from .tier1 import DEFAULT_MEMORY
 
 # Working memory of a chunk of windows. On the CPU small chunks keep the windows in cache: at
-# 384x128, R=32, paper widths, 2 threads, 128 MB (10 seeds a chunk, before the two-pass match)
-# ran 35-41 ms/query against 51-52 ms with 1 GB (82 seeds); GPUs want large chunks.
+# 384x128, R=32, paper widths, 2 threads (`bench/latency.py --only t3 --sample 32 --memory M`,
+# two runs each), t3 took 25-27 ms/query with 128 MB against 29-32 ms with 1 GB; GPUs want
+# large chunks.
 CPU_MEMORY = 128 << 20
 SCORE_REACH = (_torch_impl.SCORE_HALF, _torch_impl.SCORE_HALF - 1)  # score window around a peak
 
