@@ -218,11 +218,12 @@ class Tier2(RowsTier):
     def _run(self, queries, boxes, hw, fused, margin=SCORE_REACH):
         lin = self.lin
         dev = lin.out.device
-        _, chunk = self._plan(boxes, hw, margin)
+        need, chunk = self._plan(boxes, hw, margin)
         results = []
         for s in range(0, len(queries), chunk):
-            q, b = queries[s:s + chunk].cpu(), boxes[s:s + chunk].cpu()
-            ops = WindowOps(lin.hw, self._plan(b, hw, margin)[0],
+            part = slice(s, s + chunk)
+            q, b = queries[part].cpu(), boxes[part].cpu()
+            ops = WindowOps(lin.hw, [(lo[part], hi[part]) for lo, hi in need],
                             self.kernels[:2] + (partial(fused, box=b.to(dev), hw=hw),), dev)
             with torch.no_grad():
                 results.append(backward_walk(self.model, lin, ops, ops.seed(q, lin.out.dtype, dev)))
