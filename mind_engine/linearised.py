@@ -75,6 +75,12 @@ class Linearisation:
         return sum(m.numel() * m.element_size() for m in maps)
 
 
+def conv_reach(convs) -> int:
+    """How far a stack of stride-1 convs reaches, in pixels: the sum of their kernels'
+    half-widths (3 convs 3x3: 3)."""
+    return sum(conv.kernel_size[0] // 2 for conv in convs)
+
+
 def backward_walk(model: MindNet, lin: Linearisation, ops, g):
     """The transposed network, from the gradient ``g`` at the output (what ``ops.seed`` made)
     to ``ops.input``'s result. Biases play no part: rows do not depend on them.
@@ -107,8 +113,7 @@ def backward_walk(model: MindNet, lin: Linearisation, ops, g):
             g = ops.mul(g, lin.enc_slopes[k][j], k)
             if k == 0 and j == 0:
                 return ops.input(g, block.convs[0].weight)
-            below = sum(conv.kernel_size[0] // 2 for conv in block.convs[:j])
-            g = ops.conv_t(g, block.convs[j].weight, k, reach=below)
+            g = ops.conv_t(g, block.convs[j].weight, k, reach=conv_reach(block.convs[:j]))
         g = ops.to_encoder(g, k - 1)  # block k's input is block k-1's pooled output
     raise AssertionError("unreachable")
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _torch_impl
-from .linearised import Linearisation, backward_walk
+from .linearised import Linearisation, backward_walk, conv_reach
 from .matching import RowsTier
 from .tier1 import DEFAULT_MEMORY
 
@@ -53,9 +53,8 @@ class Window:
 
 
 def encoder_reach(model) -> list[int]:
-    """How far each encoder block's convs reach, in pixels at the block's input: the sum of
-    their kernels' half-widths (3 convs 3x3: 3)."""
-    return [sum(conv.kernel_size[0] // 2 for conv in block.convs) for block in model.encoder]
+    """How far each encoder block's convs reach, in pixels at the block's input."""
+    return [conv_reach(block.convs) for block in model.encoder]
 
 
 def need_windows(boxes: torch.Tensor, hw: tuple[int, int], padded_hw: tuple[int, int], reach: list[int],
