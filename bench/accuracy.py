@@ -3,10 +3,10 @@
     python bench/accuracy.py [--weights PATH] [--stride 16] [--radius R] [--synthetic 3]
                              [--moto-width 256] [--kitti DIR] [--sintel DIR] [--keep 1.0 0.5]
 
-Datasets (``mind_engine.evaldata``): synthetic-motion pairs from held-out still images, the
+Datasets (``mind_engine.evaluation.pairs``): synthetic-motion pairs from held-out still images, the
 Middlebury motorcycle stereo pair (downscaled; the disparity range used is printed), and, when
 given, KITTI flow 2012 / MPI-Sintel training folders (resized to 384x128 / 256x128 as in the
-paper). Methods, all on the grid of ``--stride`` (``mind_engine.baselines``):
+paper). Methods, all on the grid of ``--stride`` (``mind_engine.evaluation.baselines``):
 
 * KLT  (OpenCV pyramidal LK from the grid points, ranked by its error),
 * DIS  (OpenCV DIS flow at the grid points, ranked by forward-backward distance),
@@ -16,8 +16,8 @@ paper). Methods, all on the grid of ``--stride`` (``mind_engine.baselines``):
 * MIND+sub+FB (both).
 
 MIND, MIND+sub and their FB variants come from two passes of the engine (img1->img3 and
-img3->img1, each computing the Jacobian rows once: ``mind_engine.refine.match_subpixel(both=True)``,
-whose integer points are exactly ``mind_engine.match``'s). Fairness (``mind_engine.metrics``): per
+img3->img1, each computing the Jacobian rows once: ``mind_engine.engine.refine.match_subpixel(both=True)``,
+whose integer points are exactly ``mind_engine.match``'s). Fairness (``mind_engine.evaluation.metrics``): per
 pair, matches without ground truth at p1 are dropped, each method ranks by its own confidence,
 and the same number K = keep * (smallest evaluable count) of best matches is kept for every
 method; errors are pooled over the pairs of a dataset. Prints one table per dataset (methods as
@@ -45,12 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mind_engine import baselines as B  # noqa: E402
-from mind_engine import evaldata as E  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
-from mind_engine.metrics import THRESHOLDS, evaluate  # noqa: E402
-from mind_engine.refine import fb_flags, match_subpixel  # noqa: E402
-from mind_engine.tiers import TIERS  # noqa: E402
+from mind_engine.engine.refine import fb_flags, match_subpixel  # noqa: E402
+from mind_engine.engine.tiers import TIERS  # noqa: E402
+from mind_engine.evaluation import baselines as B  # noqa: E402
+from mind_engine.evaluation import pairs as E  # noqa: E402
+from mind_engine.evaluation.metrics import THRESHOLDS, evaluate  # noqa: E402
 from bench.report import write_json  # noqa: E402
 
 EXTRA_THRESHOLDS = (1, 2)

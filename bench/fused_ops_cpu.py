@@ -1,4 +1,4 @@
-"""CPU timings of the fused T3 ops against torch (the numbers in mind_engine/input_backward_match.py).
+"""CPU timings of the fused T3 ops against torch (the numbers in mind_engine/ops/input_backward_match.py).
 
 Run with one thread: OMP_NUM_THREADS=1 python bench/fused_ops_cpu.py
 """
@@ -6,8 +6,7 @@ import time
 
 import torch
 
-from mind_engine.input_backward_match import input_backward_match
-from mind_engine.window_ops import window_gather, window_mul
+from mind_engine.ops import input_backward_match, window_gather, window_mul
 
 
 def best_of(fn, n=3):

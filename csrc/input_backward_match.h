@@ -1,5 +1,5 @@
 // The first layer's backward fused with the matching reduction of both images (definition:
-// mind_engine/_torch_impl.py input_backward_match); the (B, 6, h, w) rows are never stored.
+// mind_engine/ops/_torch_impl.py input_backward_match); the (B, 6, h, w) rows are never stored.
 #pragma once
 #include <cstdint>
 

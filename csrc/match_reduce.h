@@ -1,4 +1,4 @@
-// The matching reduction (definition: mind_engine/_torch_impl.py match_reduce). Maps are addressed
+// The matching reduction (definition: mind_engine/ops/_torch_impl.py match_reduce). Maps are addressed
 // by element strides so that sliced tensors need no copy; box is (B, 4) int64 [x0, y0, x1, y1).
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Window crops (definition: mind_engine/_torch_impl.py window_gather and window_mul). Every
+// Window crops (definition: mind_engine/ops/_torch_impl.py window_gather and window_mul). Every
 // tensor is contiguous; a window that leaves its source reads zeros there.
 #pragma once
 #include <cstdint>

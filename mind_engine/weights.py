@@ -77,7 +77,7 @@ def _default_model(device: str) -> MindNet:
         raise FileNotFoundError(
             f"this build of mind_engine ships no trained default model ({DEFAULT_WEIGHTS} is "
             f"absent); pass a checkpoint: load_model('my.safetensors'), trained with "
-            f"`python -m mind_engine.train`. mind_engine never falls back to a random model.")
+            f"`mind-engine train`. mind_engine never falls back to a random model.")
     return model_from_checkpoint(DEFAULT_WEIGHTS).to(device)
 
 

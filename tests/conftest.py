@@ -24,7 +24,7 @@ def one_thread():
 
 
 def _impls():
-    from mind_engine._dispatch import available
+    from mind_engine.ops.dispatch import available
 
     triton_device = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: interpreted (above)
     return [

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import mind_engine as me
-from mind_engine._torch_impl import match_reduce
+from mind_engine.ops._torch_impl import match_reduce
 from mind_engine.images import ImageError
-from mind_engine.tier0 import Tier0
+from mind_engine.engine.oracle import Tier0
 
 SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
 

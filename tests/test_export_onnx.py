@@ -15,11 +15,11 @@ ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime parity tests need 
 pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
 
 import mind_engine as me  # noqa: E402
-from mind_engine import onnx_backend as ob  # noqa: E402
-from mind_engine._torch_impl import match_reduce  # noqa: E402
+from mind_engine.backends.onnx import cache as obc, runtime as obr  # noqa: E402
+from mind_engine.ops._torch_impl import match_reduce  # noqa: E402
 from mind_engine.images import pad_to_multiple  # noqa: E402
-from mind_engine.matching import search_boxes  # noqa: E402
-from mind_engine.tier0 import Tier0  # noqa: E402
+from mind_engine.engine.matching import search_boxes  # noqa: E402
+from mind_engine.engine.oracle import Tier0  # noqa: E402
 
 TINY = dict(encoder=(3, 3, 4, 4, 4), decoder=(4, 4, 4, 3, 3))
 
@@ -65,11 +65,11 @@ def _rel_err(got, ref):
 
 
 def test_forward_export_is_checked_dynamic_and_matches_torch(net):
-    model = onnx.load(str(ob.cached_onnx(net, "forward")))
+    model = onnx.load(str(obc.cached_onnx(net, "forward")))
     onnx.checker.check_model(model, full_check=True)
     dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input]
     assert all(isinstance(d[k], str) for d in dims for k in (0, 2, 3)), dims
-    sess = _session(ob.cached_onnx(net, "forward"))
+    sess = _session(obc.cached_onnx(net, "forward"))
     for n, h, w in [(1, 64, 96), (2, 32, 128), (1, 96, 32)]:
         i1, i3 = torch.rand(2, n, 3, h, w)
         (mid,) = sess.run(None, {"i1": i1.numpy(), "i3": i3.numpy()})
@@ -79,7 +79,7 @@ def test_forward_export_is_checked_dynamic_and_matches_torch(net):
 
 
 def test_rows_graph_equals_tier0(net):
-    path = ob.cached_onnx(net, "rows")
+    path = obc.cached_onnx(net, "rows")
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     sess = _session(path)
     for h, w in [(64, 96), (32, 64)]:
@@ -93,7 +93,7 @@ def test_rows_graph_equals_tier0(net):
 
 
 def test_match_graph_gives_the_reference_peaks(net):
-    path = ob.cached_onnx(net, "match")
+    path = obc.cached_onnx(net, "match")
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     h, w = 64, 96
     i1, i3 = _pair(h, w, seed=3)
@@ -117,7 +117,7 @@ def test_onnxruntime_tier_matches_like_tier0(net, hw):
     p3, _ = pad_to_multiple(i3, 32)
     q = _queries(*hw, 6, seed=6)
     boxes = search_boxes(q, 9, hw)
-    tier = ob.OnnxRuntimeTier(net, p1, p3)
+    tier = obr.OnnxRuntimeTier(net, p1, p3)
     assert tier.name == "onnxruntime"
     tier.step = 4  # several runs per call
     got, ref = tier.match(q, boxes, hw), Tier0(net, p1, p3).match(q, boxes, hw)
@@ -140,25 +140,25 @@ def test_api_match_onnxruntime_equals_tier0(net, hw):
 
 
 def test_exports_are_cached_per_weights(net):
-    p1 = ob.cached_onnx(net, "forward")
-    assert p1.is_relative_to(ob.cache_dir()) and ob.cached_onnx(net, "forward") == p1
-    assert ob.weights_hash(net) in p1.name and ob.code_hash() in p1.name
-    assert ob.weights_hash(me.MindNet(**TINY)) != ob.weights_hash(net)
+    p1 = obc.cached_onnx(net, "forward")
+    assert p1.is_relative_to(obc.cache_dir()) and obc.cached_onnx(net, "forward") == p1
+    assert obc.weights_hash(net) in p1.name and obc.code_hash() in p1.name
+    assert obc.weights_hash(me.MindNet(**TINY)) != obc.weights_hash(net)
 
 
 def test_cuda_images_without_cuda_provider_fall_back_to_the_cpu():
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("onnxruntime-gpu is installed: there is no fallback to see")
     with pytest.warns(RuntimeWarning, match="no CUDAExecutionProvider"):
-        assert ob.providers_for(torch.device("cuda")) == ["CPUExecutionProvider"]
+        assert obr.providers_for(torch.device("cuda")) == ["CPUExecutionProvider"]
 
 
 def test_tensorrt_rewrite_of_pool_indices_is_exact_in_onnxruntime(net):
     """TensorRT cannot parse MaxPool's Indices output; the rewrite that removes it must compute
     exactly the same rows, ties in the pooling windows included (constant image regions)."""
-    from mind_engine.tensorrt_backend import without_pool_indices
+    from mind_engine.backends.tensorrt.onnx_surgery import without_pool_indices
 
-    original = onnx.load(str(ob.cached_onnx(net, "rows")))
+    original = onnx.load(str(obc.cached_onnx(net, "rows")))
     rewritten = without_pool_indices(original)
     onnx.checker.check_model(rewritten, full_check=True)
     assert any(n.op_type == "MaxPool" and len(n.output) > 1 for n in original.graph.node)

@@ -1,5 +1,5 @@
 """The fused first-layer backward + matching reduction's implementations (C++ CPU, CUDA, Triton,
-dispatcher) against its definition, mind_engine._torch_impl.input_backward_match.
+dispatcher) against its definition, mind_engine.ops._torch_impl.input_backward_match.
 
 The rows are summed in another order than conv_transpose2d's, so S may differ in its last bits:
 idx must equal the reference's unless the reference's S at both indices agree to 1e-6 (relative),
@@ -12,9 +12,9 @@ import itertools
 import pytest
 import torch
 
-from mind_engine import _torch_impl
-from mind_engine._dispatch import available
-from mind_engine.input_backward_match import input_backward_match
+from mind_engine.ops import _torch_impl
+from mind_engine.ops.dispatch import available
+from mind_engine.ops import input_backward_match
 
 TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: interpreted (conftest.py)
 HALF = _torch_impl.SCORE_HALF
@@ -136,11 +136,11 @@ def test_matches_reference(case, impl, device):
 
 
 def test_auto_on_cpu_is_exactly_cpu_auto():
-    from mind_engine import input_backward_match as module
+    from mind_engine.ops.input_backward_match import CPU_AUTO
 
     g, weight, origin, box, hw = _geometry(13, 3, 4, 12, 16)
     got = input_backward_match(g, weight, origin, box, hw)
-    want = input_backward_match(g, weight, origin, box, hw, impl=module.CPU_AUTO)
+    want = input_backward_match(g, weight, origin, box, hw, impl=CPU_AUTO)
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 

@@ -1,11 +1,13 @@
 """The matching reduction's implementations (C++ CPU, CUDA, Triton, dispatcher) against its
-definition, mind_engine._torch_impl.match_reduce: idx and peak exactly, score to rtol 1e-5."""
+definition, mind_engine.ops._torch_impl.match_reduce: idx and peak exactly, score to rtol 1e-5."""
+
+import re
 
 import pytest
 import torch
 
-from mind_engine import _torch_impl
-from mind_engine.match_reduce import _ext, match_reduce
+from mind_engine.ops import _torch_impl
+from mind_engine.ops.match_reduce import _ext, match_reduce
 
 
 def _random(b, c, h, w, seed=0):
@@ -94,3 +96,13 @@ def test_clear_errors(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(RuntimeError, match="triton"):
         match_reduce(rows, impl="triton")
+
+
+def test_the_cpp_score_window_is_the_torch_reference_s():
+    """csrc/match_reduce.h keeps its own copy of the score half-width (the C++ never imports
+    Python); this pins the two together. The Triton kernels import SCORE_HALF directly."""
+    from pathlib import Path
+
+    header = (Path(__file__).parents[1] / "csrc" / "match_reduce.h").read_text()
+    found = re.findall(r"constexpr int64_t kScoreHalf = (\d+);", header)
+    assert found == [str(_torch_impl.SCORE_HALF)]

@@ -1,9 +1,9 @@
-"""Average Point Error, Accuracy@T and the fairness protocol (mind_engine.metrics)."""
+"""Average Point Error, Accuracy@T and the fairness protocol (mind_engine.evaluation.metrics)."""
 import numpy as np
 import pytest
 
-from mind_engine.baselines import Correspondences
-from mind_engine.metrics import evaluate, kept_errors, point_errors, rank, sample_flow, summarize
+from mind_engine.evaluation.baselines import Correspondences
+from mind_engine.evaluation.metrics import evaluate, kept_errors, point_errors, rank, sample_flow, summarize
 
 
 def _field(h=10, w=12):

@@ -11,9 +11,9 @@ import torch
 
 import mind_engine as me
 from mind_engine.images import pad_to_multiple
-from mind_engine.matching import search_boxes
-from mind_engine.tensorrt_backend import Profile, available
-from mind_engine.tier0 import Tier0
+from mind_engine.engine.matching import search_boxes
+from mind_engine.backends.tensorrt.build import Profile, available
+from mind_engine.engine.oracle import Tier0
 
 OK, WHY = available()
 needs_trt = pytest.mark.skipif(not OK, reason=f"TensorRT engine tests skipped: {WHY}")
@@ -51,7 +51,7 @@ def net(tmp_path_factory):
 
 @needs_trt
 def test_forward_engine_matches_torch(net):
-    from mind_engine.tensorrt_backend import TrtGraph
+    from mind_engine.backends.tensorrt.runtime import TrtGraph
 
     g = TrtGraph(net, "forward", "fp32", Profile(height=(32, 64, 128), width=(32, 96, 128), batch=(1, 2, 4)))
     i1, i3 = torch.rand(2, 2, 3, 64, 96, device="cuda")
@@ -64,7 +64,7 @@ def test_forward_engine_matches_torch(net):
 @needs_trt
 @pytest.mark.parametrize("hw", [(64, 96), (40, 50)], ids=["unpadded", "padded"])
 def test_tensorrt_tier_fp32_matches_like_tier0(net, hw):
-    from mind_engine.tensorrt_backend import TensorRTTier
+    from mind_engine.backends.tensorrt.runtime import TensorRTTier
 
     i1, i3 = torch.rand(2, 1, 3, *hw, device="cuda")
     p1, _ = pad_to_multiple(i1, 32)
@@ -95,7 +95,7 @@ def test_reduced_precision_engines_build_and_report_agreement(net, precision):
     """Reduced precision is not exact: this reports argmax agreement with fp32, it asserts none."""
     import tensorrt as trt
 
-    from mind_engine.tensorrt_backend import TensorRTTier
+    from mind_engine.backends.tensorrt.runtime import TensorRTTier
 
     if not hasattr(trt.BuilderFlag, precision.upper()):
         pytest.skip(f"TensorRT {trt.__version__} has no {precision} builder flag")

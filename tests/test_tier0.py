@@ -2,7 +2,7 @@
 import torch
 
 from mind_engine import MindNet
-from mind_engine.tier0 import Tier0
+from mind_engine.engine.oracle import Tier0
 
 TINY = dict(encoder=(3, 3, 4, 4, 4), decoder=(4, 4, 4, 3, 3))
 

@@ -8,12 +8,12 @@ points ties to 1e-6; peaks and scores to 1e-5 and 1e-4 relative.
 import pytest
 import torch
 
-from mind_engine.linearised import Linearisation
-from mind_engine.matching import search_boxes
+from mind_engine.engine.linearisation import Linearisation
+from mind_engine.engine.matching import search_boxes
 from mind_engine.model import MindNet
-from mind_engine.tier0 import Tier0
-from mind_engine.tier2 import score_inside
-from mind_engine.tiers import TIERS, make_tier
+from mind_engine.engine.oracle import Tier0
+from mind_engine.engine.windows import score_inside
+from mind_engine.engine.tiers import TIERS, make_tier
 
 SMALL = dict(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5))
 FAST = [name for name in TIERS if name != "t0"]
@@ -22,9 +22,9 @@ FAST = [name for name in TIERS if name != "t0"]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _setup(hp, wp, seed):
+def _setup(hp, wp, seed, **config):
     g = torch.Generator().manual_seed(seed)
-    model = MindNet(**SMALL)
+    model = MindNet(**(config or SMALL))
     model.reset_parameters(g)
     with torch.no_grad():  # random slopes and biases too, so that no layer is special
         for act in model.modules():
@@ -89,6 +89,31 @@ def test_matches_equal_tier0(name, hw, padded, radius):
     ref = t0.match(q, boxes, hw)
     got = make_tier(name, model, i1, i3, memory=1 << 20).match(q, boxes, hw)
     _assert_same_matches(ref, got, t0.rows(q), hw)
+
+
+OTHER_TOPOLOGIES = {
+    "depth 3, one skip": dict(encoder=(4, 6, 8), decoder=(8, 6, 4), skips=(2,)),
+    "depth 4, no skip": dict(encoder=(5, 6, 7, 8), decoder=(8, 7, 6, 5), skips=()),
+    "depth 5, skip 1 only": dict(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5), skips=(1,)),
+}
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("topology", list(OTHER_TOPOLOGIES))
+def test_other_topologies_equal_tier0(name, topology):
+    """The engine follows MindConfig: another depth or skip table needs no edit in the engine."""
+    config = OTHER_TOPOLOGIES[topology]
+    m = 2 ** len(config["encoder"])
+    hw, padded = (3 * m - 3, 2 * m + 5), (3 * m, 3 * m)
+    model, i1, i3 = _setup(*padded, 7, **config)
+    q = _queries(*hw, 6, 3)
+    t0 = Tier0(model, i1, i3)
+    fast = make_tier(name, model, i1, i3, memory=1 << 20)
+    for r, g in zip(t0.rows(q), fast.rows(q)):
+        assert _rel(g, r) < 1e-5
+    for radius in (None, 5):
+        boxes = search_boxes(q, radius, hw)
+        _assert_same_matches(t0.match(q, boxes, hw), fast.match(q, boxes, hw), t0.rows(q), hw)
 
 
 def test_score_inside_picks_the_seeds_the_first_pass_cannot_score():

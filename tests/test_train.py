@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from mind_engine.interpolate import interpolate, interpolation_error, normalized_interpolation_error
+from mind_engine.evaluation.interpolation import interpolation_error, normalized_interpolation_error
+from mind_engine.interpolate import interpolate
 from mind_engine.model import MindConfig, MindNet
-from mind_engine.train import build_parser, charbonnier, load_checkpoint, main
+from mind_engine.training.checkpoint import load_checkpoint
+from mind_engine.training.cli import build_parser
+from mind_engine.training.loop import charbonnier, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--widths", "8,8,8,8,8", "--size", "64x32", "--batch-size", "2", "--threads", "1", "--no-progress",
@@ -81,7 +84,7 @@ def test_resume_after_sigkill(frames_dir, tmp_path):
     ck = tmp_path / "killed"
     args = TINY + ["--data", str(frames_dir), "--val-every", "5", "--ckpt-every", "2"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), MIND_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "mind_engine.train", *args, "--steps", "100000",
+    proc = subprocess.Popen([sys.executable, "-m", "mind_engine.training", *args, "--steps", "100000",
                              "--ckpt-dir", str(ck)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60

@@ -1,11 +1,11 @@
 """The window crops' implementations (C++ CPU, CUDA, Triton, dispatcher) against their
-definitions, mind_engine._torch_impl.window_gather and window_mul: exactly (NaN where they give NaN)."""
+definitions, mind_engine.ops._torch_impl.window_gather and window_mul: exactly (NaN where they give NaN)."""
 
 import pytest
 import torch
 
-from mind_engine import _torch_impl
-from mind_engine.window_ops import window_gather, window_mul
+from mind_engine.ops import _torch_impl
+from mind_engine.ops import window_gather, window_mul
 
 
 def _origins(b, h, w, hs, ws, seed):
@@ -75,10 +75,8 @@ def test_cpu_cpp_takes_float32_only():
 
 
 def test_auto_takes_cpp_on_cpu(monkeypatch):
-    from mind_engine import window_ops
-
     calls = []
-    monkeypatch.setattr(window_ops._torch_impl, "window_gather", lambda *a: calls.append(a))
+    monkeypatch.setattr(_torch_impl, "window_gather", lambda *a: calls.append(a))
     src, size, origin = CASES["shared"]()
     window_gather(src, origin, size)
     assert not calls

@@ -1,0 +1,1 @@
+"""ONNX: ``export`` (the graphs), ``cache`` (exported files on disk), ``runtime`` (ONNX Runtime)."""

@@ -1,0 +1,69 @@
+"""The cache of exported graphs: ONNX files (and, beside them, TensorRT engines) named by graph,
+weights hash, a hash of the code that defines the graphs, torch version and opset, so that one
+file serves every image size and an edited linearisation is re-exported."""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from ... import model as model_module
+from ...engine import linearisation, transpose
+from ...model import MindNet
+from ...ops import _torch_impl
+
+
+
+def cache_dir() -> Path:
+    """Where exported graphs (and TensorRT engines) are kept: ``$MIND_ENGINE_CACHE``, else
+    ``$XDG_CACHE_HOME/mind_engine``, else ``~/.cache/mind_engine``; never inside the package."""
+    env = os.environ.get("MIND_ENGINE_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mind_engine"
+
+
+def weights_hash(model: MindNet) -> str:
+    """sha256 over the configuration and every tensor's name, shape and float32 bytes (16 hex)."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """sha256 of the sources that define the graphs, so an edited linearisation is re-exported."""
+    from . import export
+
+    mods = (model_module, linearisation, transpose, _torch_impl, export)
+    return hashlib.sha256("".join(inspect.getsource(m) for m in mods).encode()).hexdigest()[:8]
+
+
+def cached_onnx(model: MindNet, graph: str, opset: int | None = None) -> Path:
+    """The exported ``graph`` for this model: from the cache, or exported now (atomically)."""
+    from .export import GRAPHS, OPSET, export_onnx
+
+    opset = OPSET if opset is None else opset
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph {graph!r}; choose one of {GRAPHS}")
+    torch_v = torch.__version__.split("+")[0]
+    name = f"{graph}-{weights_hash(model)}-code{code_hash()}-torch{torch_v}-opset{opset}.onnx"
+    path = cache_dir() / "onnx" / name
+    if not path.is_file():
+        import onnx
+
+        cpu = MindNet(model.config)
+        cpu.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()})
+        rows = onnx.load(str(cached_onnx(model, "rows", opset))) if graph == "match" else None
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        export_onnx(cpu.eval(), graph, tmp, opset=opset, rows=rows)
+        os.replace(tmp, path)
+    return path

@@ -1,0 +1,130 @@
+"""ONNX export of MindNet and of the tier-1 Jacobian-row graph (``mind_engine.backends.onnx``).
+
+Three graphs, all with dynamic H and W (multiples of the network's ``config.multiple``) and a
+dynamic batch:
+
+``forward``  (i1, i3) -> mid                     the interpolation network, any batch N
+``rows``     (i1, i3, queries) -> (g1, g3)       ``engine.transpose.LinearisedMind``: the forward
+                                                  run once, then the transposed network on one
+                                                  seed per (x, y) query
+``match``    (i1, i3, queries, boxes) ->         ``rows`` followed by ``_torch_impl.match_reduce``
+             (idx1, peak1, score1, idx3, peak3, score3)   on each image's rows
+
+Images are float32 in [0, 1], (1, 3, H, W) for ``rows`` and ``match``; ``queries`` (B, 2) int64
+(x, y); ``boxes`` (B, 4) int64 half-open [x0, y0, x1, y1). ``match`` reduces over the whole map
+it is given, so it equals ``matching.reduce_rows`` only when the caller's image needed no
+padding; ``OnnxRuntimeTier`` uses it then and otherwise reduces the ``rows`` output in torch.
+
+``match`` is ``rows`` and a separately exported reduction joined with ``onnx.compose``, so the
+costly ``rows`` export (torch.export + onnxscript, tens of seconds) happens once for both.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...engine.transpose import LinearisedMind
+from ...model import MindNet
+from ...ops._torch_impl import match_reduce
+from .cache import code_hash, weights_hash
+
+OPSET = 20
+GRAPHS = ("forward", "rows", "match")
+INPUTS = {"forward": ["i1", "i3"], "rows": ["i1", "i3", "queries"],
+          "match": ["i1", "i3", "queries", "boxes"], "reduce": ["g1", "g3", "boxes"]}
+OUTPUTS = {"forward": ["mid"], "rows": ["g1", "g3"],
+           "match": ["idx1", "peak1", "score1", "idx3", "peak3", "score3"]}
+OUTPUTS["reduce"] = OUTPUTS["match"]
+MAX_SIDE = 32 * 1024  # bound given to torch.export for H and W (symbolic only)
+MAX_BATCH = 1 << 20
+
+
+class ReduceGraph(nn.Module):
+    """(g1, g3, boxes) -> the reference reduction of each image's rows (the tail of ``match``)."""
+
+    def forward(self, g1, g3, boxes):
+        return (*match_reduce(g1, boxes), *match_reduce(g3, boxes))
+
+
+def _example_args(graph: str):
+    """Tracing inputs; the query batch (5) differs from every static size so it stays symbolic."""
+    i1, i3 = torch.rand(2, 2 if graph == "forward" else 1, 3, 64, 96)
+    q = torch.tensor([[3, 5], [40, 60], [95, 63], [0, 0], [7, 9]])
+    boxes = torch.tensor([[0, 0, 96, 64], [30, 50, 50, 64], [80, 40, 96, 64], [0, 0, 8, 8], [0, 0, 96, 64]])
+    g = torch.rand(2, 5, 3, 64, 96)
+    return {"forward": (i1, i3), "rows": (i1, i3, q), "reduce": (g[0], g[1], boxes)}[graph]
+
+
+def _dynamic_shapes(graph: str, multiple: int):
+    Dim = torch.export.Dim
+    h32, w32 = Dim("h32", min=1, max=MAX_SIDE // multiple), Dim("w32", min=1, max=MAX_SIDE // multiple)
+    hw = {2: multiple * h32, 3: multiple * w32}
+    if graph == "forward":
+        n = Dim("n", min=1, max=MAX_BATCH)
+        return ({0: n, **hw}, {0: n, **hw})
+    b = Dim("b", min=1, max=MAX_BATCH)
+    if graph == "rows":
+        return (hw, hw, {0: b})
+    return ({0: b, **hw}, {0: b, **hw}, {0: b})
+
+
+def _remainder_scalar(self, other):
+    """aten.remainder.Scalar with a symbolic divisor (``idx % W`` in the reduction, W dynamic):
+    torch's own translation wants a Python number. ONNX Mod with fmod=0 takes the divisor's sign,
+    as torch.remainder does."""
+    from onnxscript import opset20 as op
+
+    return op.Mod(self, op.CastLike(other, self), fmod=0)
+
+
+def _export_part(module: nn.Module, graph: str, opset: int, multiple: int):
+    """One module through torch.export and onnxscript to an (unchecked) ModelProto."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and renaming chatter
+        program = torch.onnx.export(
+            module.eval(), _example_args(graph), dynamo=True, opset_version=opset,
+            input_names=INPUTS[graph], output_names=OUTPUTS[graph],
+            dynamic_shapes=_dynamic_shapes(graph, multiple), optimize=True, verbose=False,
+            custom_translation_table={torch.ops.aten.remainder.Scalar: _remainder_scalar})
+    return program.model_proto
+
+
+def _join_match(rows, reduce):
+    """``rows`` feeding ``reduce``: the ``match`` graph (rows' inner names prefixed apart)."""
+    from onnx import compose
+
+    rows = compose.add_prefix(rows, "rows/", rename_inputs=False, rename_outputs=False)
+    return compose.merge_models(rows, reduce, io_map=[("g1", "g1"), ("g3", "g3")])
+
+
+def export_onnx(model: MindNet, graph: str, path=None, opset: int = OPSET, rows=None):
+    """Export ``graph`` ("forward", "rows" or "match") of the float32 CPU ``model`` to ONNX,
+    checked with ``onnx.checker`` (full check, shape inference included). For "match", ``rows``
+    may be the already exported rows ModelProto, saving its export. Writes ``path`` if given;
+    returns the ModelProto."""
+    import onnx
+
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph {graph!r}; choose one of {GRAPHS}")
+    p = next(model.parameters())
+    if p.dtype != torch.float32 or p.device.type != "cpu":
+        raise ValueError("export a float32 CPU model (precision is chosen at TensorRT build time)")
+    m = model.config.multiple
+    if graph == "forward":
+        proto = _export_part(model, "forward", opset, m)
+    elif graph == "rows":
+        proto = _export_part(LinearisedMind(model), "rows", opset, m)
+    else:
+        rows = rows if rows is not None else _export_part(LinearisedMind(model), "rows", opset, m)
+        proto = _join_match(rows, _export_part(ReduceGraph(), "reduce", opset, m))
+    proto.doc_string = json.dumps({"mind_engine_graph": graph, "config": model.config.to_dict(),
+                                   "weights": weights_hash(model), "code": code_hash()})
+    onnx.checker.check_model(proto, full_check=True)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        onnx.save_model(proto, str(path))
+    return proto

@@ -1,0 +1,124 @@
+"""``Engine``: MIND over one image pair, the object every matching entry point goes through.
+
+``mind_engine.match``, ``jacobian_rows``, sub-pixel refinement and the batch matcher all build
+an Engine: the images are checked and padded once, the tier is built once (for tiers 1-3 that
+runs the forward and caches the linearisation) the first time it is needed, and any number of
+queries are then matched, their rows computed or their matches refined. Queries and radii are
+checked before any network runs.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..images import image_pair, pad_to_multiple
+from ..matches import Matches
+from ..weights import load_model
+from . import refine
+from .matching import grid_queries, search_boxes, user_queries
+from .tiers import make_tier
+
+CHUNK_BYTES = 256 << 20  # rows held at once per chunk of queries
+
+
+def resolve_model(model, device):
+    """The model and device to run on: the model's device unless one is asked for; the bundled
+    default model when ``model`` is None."""
+    if model is None:
+        device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+        return load_model(device=device), torch.device(device)
+    if device is None:
+        device = next(model.parameters()).device
+    return model.to(device).eval(), torch.device(device)
+
+
+class Engine:
+    """MIND over the pair (img1, img3): ``match``, ``rows`` and ``refine`` at any queries.
+
+    ``model`` defaults to the bundled default model; ``tier`` picks the engine
+    (``mind_engine.engine.tiers``; "auto": the fastest exact one), ``memory`` bounds its working
+    memory in bytes, ``backend`` runs it through torch or an exported graph ("onnxruntime",
+    "tensorrt").
+    """
+
+    def __init__(self, img1, img3, model=None, device=None, tier: str = "auto", memory: int | None = None,
+                 backend: str = "torch"):
+        self.model, self.device = resolve_model(model, device)
+        self.t1, self.t3 = image_pair(img1, img3, self.device)
+        self.hw = tuple(self.t1.shape[-2:])
+        self.tier_name, self.memory, self.backend = tier, memory, backend
+        self._tier = None
+
+    @property
+    def tier(self):
+        """The tier over the pair padded to the network's multiple, built on first use."""
+        if self._tier is None:
+            m = self.model.config.multiple
+            p1, _ = pad_to_multiple(self.t1[None], m)
+            p3, _ = pad_to_multiple(self.t3[None], m)
+            with torch.no_grad():
+                self._tier = make_tier(self.tier_name, self.model, p1, p3, memory=self.memory, backend=self.backend)
+        return self._tier
+
+    @property
+    def chunk(self) -> int:
+        """Queries per chunk: the rows of one chunk within CHUNK_BYTES."""
+        h, w = (-(-s // self.model.config.multiple) * self.model.config.multiple for s in self.hw)
+        return max(1, CHUNK_BYTES // (6 * 4 * h * w))
+
+    def queries(self, queries=None, stride: int = 4) -> torch.Tensor:
+        """(N, 2) int64 (x, y): a grid of ``stride`` or the caller's points, checked."""
+        return grid_queries(self.hw, stride) if queries is None else user_queries(queries, self.hw)
+
+    def _chunks(self, n: int, step: int, progress: bool | None, what: str):
+        starts = range(0, n, step)
+        show = progress if progress is not None else (len(starts) > 4 and sys.stderr.isatty())
+        return tqdm(starts, desc=f"{what} ({self.tier_name})", unit="chunk", disable=not show)
+
+    def match(self, queries=None, stride: int = 4, radius: int | None = None,
+              progress: bool | None = None) -> Matches:
+        """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
+        each peak search to the square of that radius around its query (None: whole image)."""
+        q = self.queries(queries, stride)
+        boxes = search_boxes(q, radius, self.hw)
+        parts1, parts3 = [], []
+        for s in self._chunks(len(q), self.chunk, progress, "matching"):
+            r1, r3 = self.tier.match(q[s:s + self.chunk].to(self.device), boxes[s:s + self.chunk], self.hw)
+            parts1.append([t.cpu() for t in r1])
+            parts3.append([t.cpu() for t in r3])
+        (idx1, _, s1), (idx3, _, s3) = ([torch.cat(c) if c else torch.zeros(0) for c in zip(*parts)]
+                                        for parts in (parts1, parts3))
+        return Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1])
+
+    def rows(self, queries) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two
+        (N, 3, H, W) float32 tensors in the caller's frame (N full maps in memory)."""
+        q = user_queries(queries, self.hw)
+        g1, g3 = self.tier.rows(q.to(self.device))
+        h, w = self.hw
+        return g1[:, :, :h, :w], g3[:, :, :h, :w]
+
+    def refine(self, queries=None, stride: int = 4, radius: int | None = None, chunk: int | None = None,
+               both: bool = False, progress: bool | None = None):
+        """``match`` with sub-pixel match points (``mind_engine.engine.refine``): each refined point
+        lies within half a pixel of the integer point ``match`` gives; scores are identical.
+        ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from one pass."""
+        q = self.queries(queries, stride)
+        boxes = search_boxes(q, radius, self.hw)
+        step = chunk or self.chunk
+        res = {1: [], 3: []}
+        for s in self._chunks(len(q), step, progress, "refining"):
+            r1, r3 = refine.match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)
+            res[1].append(r1)
+            res[3].append(r3)
+        idx, scores, off = {}, {}, {}
+        for k in (1, 3):
+            idx[k] = torch.cat([r[0].cpu() for r in res[k]]) if res[k] else torch.zeros(0, dtype=torch.long)
+            scores[k] = torch.cat([r[2].cpu() for r in res[k]]) if res[k] else torch.zeros(0)
+            off[k] = np.concatenate([r[3] for r in res[k]]) if res[k] else np.zeros((0, 2), np.float32)
+        args = (q, idx[1], scores[1], idx[3], scores[3], self.hw[1])
+        refined = Matches.from_peaks(*args, offset1=off[1], offset3=off[3])
+        return (Matches.from_peaks(*args), refined) if both else refined

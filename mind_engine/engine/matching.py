@@ -1,0 +1,78 @@
+"""What a match is (DESIGN.md section 3): query grids, search boxes, and rows -> points and scores."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def grid_queries(hw: tuple[int, int], stride: int) -> torch.Tensor:
+    """Semi-dense queries: (N, 2) int64 (x, y), every ``stride`` pixels, centred in each cell."""
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    h, w = hw
+    ys = torch.arange(stride // 2, h, stride)
+    xs = torch.arange(stride // 2, w, stride)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx.flatten(), gy.flatten()], 1)
+
+
+def user_queries(points, hw: tuple[int, int]) -> torch.Tensor:
+    """Caller's (N, 2) (x, y) points -> int64 pixel positions, rounded; out-of-image ones rejected."""
+    q = torch.as_tensor(np.asarray(points.cpu() if isinstance(points, torch.Tensor) else points,
+                                   dtype=np.float64))
+    if q.ndim != 2 or q.shape[1] != 2:
+        raise ValueError(f"queries must be an (N, 2) array of (x, y) points, got shape {tuple(q.shape)}")
+    if not torch.isfinite(q).all():
+        raise ValueError("queries contain NaN or inf")
+    q = q.round().long()
+    h, w = hw
+    bad = (q[:, 0] < 0) | (q[:, 0] >= w) | (q[:, 1] < 0) | (q[:, 1] >= h)
+    if bad.any():
+        first = q[bad][:3].tolist()
+        raise ValueError(f"{int(bad.sum())} queries lie outside the {w}x{h} (WxH) image, e.g. {first}")
+    return q
+
+
+def search_boxes(queries: torch.Tensor, radius: int | None, hw: tuple[int, int]) -> torch.Tensor:
+    """(N, 4) half-open [x0, y0, x1, y1) boxes the peak is searched in: the square of ``radius``
+    around each query, clipped to the caller's image (the whole image for radius None)."""
+    h, w = hw
+    n = queries.shape[0]
+    if radius is None:
+        return torch.tensor([0, 0, w, h]).repeat(n, 1)
+    if int(radius) != radius or radius < 0:
+        raise ValueError(f"radius must be None or a non-negative integer, got {radius!r}")
+    x, y = queries[:, 0], queries[:, 1]
+    return torch.stack([(x - radius).clamp(min=0), (y - radius).clamp(min=0),
+                        (x + radius + 1).clamp(max=w), (y + radius + 1).clamp(max=h)], 1)
+
+
+def reduce_rows(rows: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int], impl: str = "auto"):
+    """Rows of the padded network input (N,3,Hp,Wp) -> (idx, peak, score) in the caller's frame.
+
+    The rows are cropped to the caller's (H, W) first, so padding never wins the argmax and
+    the score window is clipped to the caller's image.
+    """
+    from ..ops import match_reduce
+
+    h, w = hw
+    return match_reduce(rows[:, :, :h, :w], boxes.to(rows.device), impl=impl)
+
+
+class RowsTier:
+    """Base of the tiers that compute whole rows: matching is rows -> ``reduce_rows`` per image."""
+
+    name = "?"
+
+    def rows(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def match_rows(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
+        """Rows that are exact wherever matching reads them: inside each query's search box grown
+        by the score window (a windowed tier computes only that). Here, the whole rows."""
+        return self.rows(queries)
+
+    def match(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
+        """(idx, peak, score) for image 1 and for image 3, each a tuple of (N,) tensors."""
+        g1, g3 = self.rows(queries)
+        return reduce_rows(g1, boxes, hw), reduce_rows(g3, boxes, hw)

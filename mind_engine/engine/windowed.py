@@ -1,0 +1,122 @@
+"""Tiers 2 and 3: the linearised backward on per-query windows (``windows``), exact where the
+match needs it.
+
+``match`` runs in two passes: the first computes the rows on the box alone, which gives the
+exact peak, and the exact score wherever the peak's score window lies inside the box (nearly
+always at R = 32: the peak sits near the query); only the other seeds are run again on the box
+grown by the score window. At R = 32 the first pass computes about 0.6x the level-0 area of
+one pass on the grown box.
+
+Tier 2 runs the window operations as plain torch (``ops._torch_impl``), tier 3 through the
+fused kernels (Triton on a GPU, C++ on the CPU): same result.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from ..ops import _torch_impl
+from .dense import DEFAULT_MEMORY
+from .linearisation import Linearisation
+from .matching import RowsTier
+from .transpose import backward_walk
+from .windows import SCORE_REACH, WindowOps, encoder_reach, fit, need_windows, score_inside
+
+# Working memory of a chunk of windows. On the CPU small chunks keep the windows in cache: at
+# 384x128, R=32, paper widths, 2 threads (`bench/latency.py --only t3 --sample 32 --memory M`,
+# two runs each), t3 took 25-27 ms/query with 128 MB against 29-32 ms with 1 GB; GPUs want
+# large chunks.
+CPU_MEMORY = 128 << 20
+
+
+def _kernels(impl: str):
+    if impl == "torch":
+        return _torch_impl.window_gather, _torch_impl.window_mul, _torch_impl.input_backward_match
+    from ..ops import input_backward_match, window_gather, window_mul
+
+    return (partial(window_gather, impl=impl), partial(window_mul, impl=impl),
+            partial(input_backward_match, impl=impl))
+
+
+class Tier2(RowsTier):
+    """Windowed linearised backward; ``match`` is exact against tier 0 for any search boxes.
+
+    ``rows`` (whole-image boxes) gives whole exact rows, for inspection and tests.
+    """
+
+    name = "t2"
+    impl = "torch"
+
+    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
+        self.lin = Linearisation(model, i1, i3)
+        self.model = model
+        self.memory = int(memory or (CPU_MEMORY if i1.device.type == "cpu" else DEFAULT_MEMORY))
+        self.reach = encoder_reach(model)
+        self.kernels = _kernels(self.impl)
+
+    def _plan(self, boxes: torch.Tensor, hw: tuple[int, int], margin: tuple[int, int]):
+        """The need regions for these boxes, and how many seeds fit the memory budget."""
+        lin, enc = self.lin, self.model.config.encoder
+        need = need_windows(boxes.cpu().long(), hw, lin.hw, self.reach, margin)
+        pooled = [fit(lo, hi, (lin.hw[0] >> k, lin.hw[1] >> k))[1] for k, (lo, hi) in enumerate(need) if k]
+        largest = max(4 * c * s[0] * s[1] for c, s in zip(enc, pooled))  # unpooled crops
+        per_seed = 4 * largest * self.lin.out.element_size()
+        return need, max(1, self.memory // per_seed)
+
+    def _run(self, queries, boxes, hw, fused, margin=SCORE_REACH):
+        lin = self.lin
+        dev = lin.out.device
+        need, chunk = self._plan(boxes, hw, margin)
+        results = []
+        for s in range(0, len(queries), chunk):
+            part = slice(s, s + chunk)
+            q, b = queries[part].cpu(), boxes[part].cpu()
+            ops = WindowOps(lin.hw, [(lo[part], hi[part]) for lo, hi in need],
+                            self.kernels[:2] + (partial(fused, box=b.to(dev), hw=hw),), dev)
+            with torch.no_grad():
+                results.append(backward_walk(self.model, lin, ops, ops.seed(q, lin.out.dtype, dev)))
+        return results
+
+    def match(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
+        if len(queries) == 0:
+            z = self.lin.out.new_zeros(0)
+            return (z.long(), z, z), (z.long(), z, z)
+        def run(q, b, margin):
+            parts = self._run(q, b, hw, self.kernels[2], margin)
+            return [torch.cat([p[i] for p in parts], 1) for i in range(3)]
+
+        idx, peak, score = run(queries, boxes, (0, 0))
+        redo = (~score_inside(idx, boxes, hw)).nonzero()[:, 0].cpu()
+        if len(redo):
+            for t, exact in zip((idx, peak, score), run(queries[redo], boxes[redo], SCORE_REACH)):
+                t[:, redo.to(t.device)] = exact
+        return (idx[0], peak[0], score[0]), (idx[1], peak[1], score[1])
+
+    def rows(self, queries: torch.Tensor):
+        h, w = self.lin.hw
+        return self.match_rows(queries, torch.tensor([0, 0, w, h]).repeat(len(queries), 1), (h, w))
+
+    def match_rows(self, queries: torch.Tensor, boxes: torch.Tensor, hw: tuple[int, int]):
+        """Rows (padded size), computed on the windows one pass of ``match`` needs: exact inside
+        each box grown by the score window, not computed (inexact) elsewhere."""
+        h, w = self.lin.hw
+        if len(queries) == 0:
+            empty = self.lin.out.new_zeros((0, 3, h, w))
+            return empty, empty
+        gather = self.kernels[0]
+
+        def paste(g, weight, origin, box, hw):
+            rows = F.conv_transpose2d(g, weight, padding=1)
+            return gather(rows, -origin, (h, w))
+
+        full = torch.cat(self._run(queries, boxes, hw, paste))
+        return full[:, :3], full[:, 3:]
+
+
+class Tier3(Tier2):
+    """Tier 2 through the fused kernels (``impl='auto'``: C++ on the CPU, CUDA or Triton on a GPU)."""
+
+    name = "t3"
+    impl = "auto"

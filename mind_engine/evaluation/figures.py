@@ -1,0 +1,134 @@
+"""Figures with matplotlib (Agg backend, files only): matches on both images, and the paper's
+Fig. 4 view (input 1, interpolated frame, input 3; below, each chosen query's sensitivity maps in
+image 1 and image 3 with the peak P and the score S). Inputs are named I1 and I3 as everywhere
+in mind_engine (the paper's figure calls them input 1 and 2)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import PowerNorm  # noqa: E402
+
+
+def as_rgb(img) -> np.ndarray:
+    """Any image mind_engine accepts -> HxWx3 float in [0, 1] for plotting."""
+    from ..images import to_tensor
+
+    return to_tensor(img).permute(1, 2, 0).cpu().numpy()
+
+
+def draw_matches(img1, img3, pts1, pts3, path, score=None, max_lines: int = 150, title: str | None = None,
+                 good=None) -> Path:
+    """Image 1 above image 3, each match a line from p1 to p3 (the ``max_lines`` best by
+    ``score``, coloured by rank: yellow best, purple worst). ``good`` (N,) bool, when given,
+    colours lines green (correct) / red (wrong) instead."""
+    a, b = as_rgb(img1), as_rgb(img3)
+    h, w = a.shape[:2]
+    gap = max(4, h // 20)
+    canvas = np.ones((2 * h + gap, w, 3), np.float32)
+    canvas[:h], canvas[h + gap:] = a, b
+    pts1, pts3 = np.asarray(pts1, np.float64).reshape(-1, 2), np.asarray(pts3, np.float64).reshape(-1, 2)
+    order = np.arange(len(pts1)) if score is None else np.argsort(-np.asarray(score), kind="stable")
+    order = order[:max_lines]
+    fig, ax = plt.subplots(figsize=(min(16, 2 + w / 40), min(16, 1 + (2 * h + gap) / 40)))
+    ax.imshow(canvas)
+    cmap = plt.get_cmap("viridis")
+    for rank_, i in enumerate(order):
+        if good is not None:
+            color = "lime" if good[i] else "red"
+        else:
+            color = cmap(1 - rank_ / max(1, len(order) - 1))
+        x1, y1 = pts1[i]
+        x3, y3 = pts3[i]
+        ax.plot([x1, x3], [y1, y3 + h + gap], "-", color=color, lw=0.8, alpha=0.8)
+        ax.plot([x1], [y1], ".", color=color, ms=3)
+        ax.plot([x3], [y3 + h + gap], ".", color=color, ms=3)
+    ax.set_axis_off()
+    ax.set_title(title or f"{len(order)} of {len(pts1)} matches (image 1 top, image 3 bottom)", fontsize=9)
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def spread_queries(m, k: int = 5, margin: int = 16) -> np.ndarray:
+    """``k`` queries of Matches ``m`` to show: the best-scoring one in each of ``k`` vertical
+    strips of the image, away from the border (border queries often score high for lack of
+    context and say little)."""
+    q = np.asarray(m.query)
+    if len(q) == 0:
+        return q
+    w, h = q[:, 0].max() + 1, q[:, 1].max() + 1
+    inner = (q[:, 0] >= margin) & (q[:, 0] < w - margin) & (q[:, 1] >= margin) & (q[:, 1] < h - margin)
+    if not inner.any():
+        inner[:] = True
+    strip = np.minimum((q[:, 0] / max(w, 1) * k).astype(int), k - 1)
+    picks = []
+    for s in range(k):
+        idx = np.flatnonzero(inner & (strip == s))
+        if len(idx):
+            picks.append(idx[np.argmax(np.asarray(m.score)[idx])])
+    return q[picks]
+
+
+def sensitivity_figure(model, img1, img3, queries, path, device=None, tier: str = "auto",
+                       radius: int | None = None, title: str | None = None) -> Path:
+    """The paper's Fig. 4 view for a few (x, y) ``queries`` of the middle frame: top row input 1,
+    the interpolated frame I2 (the queries), input 3 (match points); then one column per query
+    with its maps S = max_c |d out / d I| in image 1 (upper) and image 3 (lower), each marked
+    with the peak P and titled with P's coordinates and the score S (peak / mean of the 20 x 20
+    window around P). ``radius`` is the search radius the matches used, so P is their point."""
+    from ..api import jacobian_rows
+    from ..engine.matching import search_boxes, user_queries
+    from ..interpolate import interpolate
+    from ..ops import match_reduce
+
+    queries = np.asarray(queries, np.float64).reshape(-1, 2)
+    g1, g3 = jacobian_rows(model, img1, img3, queries, device=device, tier=tier)
+    boxes = search_boxes(user_queries(queries, tuple(g1.shape[-2:])), radius, tuple(g1.shape[-2:]))
+    maps, peaks = [], []
+    for g in (g1, g3):
+        idx, _, score = match_reduce(g, boxes)
+        w = g.shape[-1]
+        maps.append(g.abs().amax(1).cpu().numpy())
+        peaks.append((np.stack([(idx % w).cpu().numpy(), (idx // w).cpu().numpy()], 1), score.cpu().numpy()))
+    a, b = as_rgb(img1), as_rgb(img3)
+    mid = as_rgb(interpolate(img1, img3, model=model, device=device))
+    n = len(queries)
+    cols = max(3, n)
+    h, w = a.shape[:2]
+    fig = plt.figure(figsize=(3.2 * cols, (cols * 3.2 / 3 + 2 * 3.2) * h / w + 1.2))
+    gs = fig.add_gridspec(3, 3 * cols)
+    colors = plt.get_cmap("tab10")
+    top = [(a, "input 1", peaks[0][0]), (mid, "interpolated I2 (queries)", queries), (b, "input 3", peaks[1][0])]
+    for k, (im, name, pts) in enumerate(top):
+        ax = fig.add_subplot(gs[0, k * cols:(k + 1) * cols])
+        ax.imshow(im)
+        for i, (x, y) in enumerate(pts):
+            ax.plot(x, y, "o", mfc="none", mec=colors(i % 10), ms=7, mew=1.5)
+            ax.text(x + 3, y - 3, str(i + 1), color=colors(i % 10), fontsize=8)
+        ax.set_title(name, fontsize=9)
+        ax.set_axis_off()
+    for i in range(n):
+        for r in range(2):
+            ax = fig.add_subplot(gs[1 + r, 3 * i:3 * i + 3])
+            s = maps[r][i]
+            # S is very peaked: a power norm (gamma 0.4) keeps the tails visible
+            ax.imshow(s, cmap="hot", norm=PowerNorm(0.4, vmin=0, vmax=max(float(s.max()), 1e-12)))
+            (px, py), sc = peaks[r][0][i], peaks[r][1][i]
+            ax.plot(px, py, "+", color="cyan", ms=10, mew=1.5)
+            ax.set_title(f"#{i + 1} I{1 if r == 0 else 3}: P=({px:.0f},{py:.0f}) S={sc:.1f}", fontsize=8)
+            ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

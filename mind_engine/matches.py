@@ -1,0 +1,51 @@
+"""``Matches``: what ``mind_engine.match`` returns, as numpy arrays in the caller's image frame."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Matches:
+    """Correspondences, as numpy arrays in the caller's image frame (x right, y down).
+
+    ``pts1[i]`` in img1 and ``pts3[i]`` in img3 match through ``query[i]`` of the middle frame;
+    ``score`` ranks them (the smaller of ``score1`` and ``score3``, the peak-to-mean ratios).
+    """
+
+    pts1: np.ndarray
+    pts3: np.ndarray
+    query: np.ndarray
+    score: np.ndarray
+    score1: np.ndarray
+    score3: np.ndarray
+
+    @classmethod
+    def from_peaks(cls, query: torch.Tensor, idx1: torch.Tensor, score1: torch.Tensor, idx3: torch.Tensor,
+                   score3: torch.Tensor, width: int, offset1=None, offset3=None) -> "Matches":
+        """From flat peak indices y * width + x (and optional sub-pixel offsets (N, 2)) and scores."""
+        s1, s3 = score1.cpu().float().numpy(), score3.cpu().float().numpy()
+        pts1, pts3 = flat_to_xy(idx1, width), flat_to_xy(idx3, width)
+        if offset1 is not None:
+            pts1, pts3 = (pts1 + offset1).astype(np.float32), (pts3 + offset3).astype(np.float32)
+        return cls(pts1=pts1, pts3=pts3, query=query.cpu().float().numpy(), score=np.minimum(s1, s3),
+                   score1=s1, score3=s3)
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def __getitem__(self, index) -> "Matches":
+        return Matches(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+    def top(self, k: int) -> "Matches":
+        """The ``k`` best matches by score, best first (ties keep query order)."""
+        order = np.argsort(-self.score, kind="stable")
+        return self[order[: max(int(k), 0)]]
+
+
+def flat_to_xy(idx: torch.Tensor, width: int) -> np.ndarray:
+    """Flat indices y * W + x -> (N, 2) float32 (x, y)."""
+    idx = idx.cpu().long()
+    return torch.stack([idx % width, idx // width], 1).float().numpy().reshape(-1, 2)

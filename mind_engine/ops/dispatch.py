@@ -1,0 +1,77 @@
+"""Which implementation of a fused op runs where: shared by every op's dispatcher.
+
+Implementations: ``torch`` (the reference in ``_torch_impl``), ``triton`` (``mind_engine.ops.triton``;
+CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp`` (``mind_engine._C``: its CUDA
+kernels for CUDA tensors, its C++ loops for CPU ones). ``auto`` takes cpp on a GPU when built with
+CUDA, else triton there; on the CPU it takes the op's ``cpu`` choice when the extension is built.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+IMPLS = ("auto", "torch", "triton", "cpp")
+CUDA_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+@functools.cache
+def ext():
+    """The compiled module, or None when this install has none."""
+    try:
+        from .. import _C
+    except ImportError:
+        return None
+    return _C
+
+
+@functools.cache
+def cpp_cuda() -> bool:
+    C = ext()
+    return C is not None and C.cuda_available()
+
+
+@functools.cache
+def triton() -> bool:
+    from .triton import triton_installed
+
+    return triton_installed()
+
+
+def available(impl: str, device: torch.device | str = "cpu") -> bool:
+    """Whether ``impl`` can run on tensors of ``device``."""
+    device = torch.device(device)
+    if impl in ("auto", "torch"):
+        return True
+    if impl == "cpp":
+        return cpp_cuda() if device.type == "cuda" else device.type == "cpu" and ext() is not None
+    if impl == "triton":
+        interpreted = device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
+        return (device.type == "cuda" or interpreted) and triton()
+    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+
+
+def resolve(impl: str, device: torch.device, cpu: str = "cpp") -> str:
+    """The implementation that ``impl`` names on ``device`` (``cpu``: what auto takes on the CPU),
+    or a RuntimeError that says why it cannot run there."""
+    if impl == "auto":
+        if device.type == "cuda":
+            return "cpp" if cpp_cuda() else "triton" if triton() else "torch"
+        return cpu if device.type == "cpu" and available(cpu, device) else "torch"
+    if available(impl, device):
+        return impl
+    if impl == "cpp":
+        if ext() is None:
+            raise RuntimeError("impl='cpp': mind_engine._C is not built (reinstall with `pip install -e .`)")
+        if device.type == "cuda" and not ext().cuda_compiled():
+            raise RuntimeError("impl='cpp' on a CUDA tensor: mind_engine._C was built without CUDA (no nvcc)")
+        raise RuntimeError(f"impl='cpp' cannot run on {device}: no usable CUDA device for mind_engine._C")
+    if not triton():
+        raise RuntimeError("impl='triton': Triton is not installed (pip install 'mind-engine[triton]')")
+    raise RuntimeError(f"impl='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU ones), got {device}")
+
+
+def stream(device: torch.device) -> int:
+    """The current CUDA stream of ``device`` as an int, for the ``_C`` CUDA ops."""
+    return torch.cuda.current_stream(device).cuda_stream

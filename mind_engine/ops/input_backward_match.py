@@ -1,0 +1,64 @@
+"""The first layer's backward fused with the matching reduction, dispatched over its
+implementations (``dispatch``); each computes ``_torch_impl.input_backward_match``: idx and peak
+up to ties and float rounding of the rows (they are summed in another order), never storing the
+(B, 6, h, w) rows.
+
+``auto`` on the CPU takes whichever of cpp and torch was measured faster (CPU_AUTO): cpp, 7-9x.
+Measured on the dev machine (2-core AMD EPYC VM with AVX-512, the other core busy), one thread,
+g (64, 96, 100, 100), 80 x 80 boxes, 384 x 384 image, best of 3, two runs::
+
+    OMP_NUM_THREADS=1 python bench/fused_ops_cpu.py
+    conv_transpose2d alone            0.63 s / 0.77 s  (a lower bound for any torch path)
+    input_backward_match impl=torch   1.67 s / 1.97 s
+    input_backward_match impl=cpp     0.18 s / 0.25 s
+"""
+from __future__ import annotations
+
+import torch
+
+from . import _torch_impl
+from .dispatch import CUDA_DTYPES, ext, resolve, stream
+
+CPU_AUTO = "cpp"
+
+
+def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
+                         hw: tuple[int, int], impl: str = "auto"):
+    """(idx, peak, score), each (2, B) (image 1, image 3; int64, float32, float32), of the rows
+    conv_transpose2d(g, weight, padding=1) on windows at ``origin`` pasted into (H, W) = ``hw``
+    maps and searched in ``box``, as ``_torch_impl.input_backward_match``.
+
+    g (B, C, h, w) float; weight (C, 6, 3, 3); origin (B, 2) and box (B, 4) ints, any device;
+    boxes must be non-empty and inside the image and the window.
+    """
+    if g.dim() != 4 or not g.is_floating_point() or tuple(weight.shape) != (g.shape[1], 6, 3, 3):
+        raise ValueError(f"g must be a (B, C, h, w) float tensor and weight (C, 6, 3, 3), got {tuple(g.shape)} "
+                         f"{g.dtype} and {tuple(weight.shape)}")
+    B, H, W = g.shape[0], *hw
+    if tuple(origin.shape) != (B, 2) or tuple(box.shape) != (B, 4):
+        raise ValueError(f"origin must be (B, 2) and box (B, 4) with B = {B}, got {tuple(origin.shape)} "
+                         f"and {tuple(box.shape)}")
+    impl = resolve(impl, g.device, cpu=CPU_AUTO)
+    if impl == "torch":
+        return _torch_impl.input_backward_match(g, weight, origin, box, hw)
+    if H * W >= 2**32:
+        raise ValueError(f"images of 2^32 pixels or more are not supported, got {H} x {W}")
+    g = g.contiguous() if g.is_cuda and g.dtype in CUDA_DTYPES else g.float().contiguous()
+    weight = weight.to(g.device, torch.float32).contiguous()
+    origin, box = (t.to(g.device).long().contiguous() for t in (origin, box))
+    if impl == "triton":
+        from .triton.input_backward_match import input_backward_match as triton_input_backward_match
+
+        return triton_input_backward_match(g, weight, origin, box, (H, W))
+    out = (torch.empty(2, B, dtype=torch.int64, device=g.device),
+           torch.empty(2, B, dtype=torch.float32, device=g.device),
+           torch.empty(2, B, dtype=torch.float32, device=g.device))
+    if B == 0:
+        return out
+    args = (weight.data_ptr(), origin.data_ptr(), box.data_ptr(), H, W, *(t.data_ptr() for t in out))
+    if g.is_cuda:
+        ext().input_backward_match_cuda(g.data_ptr(), CUDA_DTYPES[g.dtype], g.shape, *args, g.device.index,
+                                        stream(g.device))
+    else:
+        ext().input_backward_match_cpu(g.data_ptr(), g.shape, *args, torch.get_num_threads())
+    return out

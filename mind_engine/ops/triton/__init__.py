@@ -1,0 +1,10 @@
+"""The Triton kernels of the fused ops (``mind_engine.ops``), one module per op.
+
+Importing this package never needs Triton (an optional extra); the kernel modules import it.
+"""
+import importlib.util
+
+
+def triton_installed() -> bool:
+    """True when Triton can be imported, so that the kernel modules can be."""
+    return importlib.util.find_spec("triton") is not None
