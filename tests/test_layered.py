@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from mind_engine.evaluation.pairs import EvalPair, layered_pairs
-from mind_engine.training.layered import Layer, LayeredMotion, Scene
+from mind_engine.training.layered import LayeredMotion
+from mind_engine.training.scene import Layer, Scene
 from mind_engine.training.sources import Clip
 from mind_engine.training.synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES
 from mind_engine.training.validation import BEST_NAME, match_accuracy, validation_pairs

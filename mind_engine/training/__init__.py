@@ -4,7 +4,8 @@
     augment.py     time reversal and flips (frames and correspondences alike); shared helpers
     video.py       video triplets and the held-out split of every clip
     synthetic.py   smooth synthetic motion of still images, with true correspondences
-    layered.py     layered synthetic scenes (shapes moving over a background, occlusions), exact ground truth
+    scene.py       layered scenes: rendering at any t, painter's-order occlusion, exact ground truth
+    layered.py     random layered scenes (shapes moving over a background) as triplets, photometric jitter
     validation.py  matching accuracy on validation pairs with known motion; best.safetensors by it
     mixture.py     mixing sources into batches
     cli.py         the command's options

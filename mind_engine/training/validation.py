@@ -14,6 +14,7 @@ evaluation with the highest Accuracy@10, ties broken by the lower APE.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -100,6 +101,8 @@ class BestCheckpoint:
         if rec["best"]:
             meta = dict(metadata or {}, step=step, match_validation={
                 **r, "pairs": len(self.pairs), "stride": self.stride, "radius": self.radius})
-            save_model(model, self.path, extra_metadata=meta)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            save_model(model, tmp, extra_metadata=meta)
+            os.replace(tmp, self.path)  # never a torn best.safetensors
         rec["best_step"] = self.best["step"] if self.best else None
         return rec
