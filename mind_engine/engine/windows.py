@@ -139,7 +139,7 @@ class WindowOps:
         size = (h + int(odd[:, 1].max()), w + int(odd[:, 0].max()))
         size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         t = g.t if size == (h, w) else self.gather(g.t, -odd, size)
-        t = F.conv2d(F.pad(t, (k - 1,) * 4), weight, stride=2)
+        t = F.conv2d(t, weight, stride=2, padding=k - 1)
         return self._clip(Window(t, (g.o - odd - k + 2) // 2), level + 1)
 
     def mul(self, g: Window, maps, level):
