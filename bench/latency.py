@@ -1,6 +1,7 @@
 """Speed of the engine's tiers against the paper's matcher and torch's own batched VJP.
 
     python bench/latency.py                       # CPU: sampled queries, extrapolated (labelled)
+    python bench/latency.py --models default paper   # the shipped model and paper widths, one JSON
     python bench/latency.py --device cuda --sample 0   # GPU: every query of every job
 
 For each job (semi-dense: stride 4, 3072 queries on 384x128; dense: stride 1) and each search
@@ -161,21 +162,49 @@ def run(args) -> dict:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.weights:
-        model, weights = load_model(args.weights, device=device), args.weights
-    else:
-        torch.manual_seed(0)
-        model, weights = MindNet(MindConfig()).to(device).eval(), "random (paper widths, seed 0)"
     h, w = args.size[1], args.size[0]
     i1, i3 = test_pair(h, w, device)
-    clock, rows = Clock(device), []
+    clock, rows, described = Clock(device), [], []
+    for spec in args.models:
+        model, weights = build_model(spec, device)
+        described.append({"model": spec, "weights": weights, "widths": model.config.to_dict()})
+        print(f"model {spec}: {weights}", file=sys.stderr)
+        rows += time_model(args, device, clock, model, spec, i1, i3)
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device_type": device.type, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cuda": torch.version.cuda, "python": platform.python_version(), "command": " ".join(sys.argv),
+        "size": f"{w}x{h}", "models": described, "memory_budget_bytes": args.memory, "results": rows,
+        "notes": "per_query_ms and speedups compare the matching alone; total_ms adds the forward once. "
+                 "Rows with extrapolated=true timed queries_timed queries and scaled to the job. "
+                 "peak_memory_bytes: on a GPU the allocator's peak above what was allocated before; on the "
+                 "CPU the growth of the process's peak resident set, a lower bound (memory an earlier "
+                 "run freed is reused without growing it).",
+    }
+
+
+def build_model(spec: str, device):
+    """``paper``: the paper's widths with random weights (seed 0; speed does not depend on the
+    weights); ``default``: the shipped model; anything else: a checkpoint path."""
+    if spec == "paper":
+        torch.manual_seed(0)
+        return MindNet(MindConfig()).to(device).eval(), "random (paper widths, seed 0)"
+    if spec == "default":
+        return load_model(None, device=device), "the shipped default model"
+    return load_model(spec, device=device), spec
+
+
+def time_model(args, device, clock, model, spec: str, i1, i3) -> list[dict]:
+    """Every chosen method on every job and radius for one model: one record each."""
+    h, w = i1.shape[-2:]
+    rows = []
     chosen = {k: v for k, v in methods(device).items() if not args.only or k in args.only}
     for name in ("ort", "trt"):  # export and open a session once, untimed (both are cached)
         if name in chosen:
             q = grid_queries((h, w), 16)[:2].to(device)
             chosen[name](model, i1, i3, args.memory).match(q, search_boxes(q, None, (h, w)), (h, w))
     exact_q = grid_queries((h, w), 4)[torch.linspace(0, h * w // 16 - 1, EXACT_QUERIES).long()]
-    for radius in RADII:
+    for radius in args.radii:
         exact_boxes = search_boxes(exact_q, radius, (h, w))
         reference = Tier0(model, i1, i3).match(exact_q.to(device), exact_boxes, (h, w))
         for name, build in chosen.items():
@@ -197,14 +226,14 @@ def run(args) -> dict:
                 t_fwd = statistics.median(t for t, _ in times)
                 per_query = statistics.median(t for _, t in times) / n
                 total = t_fwd + per_query * len(q_all)
-                rec = {"method": name, "label": getattr(engine, "name", name), "job": job, "stride": stride,
+                rec = {"model": spec, "method": name, "label": getattr(engine, "name", name), "job": job, "stride": stride,
                        "radius": radius, "queries": len(q_all), "queries_timed": n, "extrapolated": n < len(q_all),
                        "forward_ms": 1e3 * t_fwd, "per_query_ms": 1e3 * per_query, "total_ms": 1e3 * total,
                        "queries_per_s": len(q_all) / total, "peak_memory_bytes": peak}
                 if job == "semi-dense":
                     rec["exactness_vs_t0"] = compare(reference, engine.match(exact_q.to(device), exact_boxes, (h, w)))
                 rows.append(rec)
-                print(f"  {name:4s} {job:10s} R={radius}: {rec['total_ms'] / 1e3:9.2f} s"
+                print(f"  {spec} {name:4s} {job:10s} R={radius}: {rec['total_ms'] / 1e3:9.2f} s"
                       f"{' (extrapolated)' if rec['extrapolated'] else ''}", file=sys.stderr)
     for rec in rows:
         t0 = next((r for r in rows if r["method"] == "t0" and r["job"] == rec["job"] and r["radius"] == rec["radius"]),
@@ -212,17 +241,7 @@ def run(args) -> dict:
         if t0 is not None:
             rec["speedup_vs_t0_per_query"] = t0["per_query_ms"] / rec["per_query_ms"]
             rec["speedup_vs_t0_total"] = t0["total_ms"] / rec["total_ms"]
-    return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "device_type": device.type, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "cuda": torch.version.cuda, "python": platform.python_version(), "command": " ".join(sys.argv),
-        "size": f"{w}x{h}", "weights": weights, "memory_budget_bytes": args.memory, "results": rows,
-        "notes": "per_query_ms and speedups compare the matching alone; total_ms adds the forward once. "
-                 "Rows with extrapolated=true timed queries_timed queries and scaled to the job. "
-                 "peak_memory_bytes: on a GPU the allocator's peak above what was allocated before; on the "
-                 "CPU the growth of the process's peak resident set, a lower bound (memory an earlier "
-                 "run freed is reused without growing it).",
-    }
+    return rows
 
 
 def cpu_name() -> str:
@@ -238,12 +257,14 @@ def cpu_name() -> str:
 
 def print_table(res: dict) -> None:
     print(f"\n{res['device']} ({res['device_type']}, {res['cpu_threads']} threads), torch {res['torch']}, "
-          f"{res['size']}, weights: {res['weights']}")
-    print(f"{'method':6s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
+          f"{res['size']}")
+    for m in res["models"]:
+        print(f"  model {m['model']}: {m['weights']}, widths {m['widths']['encoder']} / {m['widths']['decoder']}")
+    print(f"{'model':8s} {'method':6s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
           f"{'vs t0':>7s} {'peak MB':>8s} {'same pt':>7s}")
     for r in res["results"]:
         ex = r.get("exactness_vs_t0", {}).get("same_point")
-        print(f"{r['method']:6s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
+        print(f"{r['model'][:8]:8s} {r['method']:6s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
               f"{r['per_query_ms']:9.2f} {r['queries_per_s']:8.1f} {r.get('speedup_vs_t0_per_query', 0):6.1f}x "
               f"{r['peak_memory_bytes'] / 2**20:8.0f} {'' if ex is None else f'{ex:7.0%}'}"
               f"{'  *' if r['extrapolated'] else ''}")
@@ -255,16 +276,24 @@ def _size(s: str) -> tuple[int, int]:
     return w, h
 
 
+def _radius(s: str) -> int | None:
+    return None if s.lower() == "none" else int(s)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--size", type=_size, default=(384, 128), help="image size WxH (default 384x128)")
-    p.add_argument("--weights", default=None, help="a checkpoint (default: paper widths, random weights)")
+    p.add_argument("--models", nargs="+", default=["paper"],
+                   help="models timed in one run, each 'paper' (paper widths, random weights), 'default' (the "
+                        "shipped model) or a checkpoint path (default: paper)")
     p.add_argument("--sample", type=int, default=None,
                    help="queries timed per job for the engine tiers, extrapolated (0: all; default: all on a "
                         "GPU, 48 on the CPU)")
     p.add_argument("--t0-sample", type=int, default=4, help="queries timed for t0 and the batched VJP (default 4)")
     p.add_argument("--only", nargs="*", default=None, help="methods to run (t0 vjp t1 t2 t3 ort trt; default all that can run)")
+    p.add_argument("--radii", nargs="+", type=_radius, default=list(RADII),
+                   help="search radii, 'none' for the whole image (default: none 32)")
     p.add_argument("--memory", type=int, default=None, help="working-memory budget of a tier, bytes")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 1 on a GPU, 0 on the CPU)")

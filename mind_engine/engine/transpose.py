@@ -55,10 +55,12 @@ def backward_walk(model, lin: Linearisation, ops, g):
     for k in reversed(range(cfg.depth)):
         if k in skip_grads:
             g = ops.add(g, ops.to_encoder(skip_grads[k], k))
-        block = model.encoder[k]
-        g = ops.unpool(g, lin.pool_masks[block.pool], k)  # to level k
+        block, last = model.encoder[k], len(model.encoder[k].convs) - 1
+        # to level k, through the pool and the last PReLU at once
+        g = ops.unpool_mul(g, lin.pool_masks[block.pool], lin.slopes[block.acts[last]], k)
         for j in reversed(range(len(block.convs))):
-            g = ops.mul(g, lin.slopes[block.acts[j]], k)
+            if j < last:
+                g = ops.mul(g, lin.slopes[block.acts[j]], k)
             if k == 0 and j == 0:
                 return ops.input(g, block.convs[0].weight)
             g = ops.conv_t(g, block.convs[j].weight, k, reach=conv_reach(block.convs[:j]))
@@ -99,8 +101,9 @@ class DenseOps:
     def add(self, a, b):
         return a + b
 
-    def unpool(self, g, mask, level):
-        return F.interpolate(g, scale_factor=2, mode="nearest") * mask
+    def unpool_mul(self, g, mask, slope, level):
+        """Maxpool's backward (nearest upsample times the argmax mask), then a PReLU's."""
+        return F.interpolate(g, scale_factor=2, mode="nearest") * mask * slope
 
     def input(self, g, weight):
         """Rows d/dI1 and d/dI3: the first conv's transpose, split into the two images."""

@@ -55,6 +55,7 @@ class Tier2(RowsTier):
         self.memory = int(memory or (CPU_MEMORY if i1.device.type == "cpu" else DEFAULT_MEMORY))
         self.reach = encoder_reach(model)
         self.kernels = _kernels(self.impl)
+        self.products: dict = {}  # unpool's mask * slope maps, built once per image pair
 
     def _plan(self, boxes: torch.Tensor, hw: tuple[int, int], margin: tuple[int, int]):
         """The need regions for these boxes, and how many seeds fit the memory budget."""
@@ -74,7 +75,7 @@ class Tier2(RowsTier):
             part = slice(s, s + chunk)
             q, b = queries[part].cpu(), boxes[part].cpu()
             ops = WindowOps(lin.hw, [(lo[part], hi[part]) for lo, hi in need],
-                            self.kernels[:2] + (partial(fused, box=b.to(dev), hw=hw),), dev)
+                            self.kernels[:2] + (partial(fused, box=b.to(dev), hw=hw),), dev, self.products)
             with torch.no_grad():
                 results.append(backward_walk(self.model, lin, ops, ops.seed(q, lin.out.dtype, dev)))
         return results

@@ -88,12 +88,13 @@ def fit(lo: torch.Tensor, hi: torch.Tensor, extent: tuple[int, int]):
 class WindowOps:
     """The transposed network's operations on windows (see ``backward_walk``)."""
 
-    def __init__(self, padded_hw: tuple[int, int], need, kernels, device):
+    def __init__(self, padded_hw: tuple[int, int], need, kernels, device, products: dict | None = None):
         self.ext = [(padded_hw[0] >> k, padded_hw[1] >> k) for k in range(len(need))]
         self.need = need  # per level: (lo, hi), from need_windows
         self.device = device
         self.windows: dict = {}
         self.gather, self.mul_maps, self.fused = kernels
+        self.products = {} if products is None else products  # mask * slope maps, shared between chunks
 
     def window(self, level: int, reach: int = 0):
         """(origin (B, 2), (h, w)): one window for the chunk's need at ``level`` grown by ``reach``."""
@@ -138,7 +139,7 @@ class WindowOps:
         size = (h + int(odd[:, 1].max()), w + int(odd[:, 0].max()))
         size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         t = g.t if size == (h, w) else self.gather(g.t, -odd, size)
-        t = F.conv2d(F.pad(t, (k - 1,) * 4), weight, stride=2)
+        t = F.conv2d(t, weight, stride=2, padding=k - 1)
         return self._clip(Window(t, (g.o - odd - k + 2) // 2), level + 1)
 
     def mul(self, g: Window, maps, level):
@@ -156,9 +157,17 @@ class WindowOps:
     def add(self, a: Window, b: Window) -> Window:
         return Window(a.t + b.t, a.o)
 
-    def unpool(self, g: Window, mask, level):
+    def unpool_mul(self, g: Window, mask, slope, level):
+        """One pass over the fine crop: each coarse value copied to its 2 x 2 pixels, times the
+        product of the argmax mask and the slope map (mask is 0 or 1: the same numbers as
+        multiplying by each in turn)."""
+        key = (id(mask), id(slope))
+        if key not in self.products:
+            self.products[key] = (mask * slope, mask, slope)  # the maps are kept alive with their ids
+        B, C, h, w = g.t.shape
+        up = g.t[:, :, :, None, :, None].expand(B, C, h, 2, w, 2).reshape(B, C, 2 * h, 2 * w)
         o = g.o * 2
-        return Window(self.mul_maps(F.interpolate(g.t, scale_factor=2, mode="nearest"), mask, o), o)
+        return Window(self.mul_maps(up, self.products[key][0], o), o)
 
     def input(self, g: Window, weight):
         return self.fused(g.t, weight, g.o)
