@@ -74,7 +74,7 @@ def read_pair_list(path) -> list[Pair]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such pair list")
-    base = path.parent
+    base = path.parent.resolve()
     lines = path.read_text().splitlines()
     out = []
     for n, line in enumerate(lines, start=1):
@@ -135,6 +135,10 @@ def video_pairs(video, gap: int = 1) -> Iterator[Pair]:
     video = Path(video)
     if not video.exists():
         raise FileNotFoundError(f"{video}: no such video or folder")
+    return _video_pairs(video, gap)
+
+
+def _video_pairs(video: Path, gap: int) -> Iterator[Pair]:
     window: deque = deque(maxlen=gap + 1)
     for t, frame in enumerate(_frames(video)):
         window.append(frame)
