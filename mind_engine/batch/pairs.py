@@ -97,12 +97,11 @@ def read_pair_list(path) -> list[Pair]:
     return out
 
 
-def _frames(video: Path) -> Iterator[np.ndarray]:
+def _frames(video: Path) -> Iterator:
+    """A folder's image paths (decoded by the worker, so a bad frame fails only its pairs), or a
+    video's decoded frames."""
     if video.is_dir():
-        import imageio.v3 as iio
-
-        for f in sorted(p for p in video.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
-            yield np.asarray(iio.imread(f))
+        yield from (str(p) for p in sorted(p for p in video.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS))
         return
     import imageio.v3 as iio
 
@@ -128,8 +127,8 @@ def video_length(video) -> int | None:
 
 
 def video_pairs(video, gap: int = 1) -> Iterator[Pair]:
-    """Frames (t, t + gap) of a video file or a folder of frames, for every t, decoded as a stream
-    (gap + 1 frames in memory). Keys are ``f<t>-f<t+gap>``."""
+    """Frames (t, t + gap) of a video file (decoded as a stream, gap + 1 frames in memory) or of a
+    folder of frames (sorted by name), for every t. Keys are ``f<t>-f<t+gap>``."""
     if gap < 1:
         raise ValueError(f"gap must be at least 1, got {gap}")
     video = Path(video)
@@ -144,4 +143,5 @@ def _video_pairs(video: Path, gap: int) -> Iterator[Pair]:
         window.append(frame)
         if len(window) == gap + 1:
             s = t - gap
-            yield Pair(f"f{s:06d}-f{t:06d}", window[0], window[-1], f"{video}#{s}", f"{video}#{t}")
+            names = (window[0], window[-1]) if video.is_dir() else (f"{video}#{s}", f"{video}#{t}")
+            yield Pair(f"f{s:06d}-f{t:06d}", window[0], window[-1], *names)
