@@ -7,7 +7,7 @@
     mind-engine match-video VIDEO --gap K --out DIR [--ray] ...
     mind-engine interpolate IMG1 IMG3 --out mid.png [--weights W] [--device D]
     mind-engine train ...                 (all arguments go to mind_engine.training)
-    mind-engine bench {latency,accuracy,interpolation} ...   (runs bench/<name>.py of the repo)
+    mind-engine bench {latency,accuracy,interpolation,throughput} ...   (runs bench/<name>.py of the repo)
     mind-engine demo [--out mind_demo] [--weights W]
 
 Errors a user can cause (missing or unreadable files, bad checkpoints, bad options) end with
@@ -27,7 +27,7 @@ import numpy as np
 from .batch import cli as batch_cli
 
 PROG = "mind-engine"
-BENCHES = ("latency", "accuracy", "interpolation")
+BENCHES = ("latency", "accuracy", "interpolation", "throughput")
 
 
 class UserError(Exception):
