@@ -118,6 +118,20 @@ def test_video_frames_at_a_gap(data, tmp_path):
     assert _same(r, me.match(data / "1.png", data / "3.png", model=model, stride=16, radius=8))
 
 
+def test_video_file_is_decoded_as_a_stream(data, tmp_path):
+    pytest.importorskip("av")
+    frames = np.stack([iio.imread(data / f"{i}.png") for i in range(3)])
+    iio.imwrite(tmp_path / "v.mp4", frames, plugin="pyav", codec="libx264", fps=10)
+    decoded = list(iio.imiter(tmp_path / "v.mp4"))  # lossy: compare with what the decoder gives
+    assert me.batch.pairs.video_length(tmp_path / "v.mp4") == 3
+    man = me.match_many(me.batch.video_pairs(tmp_path / "v.mp4", gap=2), tmp_path / "out",
+                        weights=data / "tiny.safetensors", **OPTS)
+    assert [(r["key"], r["img1"]) for r in man["pairs"]] == [("f000000-f000002", f"{tmp_path / 'v.mp4'}#0")]
+    model = me.load_model(data / "tiny.safetensors")
+    assert _same(read_result(tmp_path / "out" / "f000000-f000002.npz"),
+                 me.match(decoded[0], decoded[2], model=model, stride=16, radius=8))
+
+
 DRIVER = """
 import sys, torch
 torch.set_num_threads(1)
