@@ -158,8 +158,8 @@ def main(argv=None) -> dict:
     device, amp = _device(args, world, local_rank)
     if distributed:
         import torch.distributed as dist
-        from torch.distributed.nn import functional as _  # noqa: F401  imported before the group exists:
-        # imported lazily instead, it was seen to make a gloo rank abort (SIGABRT) at shutdown
+        from torch.distributed.nn import functional as _  # noqa: F401  imported before the group exists
+        # (with the ``del net`` below: the remedy found for a gloo rank aborting (SIGABRT) at shutdown)
 
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
