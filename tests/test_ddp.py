@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,8 +75,15 @@ def test_two_ranks_average_gradients_see_different_batches_and_resume_exactly(fr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(job), str(tmp_path), "--data", str(frames), *TINY]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]  # no rank aborted, at any of the three shutdowns
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, not torchrun alone
+        _, err = proc.communicate()
+        pytest.fail(f"two-rank training did not finish in 300 s:\n{err[-3000:]}")
+    assert proc.returncode == 0, err[-3000:]  # no rank aborted, at any of the three shutdowns
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for key in ("full", "resumed"):
         assert all(torch.equal(r0[key][k], r1[key][k]) for k in r0[key])  # gradients were averaged
