@@ -3,9 +3,11 @@
     mind-engine match IMG1 IMG3 [--stride 4] [--radius R] [--top K] [--out matches.png]
                                 [--json [out.json]] [--weights W] [--device D] [--tier T]
                                 [--subpixel] [--fb]
+    mind-engine match-pairs LIST --out DIR [--ray] [--workers N] ...   (mind_engine.batch.cli)
+    mind-engine match-video VIDEO --gap K --out DIR [--ray] ...
     mind-engine interpolate IMG1 IMG3 --out mid.png [--weights W] [--device D]
     mind-engine train ...                 (all arguments go to mind_engine.training)
-    mind-engine bench {latency,accuracy,interpolation} ...   (runs bench/<name>.py of the repo)
+    mind-engine bench {latency,accuracy,interpolation,throughput} ...   (runs bench/<name>.py of the repo)
     mind-engine demo [--out mind_demo] [--weights W]
 
 Errors a user can cause (missing or unreadable files, bad checkpoints, bad options) end with
@@ -22,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch import cli as batch_cli
+
 PROG = "mind-engine"
-BENCHES = ("latency", "accuracy", "interpolation")
+BENCHES = ("latency", "accuracy", "interpolation", "throughput")
 
 
 class UserError(Exception):
@@ -260,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fb", action="store_true", help="flag matches that fail the forward-backward check")
     common(m)
 
+    batch_cli.add_parsers(sub, common, _radius, tier_names())
+
     i = sub.add_parser("interpolate", help="interpolate the middle frame")
     i.add_argument("img1")
     i.add_argument("img3")
@@ -292,7 +298,8 @@ def main(argv=None) -> int:
             a = parser.parse_args(argv)
         except SystemExit as e:  # argparse has printed usage or help: hand back its status
             return e.code or 0
-        return {"match": cmd_match, "interpolate": cmd_interpolate, "demo": cmd_demo}[a.cmd](a)
+        return {"match": cmd_match, "interpolate": cmd_interpolate, "demo": cmd_demo,
+                "match-pairs": batch_cli.cmd_match_pairs, "match-video": batch_cli.cmd_match_video}[a.cmd](a)
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .model import MindConfig, MindNet
 
@@ -22,15 +22,20 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded into MindNet, with every reason listed."""
 
 
-def save_model(model: MindNet, path, extra_metadata: dict | None = None) -> Path:
-    """Write ``model``'s weights and configuration to a safetensors file."""
+def checkpoint_bytes(model: MindNet, extra_metadata: dict | None = None) -> bytes:
+    """The bytes ``save_model`` writes: ``model``'s weights and configuration as safetensors."""
     meta = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
     for key, value in (extra_metadata or {}).items():
         meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return save(state, metadata=meta)
+
+
+def save_model(model: MindNet, path, extra_metadata: dict | None = None) -> Path:
+    """Write ``model``'s weights and configuration to a safetensors file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=meta)
+    path.write_bytes(checkpoint_bytes(model, extra_metadata))
     return path
 
 

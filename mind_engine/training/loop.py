@@ -11,7 +11,7 @@ left off: the next step after a resume is bit-identical to the same step of an u
 weights of the best matching accuracy on validation pairs with known motion (``validation``).
 
 Launched by ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel; each rank
-draws its own batches (generator seeded with seed + rank).
+draws its own batches (generator seeded with seed + 1_000_003 * rank).
 """
 from __future__ import annotations
 
@@ -167,6 +167,8 @@ def main(argv=None) -> dict:
     device, amp = _device(args, world, local_rank)
     if distributed:
         import torch.distributed as dist
+        from torch.distributed.nn import functional as _  # noqa: F401  imported before the group exists
+        # (with the ``del net`` below: the remedy found for a gloo rank aborting (SIGABRT) at shutdown)
 
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
@@ -295,6 +297,7 @@ def main(argv=None) -> dict:
         import torch.distributed as dist
 
         dist.barrier()
+        del net  # the DDP wrapper (its reducer holds the group) goes before the group does
         dist.destroy_process_group()
     return {"step": run.step, "losses": losses, "last_validation": last_val, "model": model,
             "history": [json.loads(h) for h in run.history], "train_seconds": run.train_seconds,

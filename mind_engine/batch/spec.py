@@ -1,0 +1,91 @@
+"""What a batch job computes: the model (as checkpoint bytes, so any worker on any machine can
+build it, and hashed, so results can name it) and the matching settings.
+
+The job's ``fingerprint`` (model hash and settings) is stored with every result: a re-run skips
+a pair only when its stored result carries the same fingerprint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..model import MindConfig, MindNet
+from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, model_from_checkpoint
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as safetensors bytes (the file ``save_model`` writes), its configuration and the
+    sha256 of those bytes; ``source`` says where it came from."""
+
+    config: dict
+    data: bytes
+    sha256: str
+    source: str
+
+    @classmethod
+    def from_args(cls, model: MindNet | None = None, weights=None) -> "ModelSpec":
+        """From a model in memory, a checkpoint path, or (neither) the bundled default model.
+        A file is checked by loading it once here, before any worker starts."""
+        if model is not None and weights is not None:
+            raise ValueError("pass model= or weights=, not both")
+        if model is not None:
+            data, source = checkpoint_bytes(model), "<in-memory model>"
+            config = model.config.to_dict()
+        else:
+            path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+            if weights is None and not path.is_file():
+                raise FileNotFoundError(f"this build of mind_engine ships no default model ({path} is absent); "
+                                        f"pass weights= (a checkpoint written by mind-engine train)")
+            config = model_from_checkpoint(path).config.to_dict()  # checks it fits MindNet
+            data, source = path.read_bytes(), str(path) if weights is not None else "default"
+        return cls(config, data, hashlib.sha256(data).hexdigest(), source)
+
+    def build(self, device) -> MindNet:
+        """The network on ``device``, in eval mode."""
+        from safetensors.torch import load
+
+        net = MindNet(MindConfig(**self.config))
+        net.load_state_dict(load(self.data))
+        return net.to(device).eval()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The matching arguments of ``mind_engine.match`` that shape the results."""
+
+    stride: int = 4
+    radius: int | None = None
+    queries: tuple | None = None  # ((x, y), ...) floats, or None for the grid of ``stride``
+    tier: str = "auto"
+    memory: int | None = None
+
+    @classmethod
+    def make(cls, stride=4, radius=None, queries=None, tier="auto", memory=None) -> "Settings":
+        if int(stride) < 1:
+            raise ValueError(f"stride must be at least 1, got {stride}")
+        if radius is not None and int(radius) < 0:
+            raise ValueError(f"radius must be >= 0 or None, got {radius}")
+        if queries is not None:
+            q = np.asarray(queries.cpu() if isinstance(queries, torch.Tensor) else queries)
+            if q.ndim != 2 or q.shape[1] != 2:
+                raise ValueError(f"queries must be (N, 2) (x, y) points, got shape {q.shape}")
+            queries = tuple((float(x), float(y)) for x, y in q.tolist())
+        return cls(int(stride), None if radius is None else int(radius), queries, str(tier), memory)
+
+    def to_dict(self) -> dict:
+        return {"stride": self.stride, "radius": self.radius, "tier": self.tier, "memory": self.memory,
+                "queries": None if self.queries is None else [list(q) for q in self.queries]}
+
+
+def fingerprint(spec: ModelSpec, settings: Settings) -> str:
+    """sha256 of the model hash and the settings that shape results (not ``memory``, which
+    bounds working memory only): equal fingerprints give equal results."""
+    doc = {"model_sha256": spec.sha256, **settings.to_dict()}
+    doc.pop("memory")
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,115 @@
+"""The output folder of a batch job: one ``<key>.npz`` per matched pair and ``manifest.json``.
+
+Why npz: numpy reads it with no extra dependency (``np.load``), pandas through numpy, and it
+holds typed columns and a few scalars in one file (Parquet would need pyarrow). Each result
+file is written to a temporary name and renamed (``os.replace``), so a file that exists is
+complete: a job killed at any moment leaves only whole results, and a re-run trusts them.
+
+Result file (``np.load(path)``; one row per query, x right and y down in pixels):
+    pts1, pts3, query   (N, 2) float32   match in img1, in img3, and the middle-frame query
+    score, score1, score3  (N,) float32  confidence (min of score1, score3: peak-to-mean ratios)
+    key, img1, img3, fingerprint   str   the pair and the job's model hash + settings hash
+    width, height  int; seconds_load, seconds_match  float
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "mind_engine.batch/1"
+MANIFEST = "manifest.json"
+ARRAYS = ("pts1", "pts3", "query", "score", "score1", "score3")
+SCALARS = ("key", "img1", "img3", "fingerprint", "width", "height", "seconds_load", "seconds_match")
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def result_path(out_dir, key: str) -> Path:
+    return Path(out_dir) / f"{key}.npz"
+
+
+def write_result(out_dir, key: str, arrays: dict, meta: dict) -> Path:
+    """Write one pair's result atomically; ``arrays`` holds ARRAYS, ``meta`` the SCALARS."""
+    path = result_path(out_dir, key)
+    cols = {k: np.asarray(arrays[k]) for k in ARRAYS}
+    cols.update({k: np.asarray(meta[k]) for k in SCALARS})
+    _atomic_write(path, lambda f: np.savez(f, **cols))
+    return path
+
+
+def read_result(path) -> dict:
+    """A result file as a dict: arrays as numpy arrays, scalars as Python values."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
+
+
+def finished(out_dir, key: str, name1: str, name3: str, fp: str) -> dict | None:
+    """The stored scalars of a pair already matched with this fingerprint, else None (absent,
+    made by other settings, for other images, or unreadable)."""
+    path = result_path(out_dir, key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = {k: z[k].item() for k in SCALARS}
+            n = len(z["score"])
+    except Exception:  # a damaged file is matched again and replaced
+        return None
+    if meta["fingerprint"] != fp or meta["img1"] != name1 or meta["img3"] != name3:
+        return None
+    return {**meta, "n_matches": n}
+
+
+class Manifest:
+    """``manifest.json``: the job's settings, model hash, versions and one record per pair
+    (status ``ok`` or ``failed``, timings, attempts, worker, error). Rewritten atomically at most
+    every ``every`` seconds and at the end; results, not the manifest, decide what resume skips."""
+
+    def __init__(self, out_dir, header: dict, every: float = 5.0):
+        self.path = Path(out_dir) / MANIFEST
+        self.header, self.every = header, every
+        self.records: dict[str, dict] = {}
+        self._last = 0.0
+        if self.path.is_file():
+            try:
+                old = json.loads(self.path.read_text())
+            except ValueError:
+                old = {}
+            if old.get("fingerprint") not in (None, header["fingerprint"]):
+                diff = {k: (old.get("settings", {}).get(k), v) for k, v in header["settings"].items()
+                        if old.get("settings", {}).get(k) != v}
+                if old.get("model", {}).get("sha256") != header["model"]["sha256"]:
+                    diff["model sha256"] = (old.get("model", {}).get("sha256"), header["model"]["sha256"])
+                raise ValueError(f"{Path(out_dir)} holds results of other settings (was, now: {diff}); "
+                                 f"use another output folder or empty this one")
+
+    def add(self, record: dict) -> None:
+        self.records[record["key"]] = record
+        if time.monotonic() - self._last >= self.every:
+            self.write("running")
+
+    def write(self, state: str) -> None:
+        recs = [self.records[k] for k in sorted(self.records)]
+        counts = {s: sum(r["status"] == s for r in recs) for s in ("ok", "failed")}
+        counts["resumed"] = sum(bool(r.get("resumed")) for r in recs)
+        doc = {**self.header, "state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "counts": counts, "pairs": recs}
+        data = json.dumps(doc, indent=1, default=str).encode()
+        _atomic_write(self.path, lambda f: f.write(data))
+        self._last = time.monotonic()

@@ -1,0 +1,186 @@
+"""Matching many pairs in this process: results, file format, manifest, resume, bad pairs, CLI."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+import mind_engine as me
+from mind_engine import cli
+from mind_engine.batch import Pair, read_pair_list, read_result
+from mind_engine.batch.store import ARRAYS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[1]
+OPTS = {"stride": 16, "radius": 8, "threads": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny random-weight model and 64x64 images: 0..5 one size, odd.png another, bad.png not an image."""
+    d = tmp_path_factory.mktemp("batch")
+    torch.manual_seed(0)
+    me.save_model(me.MindNet(encoder=(4, 4, 4, 4, 4), decoder=(4, 4, 4, 4, 4)), d / "tiny.safetensors")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        iio.imwrite(d / f"{i}.png", (rng.random((64, 64, 3)) * 255).astype(np.uint8))
+    iio.imwrite(d / "odd.png", (rng.random((96, 64, 3)) * 255).astype(np.uint8))
+    (d / "bad.png").write_text("not an image")
+    return d
+
+
+def _same(a: dict, b) -> bool:
+    return all(np.array_equal(a[k], b[k] if isinstance(b, dict) else getattr(b, k)) for k in ARRAYS)
+
+
+def test_results_equal_match_and_the_files_and_manifest_say_what_ran(data, tmp_path):
+    pairs = [(data / "0.png", data / "1.png"), (data / "2.png", data / "3.png")]
+    man = me.match_many(pairs, tmp_path, weights=data / "tiny.safetensors", **OPTS)
+    model = me.load_model(data / "tiny.safetensors")
+    for (p1, p3), rec in zip(pairs, man["pairs"]):
+        assert rec["status"] == "ok" and rec["img1"] == str(p1) and rec["seconds_match"] > 0
+        r = read_result(tmp_path / rec["file"])
+        assert _same(r, me.match(p1, p3, model=model, stride=16, radius=8))
+        assert r["pts1"].dtype == np.float32 and r["pts1"].shape == (16, 2) and r["score"].shape == (16,)
+        assert (r["img1"], r["img3"], r["width"], r["height"]) == (str(p1), str(p3), 64, 64)
+        assert r["fingerprint"] == man["fingerprint"]
+    with np.load(tmp_path / "000000.npz", allow_pickle=False) as z:  # plain numpy, no pickles
+        assert set(ARRAYS) <= set(z.files)
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == man and man["state"] == "finished" and man["counts"] == {"ok": 2, "failed": 0, "resumed": 0}
+    assert man["model"]["sha256"] == hashlib.sha256((data / "tiny.safetensors").read_bytes()).hexdigest()
+    assert man["settings"] == {"stride": 16, "radius": 8, "tier": "auto", "memory": None, "queries": None}
+    assert man["versions"]["torch"] == torch.__version__ and man["versions"]["mind_engine"] == me.__version__
+
+
+def test_in_memory_model_hashes_like_its_file_and_queries_are_used(data, tmp_path):
+    model = me.load_model(data / "tiny.safetensors")
+    q = [(5, 7), (40, 33)]
+    man = me.match_many([(data / "0.png", data / "1.png")], tmp_path, model=model, queries=q, **OPTS)
+    assert man["model"]["sha256"] == hashlib.sha256((data / "tiny.safetensors").read_bytes()).hexdigest()
+    r = read_result(tmp_path / "000000.npz")
+    assert _same(r, me.match(data / "0.png", data / "1.png", model=model, queries=q, radius=8))
+
+
+def test_bad_pairs_are_reported_and_never_stop_the_job(data, tmp_path):
+    (tmp_path / "list.csv").write_text(
+        f"img1,img3\n{data}/0.png,{data}/missing.png\n{data}/0.png,{data}/bad.png\n"
+        f"{data}/0.png,{data}/odd.png\nonly_one.png\n{data}/4.png,{data}/5.png\n")
+    man = me.match_many(tmp_path / "list.csv", tmp_path / "out", weights=data / "tiny.safetensors", **OPTS)
+    errors = {r["key"]: r.get("error") for r in man["pairs"]}
+    assert "no such file" in errors["line000002"] and "not an image" in errors["line000003"]
+    assert "differ in size" in errors["line000004"] and "expected 2 image paths" in errors["line000005"]
+    assert errors["line000006"] is None and man["counts"]["ok"] == 1 and man["counts"]["failed"] == 4
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.npz")) == ["line000006.npz"]
+
+
+def test_pair_lists_take_csv_text_comments_and_relative_paths(tmp_path):
+    (tmp_path / "a.txt").write_text("# pairs\nimg1 img3\n\nx.png y.png\nsub/x.png\tsub/y z.png\n/abs/x.png,y.png\n")
+    ps = read_pair_list(tmp_path / "a.txt")
+    assert [p.key for p in ps] == ["line000004", "line000005", "line000006"]
+    assert (ps[0].img1, ps[1].img3, ps[2].img1) == (str(tmp_path / "x.png"), str(tmp_path / "sub/y z.png"), "/abs/x.png")
+    (tmp_path / "b.csv").write_text('"a,1.png",b.png\n')
+    assert read_pair_list(tmp_path / "b.csv")[0].img1 == str(tmp_path / "a,1.png")
+    with pytest.raises(ValueError, match="pair key"):
+        Pair("a/b", None, None, "", "")
+
+
+def test_duplicate_keys_and_bad_arguments_are_refused(data, tmp_path):
+    w = data / "tiny.safetensors"
+    dup = [Pair("k", data / "0.png", data / "1.png", "a", "b")] * 2
+    with pytest.raises(ValueError, match="occurs twice"):
+        me.match_many(dup, tmp_path / "d", weights=w, **OPTS)
+    with pytest.raises(ValueError, match="needs backend='ray'"):
+        me.match_many([], tmp_path / "e", weights=w, workers=2)
+    with pytest.raises(ValueError, match="backend must be"):
+        me.match_many([], tmp_path / "e", weights=w, backend="dask")
+
+
+def test_video_frames_at_a_gap(data, tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        (frames / f"{i:03d}.png").write_bytes((data / f"{i}.png").read_bytes())
+    man = me.match_many(me.batch.video_pairs(frames, gap=2), tmp_path / "out", weights=data / "tiny.safetensors", **OPTS)
+    assert [r["key"] for r in man["pairs"]] == ["f000000-f000002", "f000001-f000003"]
+    model = me.load_model(data / "tiny.safetensors")
+    r = read_result(tmp_path / "out" / "f000001-f000003.npz")
+    assert _same(r, me.match(data / "1.png", data / "3.png", model=model, stride=16, radius=8))
+
+
+def test_video_file_is_decoded_as_a_stream(data, tmp_path):
+    pytest.importorskip("av")
+    frames = np.stack([iio.imread(data / f"{i}.png") for i in range(3)])
+    iio.imwrite(tmp_path / "v.mp4", frames, plugin="pyav", codec="libx264", fps=10)
+    decoded = list(iio.imiter(tmp_path / "v.mp4"))  # lossy: compare with what the decoder gives
+    assert me.batch.pairs.video_length(tmp_path / "v.mp4") == 3
+    man = me.match_many(me.batch.video_pairs(tmp_path / "v.mp4", gap=2), tmp_path / "out",
+                        weights=data / "tiny.safetensors", **OPTS)
+    assert [(r["key"], r["img1"]) for r in man["pairs"]] == [("f000000-f000002", f"{tmp_path / 'v.mp4'}#0")]
+    model = me.load_model(data / "tiny.safetensors")
+    assert _same(read_result(tmp_path / "out" / "f000000-f000002.npz"),
+                 me.match(decoded[0], decoded[2], model=model, stride=16, radius=8))
+
+
+DRIVER = """
+import sys, torch
+torch.set_num_threads(1)
+import mind_engine as me
+d = sys.argv[1]
+pairs = [(f"{d}/{i}.png", f"{d}/{(i + 1) % 6}.png") for i in range(6)]
+me.match_many(pairs, sys.argv[2], weights=f"{d}/tiny.safetensors", stride=16, radius=8, progress=False)
+"""
+
+
+def test_a_killed_driver_resumes_without_redoing_finished_pairs(data, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(data), str(out)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*.npz")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = {p.name: os.stat(p).st_mtime_ns for p in out.glob("*.npz")}
+    assert 1 <= len(before) < 6, f"the driver should have been killed mid-job, found {sorted(before)}"
+    pairs = [(f"{data}/{i}.png", f"{data}/{(i + 1) % 6}.png") for i in range(6)]
+    man = me.match_many(pairs, out, weights=data / "tiny.safetensors", **OPTS)
+    assert man["counts"] == {"ok": 6, "failed": 0, "resumed": len(before)}
+    assert {r["key"] + ".npz" for r in man["pairs"] if r.get("resumed")} == set(before)
+    assert all(os.stat(out / n).st_mtime_ns == t for n, t in before.items())  # not rewritten
+    assert not list(out.glob(".*.tmp"))
+    with pytest.raises(ValueError, match="other settings"):  # same folder, other settings: refused
+        me.match_many(pairs, out, weights=data / "tiny.safetensors", **{**OPTS, "stride": 8})
+
+
+def test_cli_match_pairs_and_match_video(data, tmp_path, capsys):
+    (tmp_path / "good.txt").write_text(f"{data}/0.png {data}/1.png\n")
+    (tmp_path / "mixed.txt").write_text(f"{data}/0.png {data}/1.png\n{data}/0.png {data}/odd.png\n")
+    common = ["--weights", str(data / "tiny.safetensors"), "--stride", "16", "--radius", "8", "--threads", "1",
+              "--no-progress"]
+    assert cli.main(["match-pairs", str(tmp_path / "good.txt"), "--out", str(tmp_path / "g"), *common]) == 0
+    assert "1 pairs matched" in capsys.readouterr().out
+    assert cli.main(["match-pairs", str(tmp_path / "mixed.txt"), "--out", str(tmp_path / "m"), *common]) == 1
+    assert "differ in size" in capsys.readouterr().err
+    (tmp_path / "q.txt").write_text("3,4\n60,61\n")
+    (tmp_path / "frames").mkdir()
+    for i in range(6):
+        (tmp_path / "frames" / f"{i}.png").write_bytes((data / f"{i}.png").read_bytes())
+    assert cli.main(["match-video", str(tmp_path / "frames"), "--gap", "5", "--out", str(tmp_path / "v"),
+                     "--queries", str(tmp_path / "q.txt"), *common]) == 0
+    r = read_result(tmp_path / "v" / "f000000-f000005.npz")  # frames 0 and 5
+    assert r["query"].tolist() == [[3, 4], [60, 61]]
+    assert cli.main(["match-pairs", str(tmp_path / "good.txt"), "--out", str(tmp_path / "w"), "--workers", "2"]) == 2
+    assert "needs --ray" in capsys.readouterr().err
+    assert cli.main(["match-video", str(tmp_path / "nothing"), "--out", str(tmp_path / "n")]) == 2
