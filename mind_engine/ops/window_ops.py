@@ -39,7 +39,8 @@ def _crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: tor
     """One body for both ops: ``impl`` resolved by the dtype rule, inputs as the kernel reads them."""
     impl = choose(impl, src)
     if impl == "torch":
-        return _torch_impl.window_gather(src, origin, size) if g is None else _torch_impl.window_mul(g, src, origin)
+        out = _torch_impl.window_gather(src, origin, size) if g is None else _torch_impl.window_mul(g, src, origin)
+        return out.contiguous()  # the fake implementation promises contiguous crops
     dtype = src.dtype
     src, origin = kernel_input(impl, src), origin.long().contiguous()
     g = None if g is None else kernel_input(impl, g)
