@@ -89,7 +89,7 @@ if ((DRY)); then
 else
   DEV=cuda SIZE=384x128 TESTS="$KERNEL_TESTS tests/test_selfcheck.py tests/test_ops_registration.py tests/test_tiers.py"
   TRAIN="--size 256x128 --batch-size 16 --val-size 32 --synthetic 0.5 --amp on" FRAMES="--frames 60 --size 480x320"
-  LAT="--only t0 vjp t1 t2 t3 t3-bf16 t3-fp16 --sample 0 --t0-sample 8 --repeats 3"
+  LAT="--only t0 vjp t1 t2 t3 t3-bf16 t3-fp16 --sample 0 --t0-sample 8 --repeats 2"
   PREC="--precision bf16 fp16 --sample 0"
 fi
 say "device_run: dry=$DRY device=$DEV budget=$BUDGET s out=$OUT"
