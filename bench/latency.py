@@ -7,7 +7,8 @@
 For each job (semi-dense: stride 4, 3072 queries on 384x128; dense: stride 1) and each search
 radius (None, 32) it times, in one run on one device: tier 0 (one autograd backward per query;
 always on a sample, extrapolated), torch.autograd.grad(..., is_grads_batched=True), and each
-engine tier. Times are end to end: the forward (or linearisation) once, plus the matching of
+engine tier, with tier 3's T4 variants (t3-bf16, t3-fp16: 16-bit storage, not exact; their
+exactness columns say how far). Times are end to end: the forward (or linearisation) once, plus the matching of
 every query. With --sample N only N queries are matched and the per-query time is extrapolated
 to the job; such rows say so. Exactness: each method's matches on a common set of queries
 against tier 0's (same match point, largest relative difference of peak and score).
@@ -127,6 +128,8 @@ def methods(device) -> dict:
     for name in TIERS:
         if name != "t0":
             out[name] = lambda m, a, b, mem, name=name: make_tier(name, m, a, b, memory=mem)
+    for p in ("bf16", "fp16"):
+        out[f"t3-{p}"] = lambda m, a, b, mem, p=p: make_tier("t3", m, a, b, memory=mem, precision=p)
     if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript"):
         out["ort"] = lambda m, a, b, mem: make_tier("auto", m, a, b, memory=mem, backend="onnxruntime")
     if device.type == "cuda" and importlib.util.find_spec("tensorrt"):
@@ -208,7 +211,7 @@ def time_model(args, device, clock, model, spec: str, i1, i3) -> list[dict]:
         exact_boxes = search_boxes(exact_q, radius, (h, w))
         reference = Tier0(model, i1, i3).match(exact_q.to(device), exact_boxes, (h, w))
         for name, build in chosen.items():
-            for job, stride in JOBS.items():
+            for job, stride in ((j, JOBS[j]) for j in args.jobs):
                 q_all = grid_queries((h, w), stride)
                 sample = args.t0_sample if name in ("t0", "vjp") else args.sample
                 n = len(q_all) if not sample or sample >= len(q_all) else sample
@@ -291,7 +294,9 @@ def main(argv=None) -> dict:
                    help="queries timed per job for the engine tiers, extrapolated (0: all; default: all on a "
                         "GPU, 48 on the CPU)")
     p.add_argument("--t0-sample", type=int, default=4, help="queries timed for t0 and the batched VJP (default 4)")
-    p.add_argument("--only", nargs="*", default=None, help="methods to run (t0 vjp t1 t2 t3 ort trt; default all that can run)")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt; default all that can run)")
+    p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS), help="default: all")
     p.add_argument("--radii", nargs="+", type=_radius, default=list(RADII),
                    help="search radii, 'none' for the whole image (default: none 32)")
     p.add_argument("--memory", type=int, default=None, help="working-memory budget of a tier, bytes")

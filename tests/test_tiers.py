@@ -1,10 +1,14 @@
 """Every engine tier against tier 0 (the paper's one-backward-per-query matcher), in fp32, on
 random weights and random queries, image borders included, at several sizes and radii.
 
+MIND_ENGINE_TEST_DEVICE=cuda runs them on a GPU (bench/device_run.sh; conftest.py turns TF32 off).
+
 Tolerances: rows to 1e-5 of the largest entry (fp32 summation order differs between autograd
 and the transposed network); match points equal unless the reference's sensitivity at both
 points ties to 1e-6; peaks and scores to 1e-5 and 1e-4 relative.
 """
+import os
+
 import pytest
 import torch
 
@@ -17,6 +21,7 @@ from mind_engine.engine.tiers import TIERS, make_tier
 
 SMALL = dict(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5))
 FAST = [name for name in TIERS if name != "t0"]
+DEVICE = os.environ.get("MIND_ENGINE_TEST_DEVICE", "cpu")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +38,7 @@ def _setup(hp, wp, seed, **config):
             elif isinstance(act, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
                 act.bias.uniform_(-0.1, 0.1, generator=g)
     i1, i3 = torch.rand(2, 1, 3, hp, wp, generator=g)
-    return model.eval(), i1, i3
+    return model.eval().to(DEVICE), i1.to(DEVICE), i3.to(DEVICE)
 
 
 def _queries(h, w, n, seed):

@@ -40,15 +40,9 @@ def _check(got, want):
     torch.testing.assert_close(got.cpu(), want, rtol=0, atol=0, equal_nan=True)
 
 
-def _half_ok(impl, device):
-    return impl == "torch" or device == "cuda" or impl == "triton"
-
-
 @pytest.mark.parametrize("case", [*CASES, *HALF_CASES])
 def test_gather_matches_reference(case, impl_device):
     impl, device = impl_device
-    if case in HALF_CASES and not _half_ok(impl, device):
-        pytest.skip("the C++ CPU op takes float32 only (see test_cpu_cpp_takes_float32_only)")
     src, size, origin = {**CASES, **HALF_CASES}[case]()
     _check(window_gather(src.to(device), origin.to(device), size, impl=impl), _torch_impl.window_gather(src, origin, size))
 
@@ -57,8 +51,6 @@ def test_gather_matches_reference(case, impl_device):
 @pytest.mark.parametrize("case", [*CASES, *HALF_CASES])
 def test_mul_matches_reference(case, impl_device):
     impl, device = impl_device
-    if case in HALF_CASES and not _half_ok(impl, device):
-        pytest.skip("the C++ CPU op takes float32 only (see test_cpu_cpp_takes_float32_only)")
     if case.startswith("bfloat16") and impl == "triton" and device == "cpu":
         pytest.skip("Triton's CPU interpreter rounds fp32 to bf16 toward zero (the GPU rounds to nearest)")
     maps, size, origin = {**CASES, **HALF_CASES}[case]()
@@ -67,14 +59,20 @@ def test_mul_matches_reference(case, impl_device):
     _check(window_mul(g.to(device), maps.to(device), origin.to(device), impl=impl), _torch_impl.window_mul(g, maps, origin))
 
 
-def test_cpu_cpp_takes_float32_only():
+def test_kernels_take_16_bit_floats_and_no_other_dtype():
+    """The dtype rule (dispatch.choose): 16-bit floats through the C++ CPU op (an fp32 copy,
+    exact), float64 only through torch (auto); an explicit kernel raises for it."""
     src, size, origin = HALF_CASES["float16-per-window"]()
-    with pytest.raises(ValueError, match="float32"):
-        window_gather(src, origin, size, impl="cpp")
-    _check(window_gather(src, origin, size), _torch_impl.window_gather(src, origin, size))  # auto: torch
+    _check(window_gather(src, origin, size, impl="cpp"), _torch_impl.window_gather(src, origin, size))
+    with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
+        window_gather(src.double(), origin, size, impl="cpp")
+    _check(window_gather(src.double(), origin, size), _torch_impl.window_gather(src.double(), origin, size))
 
 
 def test_auto_takes_cpp_on_cpu(monkeypatch):
+    from mind_engine.ops import selfcheck
+
+    assert selfcheck.passed("cpp", torch.device("cpu"))  # before the reference is patched out
     calls = []
     monkeypatch.setattr(_torch_impl, "window_gather", lambda *a: calls.append(a))
     src, size, origin = CASES["shared"]()

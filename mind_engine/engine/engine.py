@@ -41,15 +41,16 @@ class Engine:
     ``model`` defaults to the bundled default model; ``tier`` picks the engine
     (``mind_engine.engine.tiers``; "auto": the fastest exact one), ``memory`` bounds its working
     memory in bytes, ``backend`` runs it through torch or an exported graph ("onnxruntime",
-    "tensorrt").
+    "tensorrt"); ``precision`` "bf16" or "fp16" stores the windowed tiers' state and windows in
+    16 bits with fp32 accumulation (faster, not exact; ``mind_engine.engine.precision``).
     """
 
     def __init__(self, img1, img3, model=None, device=None, tier: str = "auto", memory: int | None = None,
-                 backend: str = "torch"):
+                 backend: str = "torch", precision: str = "fp32"):
         self.model, self.device = resolve_model(model, device)
         self.t1, self.t3 = image_pair(img1, img3, self.device)
         self.hw = tuple(self.t1.shape[-2:])
-        self.tier_name, self.memory, self.backend = tier, memory, backend
+        self.tier_name, self.memory, self.backend, self.precision = tier, memory, backend, precision
         self._tier = None
 
     @property
@@ -60,7 +61,8 @@ class Engine:
             p1, _ = pad_to_multiple(self.t1[None], m)
             p3, _ = pad_to_multiple(self.t3[None], m)
             with torch.no_grad():
-                self._tier = make_tier(self.tier_name, self.model, p1, p3, memory=self.memory, backend=self.backend)
+                self._tier = make_tier(self.tier_name, self.model, p1, p3, memory=self.memory, backend=self.backend,
+                                        precision=self.precision)
         return self._tier
 
     @property

@@ -11,6 +11,7 @@ import torch
 
 from .dense import Tier1
 from .oracle import Tier0
+from .precision import storage_dtype
 from .windowed import Tier2, Tier3
 
 TIERS = {"t0": Tier0, "t1": Tier1, "t2": Tier2, "t3": Tier3}
@@ -19,11 +20,16 @@ BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 def make_tier(name: str, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
-              backend: str = "torch"):
+              backend: str = "torch", precision: str = "fp32"):
     """Build tier ``name`` ("auto": the fastest exact tier available) over one padded image pair.
 
-    ``memory`` (bytes) bounds the working set of one chunk of seeds (tiers 1 to 3).
+    ``memory`` (bytes) bounds the working set of one chunk of seeds (tiers 1 to 3); ``precision``
+    "bf16" or "fp16" stores the windowed tiers' state and windows in 16 bits (not exact).
     """
+    storage_dtype(precision)
+    if precision != "fp32" and (backend != "torch" or name not in ("auto", "t2", "t3")):
+        raise ValueError(f"precision={precision!r} is for the windowed tiers (t2, t3, auto) on the torch backend, "
+                         f"got tier={name!r}, backend={backend!r}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend != "torch":
@@ -42,4 +48,6 @@ def make_tier(name: str, model, i1: torch.Tensor, i3: torch.Tensor, memory: int 
         raise ValueError(f"unknown tier {name!r}; choose one of {['auto', *TIERS]}")
     if name == "t0":
         return Tier0(model, i1, i3)
+    if name in ("t2", "t3"):
+        return TIERS[name](model, i1, i3, memory=memory, precision=precision)
     return TIERS[name](model, i1, i3, memory=memory)

@@ -21,6 +21,7 @@ from ..ops import _torch_impl
 from .dense import DEFAULT_MEMORY
 from .linearisation import Linearisation
 from .matching import RowsTier
+from .precision import stored_in
 from .transpose import backward_walk
 from .windows import SCORE_REACH, WindowOps, encoder_reach, fit, need_windows, score_inside
 
@@ -44,14 +45,17 @@ class Tier2(RowsTier):
     """Windowed linearised backward; ``match`` is exact against tier 0 for any search boxes.
 
     ``rows`` (whole-image boxes) gives whole exact rows, for inspection and tests.
+    ``precision`` "bf16" or "fp16" stores the state and the windows in 16 bits (``precision``
+    module; no longer exact).
     """
 
     name = "t2"
     impl = "torch"
 
-    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
+    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
+                 precision: str = "fp32"):
         self.lin = Linearisation(model, i1, i3)
-        self.model = model
+        self.model = stored_in(model, self.lin, precision)
         self.memory = int(memory or (CPU_MEMORY if i1.device.type == "cpu" else DEFAULT_MEMORY))
         self.reach = encoder_reach(model)
         self.kernels = _kernels(self.impl)

@@ -1,13 +1,16 @@
 """The fused operations of the windowed tiers, each with a plain-PyTorch reference and kernels.
 
     _torch_impl.py            the references: the executable specification of every op
-    dispatch.py               which implementation runs where (torch, Triton, the C++/CUDA _C)
+    dispatch.py               which implementation runs where (torch, Triton, the C++/CUDA _C), the dtype rule
+    selfcheck.py              each compiled implementation checked against the references before first use
     window_ops.py             window_gather, window_mul: per-query crops
     match_reduce.py           rows -> (peak, score) (the matching definition)
     input_backward_match.py   the first layer's backward fused with match_reduce
     triton/                   the Triton kernels (compiled on a GPU, interpreted on the CPU)
 
-The C++/CUDA kernels are in the repository's ``csrc/`` (the module ``mind_engine._C``).
+Each op is a torch operator (``torch.ops.mind_engine.<name>``, with a fake implementation) whose
+body picks the implementation. The C++/CUDA kernels are in the repository's ``csrc/`` (the module
+``mind_engine._C``).
 """
 from .input_backward_match import input_backward_match
 from .match_reduce import match_reduce

@@ -3,10 +3,13 @@
 Implementations: ``torch`` (the reference in ``_torch_impl``), ``triton`` (``mind_engine.ops.triton``;
 CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp`` (``mind_engine._C``: its CUDA
 kernels for CUDA tensors, its C++ loops for CPU ones). ``auto`` takes cpp on a GPU when built with
-CUDA, else triton there; on the CPU it takes the op's ``cpu`` choice when the extension is built.
+CUDA, else triton there; on the CPU it takes the op's ``cpu`` choice when the extension is built,
+each only once it has passed its self-check in this process (``selfcheck``), else the next one.
+Every op body runs through ``choose`` (the one dtype rule) and ``device_guard``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -56,9 +59,13 @@ def resolve(impl: str, device: torch.device, cpu: str = "cpp") -> str:
     """The implementation that ``impl`` names on ``device`` (``cpu``: what auto takes on the CPU),
     or a RuntimeError that says why it cannot run there."""
     if impl == "auto":
+        from .selfcheck import passed
+
         if device.type == "cuda":
-            return "cpp" if cpp_cuda() else "triton" if triton() else "torch"
-        return cpu if device.type == "cpu" and available(cpu, device) else "torch"
+            order = [i for i, ok in (("cpp", cpp_cuda()), ("triton", triton())) if ok]
+        else:
+            order = [cpu] if device.type == "cpu" and cpu != "torch" and available(cpu, device) else []
+        return next((i for i in order if passed(i, device)), "torch")
     if available(impl, device):
         return impl
     if impl == "cpp":
@@ -75,3 +82,35 @@ def resolve(impl: str, device: torch.device, cpu: str = "cpp") -> str:
 def stream(device: torch.device) -> int:
     """The current CUDA stream of ``device`` as an int, for the ``_C`` CUDA ops."""
     return torch.cuda.current_stream(device).cuda_stream
+
+
+def native(impl: str, t: torch.Tensor) -> bool:
+    """Whether ``impl``'s kernel reads ``t``'s dtype itself: float32 everywhere, float16 and
+    bfloat16 on CUDA and in Triton; the C++ CPU loops read an fp32 copy of the 16-bit types."""
+    return t.dtype == torch.float32 or (t.dtype in CUDA_DTYPES and (t.is_cuda or impl == "triton"))
+
+
+def choose(impl: str, t: torch.Tensor, cpu: str = "cpp", any_float: bool = False) -> str:
+    """The implementation an op runs for ``impl`` and tensor ``t``, by the one dtype rule of every
+    op: kernels take float32, float16 and bfloat16 (``native``, else an fp32 copy, which changes
+    nothing for the window ops and match_reduce: windows move values, a product of two 16-bit
+    floats is exact in fp32, max |.| commutes with the cast). ``any_float`` ops (the match
+    reductions) take any float dtype through that copy; the window ops take another dtype only
+    through torch (``auto``), and an explicit kernel raises."""
+    if t.dtype in CUDA_DTYPES or any_float:
+        return resolve(impl, t.device, cpu)
+    if impl in ("auto", "torch"):
+        return "torch"
+    resolve(impl, t.device, cpu)  # an unknown or unavailable impl says so first
+    raise ValueError(f"impl={impl!r} takes float32, float16 or bfloat16, got {t.dtype} on {t.device}")
+
+
+def kernel_input(impl: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` as ``impl``'s kernel reads it: contiguous, in fp32 unless ``native``."""
+    return (t if native(impl, t) else t.float()).contiguous()
+
+
+def device_guard(device: torch.device):
+    """Make ``device`` current around a launch (CUDA kernels and Triton use the current device),
+    so that tensors on cuda:1 run on cuda:1."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()

@@ -17,39 +17,14 @@ from __future__ import annotations
 import torch
 
 from . import _torch_impl
-from .dispatch import CUDA_DTYPES, ext, resolve, stream
+from .dispatch import CUDA_DTYPES, choose, device_guard, ext, kernel_input, stream
 
 CPU_AUTO = "cpp"
 
 
-def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
-                         hw: tuple[int, int], impl: str = "auto"):
-    """(idx, peak, score), each (2, B) (image 1, image 3; int64, float32, float32), of the rows
-    conv_transpose2d(g, weight, padding=1) on windows at ``origin`` pasted into (H, W) = ``hw``
-    maps and searched in ``box``, as ``_torch_impl.input_backward_match``.
-
-    g (B, C, h, w) float; weight (C, 6, 3, 3); origin (B, 2) and box (B, 4) ints, any device;
-    boxes must be non-empty and inside the image and the window.
-    """
-    if g.dim() != 4 or not g.is_floating_point() or tuple(weight.shape) != (g.shape[1], 6, 3, 3):
-        raise ValueError(f"g must be a (B, C, h, w) float tensor and weight (C, 6, 3, 3), got {tuple(g.shape)} "
-                         f"{g.dtype} and {tuple(weight.shape)}")
-    B, H, W = g.shape[0], *hw
-    if tuple(origin.shape) != (B, 2) or tuple(box.shape) != (B, 4):
-        raise ValueError(f"origin must be (B, 2) and box (B, 4) with B = {B}, got {tuple(origin.shape)} "
-                         f"and {tuple(box.shape)}")
-    impl = resolve(impl, g.device, cpu=CPU_AUTO)
-    if impl == "torch":
-        return _torch_impl.input_backward_match(g, weight, origin, box, hw)
-    if H * W >= 2**32:
-        raise ValueError(f"images of 2^32 pixels or more are not supported, got {H} x {W}")
-    g = g.contiguous() if g.is_cuda and g.dtype in CUDA_DTYPES else g.float().contiguous()
-    weight = weight.to(g.device, torch.float32).contiguous()
-    origin, box = (t.to(g.device).long().contiguous() for t in (origin, box))
-    if impl == "triton":
-        from .triton.input_backward_match import input_backward_match as triton_input_backward_match
-
-        return triton_input_backward_match(g, weight, origin, box, (H, W))
+def _cpp(g, weight, origin, box, hw):
+    """The ``_C`` kernels on contiguous tensors (g fp32 on the CPU, weight fp32)."""
+    B, (H, W) = g.shape[0], hw
     out = (torch.empty(2, B, dtype=torch.int64, device=g.device),
            torch.empty(2, B, dtype=torch.float32, device=g.device),
            torch.empty(2, B, dtype=torch.float32, device=g.device))
@@ -62,3 +37,51 @@ def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Te
     else:
         ext().input_backward_match_cpu(g.data_ptr(), g.shape, *args, torch.get_num_threads())
     return out
+
+
+def _triton(g, weight, origin, box, hw):
+    from .triton.input_backward_match import input_backward_match as triton_input_backward_match
+
+    return triton_input_backward_match(g, weight, origin, box, hw)
+
+
+@torch.library.custom_op("mind_engine::input_backward_match", mutates_args=())
+def _input_backward_match_op(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
+                             H: int, W: int, impl: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    impl = choose(impl, g, cpu=CPU_AUTO, any_float=True)
+    if impl == "torch":
+        return tuple(_torch_impl.input_backward_match(g, weight, origin, box, (H, W)))
+    if H * W >= 2**32:
+        raise ValueError(f"images of 2^32 pixels or more are not supported, got {H} x {W}")
+    g, weight = kernel_input(impl, g), weight.float().contiguous()
+    origin, box = origin.long().contiguous(), box.long().contiguous()
+    with device_guard(g.device):
+        return tuple((_triton if impl == "triton" else _cpp)(g, weight, origin, box, (H, W)))
+
+
+@_input_backward_match_op.register_fake
+def _(g, weight, origin, box, H, W, impl):
+    B = g.shape[0]
+    return g.new_empty(2, B, dtype=torch.int64), g.new_empty(2, B, dtype=torch.float32), \
+        g.new_empty(2, B, dtype=torch.float32)
+
+
+def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
+                         hw: tuple[int, int], impl: str = "auto"):
+    """(idx, peak, score), each (2, B) (image 1, image 3; int64, float32, float32), of the rows
+    conv_transpose2d(g, weight, padding=1) on windows at ``origin`` pasted into (H, W) = ``hw``
+    maps and searched in ``box``, as ``_torch_impl.input_backward_match``; the work is done by
+    the torch operator ``torch.ops.mind_engine.input_backward_match``.
+
+    g (B, C, h, w) float; weight (C, 6, 3, 3); origin (B, 2) and box (B, 4) ints, any device;
+    boxes must be non-empty and inside the image and the window.
+    """
+    if g.dim() != 4 or not g.is_floating_point() or tuple(weight.shape) != (g.shape[1], 6, 3, 3):
+        raise ValueError(f"g must be a (B, C, h, w) float tensor and weight (C, 6, 3, 3), got {tuple(g.shape)} "
+                         f"{g.dtype} and {tuple(weight.shape)}")
+    B, H, W = g.shape[0], *hw
+    if tuple(origin.shape) != (B, 2) or tuple(box.shape) != (B, 4):
+        raise ValueError(f"origin must be (B, 2) and box (B, 4) with B = {B}, got {tuple(origin.shape)} "
+                         f"and {tuple(box.shape)}")
+    origin, box = (t.to(g.device).long() for t in (origin, box))
+    return torch.ops.mind_engine.input_backward_match(g, weight.to(g.device), origin, box, int(H), int(W), impl)

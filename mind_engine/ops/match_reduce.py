@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from . import _torch_impl
-from .dispatch import CUDA_DTYPES, IMPLS, available, resolve, stream
+from .dispatch import CUDA_DTYPES, IMPLS, available, choose, device_guard, stream
 from .dispatch import ext as _ext
 
 __all__ = ["IMPLS", "available", "match_reduce"]
@@ -33,34 +33,53 @@ def _cpp(rows: torch.Tensor, box: torch.Tensor, out: tuple[torch.Tensor, ...]) -
         C.match_reduce_cpu(rows.data_ptr(), rows.shape, rows.stride(), box.data_ptr(), *ptrs)
 
 
-def match_reduce(rows: torch.Tensor, box: torch.Tensor | None = None, impl: str = "auto"):
-    """Reduce (B, C, H, W) row maps to (idx, peak, score), as ``_torch_impl.match_reduce``.
-
-    box: optional (B, 4) [x0, y0, x1, y1) half-open search boxes (any int or float dtype, any
-    device); None searches the whole map. Returns idx (B,) int64, peak and score (B,) float32,
-    on ``rows``' device.
-    """
-    if rows.dim() != 4 or not rows.is_floating_point():
-        raise ValueError(f"rows must be a (B, C, H, W) float tensor, got {tuple(rows.shape)} {rows.dtype}")
-    B, C, H, W = rows.shape
-    if C * H * W == 0:
-        raise ValueError(f"rows must have non-empty maps, got shape {tuple(rows.shape)}")
-    impl = resolve(impl, rows.device)
-    if box is None:
-        box = torch.tensor([0, 0, W, H], device=rows.device).repeat(B, 1)
-    elif tuple(box.shape) != (B, 4):
-        raise ValueError(f"box must be (B, 4) = ({B}, 4), got {tuple(box.shape)}")
-    box = box.to(rows.device).long().contiguous()
+def _body(rows: torch.Tensor, box: torch.Tensor, impl: str):
+    """The operator's body: ``impl`` resolved by the dtype rule (any float dtype), then one kernel."""
+    impl = choose(impl, rows, any_float=True)
+    B = rows.shape[0]
     out = (torch.empty(B, dtype=torch.int64, device=rows.device),
            torch.empty(B, dtype=torch.float32, device=rows.device),
            torch.empty(B, dtype=torch.float32, device=rows.device))
     if B == 0:
         return out
     if impl == "torch":
-        return _torch_impl.match_reduce(rows, box)
-    if impl == "triton":
-        from .triton.match_reduce import match_reduce as triton_match_reduce
+        return tuple(_torch_impl.match_reduce(rows, box))
+    box = box.long().contiguous()
+    with device_guard(rows.device):
+        if impl == "triton":
+            from .triton.match_reduce import match_reduce as triton_match_reduce
 
-        return triton_match_reduce(rows, box)
-    _cpp(rows, box, out)
+            return tuple(triton_match_reduce(rows, box))
+        _cpp(rows, box, out)
     return out
+
+
+@torch.library.custom_op("mind_engine::match_reduce", mutates_args=())
+def _match_reduce_op(rows: torch.Tensor, box: torch.Tensor, impl: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _body(rows, box, impl)
+
+
+@_match_reduce_op.register_fake
+def _(rows, box, impl):
+    B = rows.shape[0]
+    return rows.new_empty(B, dtype=torch.int64), rows.new_empty(B, dtype=torch.float32), \
+        rows.new_empty(B, dtype=torch.float32)
+
+
+def match_reduce(rows: torch.Tensor, box: torch.Tensor | None = None, impl: str = "auto"):
+    """Reduce (B, C, H, W) row maps to (idx, peak, score), as ``_torch_impl.match_reduce``.
+
+    box: optional (B, 4) [x0, y0, x1, y1) half-open search boxes (any int or float dtype, any
+    device); None searches the whole map. Returns idx (B,) int64, peak and score (B,) float32,
+    on ``rows``' device. The torch operator ``torch.ops.mind_engine.match_reduce`` does the work.
+    """
+    if rows.dim() != 4 or not rows.is_floating_point():
+        raise ValueError(f"rows must be a (B, C, H, W) float tensor, got {tuple(rows.shape)} {rows.dtype}")
+    B, C, H, W = rows.shape
+    if C * H * W == 0:
+        raise ValueError(f"rows must have non-empty maps, got shape {tuple(rows.shape)}")
+    if box is None:
+        box = torch.tensor([0, 0, W, H], device=rows.device).repeat(B, 1)
+    elif tuple(box.shape) != (B, 4):
+        raise ValueError(f"box must be (B, 4) = ({B}, 4), got {tuple(box.shape)}")
+    return torch.ops.mind_engine.match_reduce(rows, box.to(rows.device).long(), impl)

@@ -1,45 +1,22 @@
 """Window crops, dispatched over their implementations (``dispatch``): ``window_gather`` and
 ``window_mul`` compute ``_torch_impl.window_gather`` and ``_torch_impl.window_mul`` exactly.
 
-The kernels take float32, and float16/bfloat16 too in Triton and on CUDA (the C++ CPU loop is
-fp32 only); ``auto`` falls back to torch for any other dtype, an explicit impl raises.
+Both are torch operators (``torch.ops.mind_engine.window_gather`` and ``.window_mul``, with fake
+implementations, so ``torch.compile`` traces through them). The kernels take float32, float16
+and bfloat16 (``dispatch.choose``); ``auto`` falls back to torch for any other dtype, an
+explicit impl raises.
 """
 from __future__ import annotations
 
 import torch
 
 from . import _torch_impl
-from .dispatch import CUDA_DTYPES, ext, resolve, stream
+from .dispatch import CUDA_DTYPES, choose, device_guard, ext, kernel_input, stream
 
 
-def _impl(impl: str, t: torch.Tensor) -> str:
-    resolved = resolve(impl, t.device)
-    if resolved == "torch" or t.dtype in (CUDA_DTYPES if t.is_cuda or resolved == "triton" else (torch.float32,)):
-        return resolved
-    if impl == "auto":
-        return "torch"
-    raise ValueError(f"impl={impl!r} takes float32 (and float16/bfloat16 in Triton or on CUDA), got {t.dtype} "
-                     f"on {t.device}")
-
-
-def _crop(impl: str, src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: torch.Tensor | None):
-    if src.dim() not in (3, 4) or not src.is_floating_point():
-        raise ValueError(f"src must be a (B, C, Hs, Ws) or (C, Hs, Ws) float tensor, got {tuple(src.shape)} {src.dtype}")
-    if origin.dim() != 2 or origin.shape[1] != 2:
-        raise ValueError(f"origin must be (B, 2), got {tuple(origin.shape)}")
-    B, h, w = origin.shape[0], *size
-    if src.dim() == 4 and src.shape[0] != B:
-        raise ValueError(f"src has {src.shape[0]} windows' sources but origin has {B} windows")
-    impl = _impl(impl, src)
-    if impl == "torch":
-        return _torch_impl.window_gather(src, origin, size) if g is None else _torch_impl.window_mul(g, src, origin)
-    src, origin = src.contiguous(), origin.to(src.device).long().contiguous()
-    g = None if g is None else g.contiguous()
-    if impl == "triton":
-        from .triton.window_ops import window_crop
-
-        return window_crop(src, origin, size, g)
-    C, Hs, Ws = src.shape[-3:]
+def _cpp_crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: torch.Tensor | None):
+    """The ``_C`` kernels on contiguous tensors (fp32 on the CPU)."""
+    B, (C, Hs, Ws), (h, w) = origin.shape[0], src.shape[-3:], size
     out = torch.empty(B, C, h, w, dtype=src.dtype, device=src.device)
     geometry = (B, C, h, w, Hs, Ws, C * Hs * Ws if src.dim() == 4 else 0)
     g_ptr = 0 if g is None else g.data_ptr()
@@ -52,10 +29,63 @@ def _crop(impl: str, src: torch.Tensor, origin: torch.Tensor, size: tuple[int, i
     return out
 
 
+def _triton_crop(src, origin, size, g):
+    from .triton.window_ops import window_crop
+
+    return window_crop(src, origin, size, g)
+
+
+def _crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: torch.Tensor | None, impl: str):
+    """One body for both ops: ``impl`` resolved by the dtype rule, inputs as the kernel reads them."""
+    impl = choose(impl, src)
+    if impl == "torch":
+        out = _torch_impl.window_gather(src, origin, size) if g is None else _torch_impl.window_mul(g, src, origin)
+        return out.contiguous()  # the fake implementation promises contiguous crops
+    dtype = src.dtype
+    src, origin = kernel_input(impl, src), origin.long().contiguous()
+    g = None if g is None else kernel_input(impl, g)
+    if origin.shape[0] * src.shape[-3] * size[0] * size[1] == 0:
+        return torch.empty(origin.shape[0], src.shape[-3], *size, dtype=dtype, device=src.device)
+    with device_guard(src.device):
+        out = (_triton_crop if impl == "triton" else _cpp_crop)(src, origin, size, g)
+    return out.to(dtype)
+
+
+@torch.library.custom_op("mind_engine::window_gather", mutates_args=())
+def _window_gather_op(src: torch.Tensor, origin: torch.Tensor, h: int, w: int, impl: str) -> torch.Tensor:
+    return _crop(src, origin, (h, w), None, impl)
+
+
+@_window_gather_op.register_fake
+def _(src, origin, h, w, impl):
+    return src.new_empty(origin.shape[0], src.shape[-3], h, w)
+
+
+@torch.library.custom_op("mind_engine::window_mul", mutates_args=())
+def _window_mul_op(g: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor, impl: str) -> torch.Tensor:
+    return _crop(maps, origin, tuple(g.shape[-2:]), g, impl)
+
+
+@_window_mul_op.register_fake
+def _(g, maps, origin, impl):
+    return torch.empty_like(g)
+
+
+def _check(src: torch.Tensor, origin: torch.Tensor) -> None:
+    if src.dim() not in (3, 4) or not src.is_floating_point():
+        raise ValueError(f"src must be a (B, C, Hs, Ws) or (C, Hs, Ws) float tensor, got {tuple(src.shape)} {src.dtype}")
+    if origin.dim() != 2 or origin.shape[1] != 2:
+        raise ValueError(f"origin must be (B, 2), got {tuple(origin.shape)}")
+    if src.dim() == 4 and src.shape[0] != origin.shape[0]:
+        raise ValueError(f"src has {src.shape[0]} windows' sources but origin has {origin.shape[0]} windows")
+
+
 def window_gather(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], impl: str = "auto") -> torch.Tensor:
     """(B, C, h, w) crops of ``src`` ((B, C, Hs, Ws) per window or (C, Hs, Ws) shared) at ``origin``
     ((B, 2) ints (x, y), any device), zero outside ``src``; as ``_torch_impl.window_gather``."""
-    return _crop(impl, src, origin, tuple(size), None)
+    _check(src, origin)
+    h, w = size
+    return torch.ops.mind_engine.window_gather(src, origin.to(src.device).long(), int(h), int(w), impl)
 
 
 def window_mul(g: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor, impl: str = "auto") -> torch.Tensor:
@@ -66,4 +96,5 @@ def window_mul(g: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor, impl: 
                          f"{tuple(g.shape)} {g.dtype} and {tuple(maps.shape)} {maps.dtype}")
     if origin.shape[0] != g.shape[0]:
         raise ValueError(f"origin must be (B, 2) with B = {g.shape[0]}, got {tuple(origin.shape)}")
-    return _crop(impl, maps, origin, tuple(g.shape[-2:]), g)
+    _check(maps, origin)
+    return torch.ops.mind_engine.window_mul(g, maps, origin.to(g.device).long(), impl)

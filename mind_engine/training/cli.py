@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=DEFAULT_SIZE, help="working crop size WxH (default 384x128)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=10000, help="total optimiser steps (a resumed run continues to this)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="also stop once this run has trained this many seconds (validation and export follow)")
     p.add_argument("--widths", type=_widths, default=(PAPER_ENCODER, PAPER_DECODER),
                    help="encoder widths C1..C5 ('96,96,128,128,128'; decoder D5,D4,D3 = C5 and D2,D1 = C1) "
                         "or 'C1,..,C5/D5,..,D1'")

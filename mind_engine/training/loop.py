@@ -225,7 +225,8 @@ def main(argv=None) -> dict:
         bar = tqdm(total=args.steps, initial=run.step, desc="train", dynamic_ncols=True, file=sys.stderr)
     net.train()
     t_last = time.perf_counter()
-    while run.step < args.steps:
+    started = time.perf_counter()
+    while run.step < args.steps and (args.max_seconds is None or time.perf_counter() - started < args.max_seconds):
         i1, i2, i3 = (t.to(device, non_blocking=True) for t in sampler.batch(args.batch_size, run.data_gen))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out = net(i1, i3)
