@@ -31,8 +31,10 @@ class UserError(Exception):
 
 
 def _load(weights, device):
+    from .checks import check_device
     from .weights import load_model
 
+    check_device(device, "--device")
     try:
         return load_model(weights, device=device)
     except FileNotFoundError as e:
@@ -76,7 +78,7 @@ def _match_record(m, flags=None) -> list[dict]:
 
 
 def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, tier="auto",
-              subpixel=False, fb=False, top=None, model=None):
+              subpixel=False, fb=False, top=None, model=None, progress=None):
     """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
     from .api import match
     from .evaluation.metrics import rank
@@ -87,7 +89,7 @@ def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, t
     model = model if model is not None else _load(weights, device)
     t = time.perf_counter()
     run = match_subpixel if subpixel else match
-    m = run(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier)
+    m = run(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier, progress=progress)
     flags = None
     if fb:
         m, flags = match_fb(img1, img3, radius=radius, model=model, device=device, tier=tier,
@@ -99,13 +101,30 @@ def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, t
     return m[order], (flags[order] if flags is not None else None), secs
 
 
-def cmd_match(a) -> int:
+def _check_match_args(a) -> None:
+    """Every option and output path of ``match``, before any network runs."""
+    from .checks import IMAGE_SUFFIXES, check_device, check_radius, check_stride, check_writable
+
     _check_files(a.img1, a.img3)
+    check_stride(a.stride)
+    check_radius(a.radius)
+    check_device(a.device, "--device")
+    if a.top is not None and a.top < 1:
+        raise UserError(f"--top must be at least 1, got {a.top}")
     if a.out:
-        from .evaluation.figures import draw_matches  # needs matplotlib: refuse before the slow part
+        check_writable(a.out, "--out", IMAGE_SUFFIXES)
+        from .evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part
+    if a.json and a.json != "-":
+        check_writable(a.json, "--json")
+
+
+def cmd_match(a) -> int:
+    _check_match_args(a)
+    model = _load(a.weights, a.device)
     img1, img3 = _read(a.img1), _read(a.img3)
-    m, flags, secs = run_match(img1, img3, stride=a.stride, radius=a.radius, weights=a.weights,
-                               device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top)
+    m, flags, secs = run_match(img1, img3, stride=a.stride, radius=a.radius, model=model,
+                               device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top,
+                               progress=True)
     h, w = img1.shape[:2]
     to_stdout = a.json == "-"
     say = (lambda *x: print(*x, file=sys.stderr)) if to_stdout else print  # keep stdout pure JSON
@@ -126,6 +145,8 @@ def cmd_match(a) -> int:
             Path(a.json).write_text(json.dumps(doc, indent=1))
             say(f"wrote {a.json}")
     if a.out:
+        from .evaluation.figures import draw_matches
+
         draw_matches(img1, img3, m.pts1, m.pts3, a.out, score=m.score,
                      title=f"MIND: {len(m)} matches, best {min(150, len(m))} drawn")
         say(f"wrote {a.out}")
@@ -243,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp):
         sp.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
-        sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+        sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
 
     m = sub.add_parser("match", help="match two images")
     m.add_argument("img1")
@@ -303,7 +324,7 @@ def main(argv=None) -> int:
               f"(pip install 'mind-engine[dev]' installs opencv-python-headless, matplotlib, "
               f"scikit-image, scikit-video, imageio-ffmpeg)", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as e:  # ImageError, CheckpointError, bad options, unreadable files
+    except (ValueError, OSError, MemoryError) as e:  # ImageError, CheckpointError, bad options, unreadable files
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
 

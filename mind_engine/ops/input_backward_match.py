@@ -20,6 +20,7 @@ from . import _torch_impl
 from .dispatch import CUDA_DTYPES, ext, resolve, stream
 
 CPU_AUTO = "cpp"
+CUDA_MAX_SEEDS = 65535  # the CUDA search kernel lays seeds on grid axis z, which holds at most this
 
 
 def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
@@ -50,6 +51,10 @@ def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Te
         from .triton.input_backward_match import input_backward_match as triton_input_backward_match
 
         return triton_input_backward_match(g, weight, origin, box, (H, W))
+    if g.is_cuda and B > CUDA_MAX_SEEDS:  # launch in chunks the grid can hold
+        parts = [input_backward_match(g[s:s + CUDA_MAX_SEEDS], weight, origin[s:s + CUDA_MAX_SEEDS],
+                                      box[s:s + CUDA_MAX_SEEDS], hw, impl) for s in range(0, B, CUDA_MAX_SEEDS)]
+        return tuple(torch.cat(p, 1) for p in zip(*parts))
     out = (torch.empty(2, B, dtype=torch.int64, device=g.device),
            torch.empty(2, B, dtype=torch.float32, device=g.device),
            torch.empty(2, B, dtype=torch.float32, device=g.device))

@@ -1,0 +1,60 @@
+"""How much memory matching one pair needs, estimated before anything runs.
+
+Tiers 1-3 keep the network linearised at the pair (``Linearisation``: one slope map per PReLU
+and one mask per maxpool, each the size of that layer's input) for as long as they match; the
+forward that records them holds about as much again while it runs. On top come one chunk's
+working memory (the tier's ``memory`` budget) and one chunk of results (``Engine.chunk``).
+The cache is measured by running the model's own forward on torch's meta device, so the
+estimate follows any topology and costs no memory.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+from torch import nn
+
+GiB = 1 << 30
+
+
+def linearisation_bytes(model: nn.Module, hw_padded: tuple[int, int], element_size: int = 4) -> int:
+    """Bytes of the linearisation's cache for one pair of padded size ``hw_padded``."""
+    meta = copy.deepcopy(model).to("meta")
+    total = [0]
+
+    def count(module, inputs, output):
+        total[0] += inputs[0].numel() * element_size
+
+    hooks = [m.register_forward_hook(count) for m in meta.modules() if isinstance(m, (nn.PReLU, nn.MaxPool2d))]
+    x = torch.empty(1, 3, *hw_padded, device="meta")
+    with torch.no_grad():
+        meta(x, x)
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def estimate_bytes(model: nn.Module, hw_padded: tuple[int, int], working: int, results: int) -> int:
+    """Peak bytes of one match: the cache twice (cache + the forward recording it), one chunk's
+    working memory and one chunk of results."""
+    return 2 * linearisation_bytes(model, hw_padded) + working + results
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free on ``device`` now (None where unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        return None
+
+
+def check_fits(need: int, device: torch.device, hw: tuple[int, int]) -> None:
+    """Refuse, with the figures, a pair whose estimate exceeds what ``device`` has free."""
+    free = available_bytes(device)
+    if free is not None and need > free:
+        raise MemoryError(f"matching a {hw[1]}x{hw[0]} (WxH) pair needs about {need / GiB:.1f} GiB on {device}, "
+                          f"{free / GiB:.1f} GiB is free: downscale the images (the network's cache grows "
+                          f"with H x W) or free memory")
