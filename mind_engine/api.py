@@ -1,4 +1,4 @@
-"""The public functions (docs/architecture.md): ``match`` and ``jacobian_rows``, each one
+"""The public functions: ``match`` and ``jacobian_rows``, each one
 ``Engine`` over the pair."""
 from __future__ import annotations
 
