@@ -8,8 +8,10 @@
     mind-engine bench {latency,accuracy,interpolation} ...   (runs bench/<name>.py of the repo)
     mind-engine demo [--out mind_demo] [--weights W]
 
-Errors a user can cause (missing or unreadable files, bad checkpoints, bad options) end with
-exit status 2 and one line ``mind-engine: error: ...`` on stderr, not a traceback.
+Errors a user can cause (missing or unreadable files, bad checkpoints, bad options, devices that
+are not there, output paths that cannot be written) end with exit status 2 and one line
+``mind-engine: error: ...`` on stderr, not a traceback, and are found before any network runs.
+Ctrl-C ends with status 130 and one line.
 """
 from __future__ import annotations
 
@@ -310,6 +312,9 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: stop without a traceback, nothing half-written is kept open
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     except ImportError as e:  # figures, demo and baselines use the dev extras
         if (e.name or "").startswith("mind_engine"):
             raise  # a broken install of mind_engine itself, not a missing extra

@@ -255,3 +255,13 @@ def test_cli_empty_grid_and_progress_on_stderr(files, capsys):
     assert code == 0 and json.loads(out)["n"] == 0
     code, out, err = _cli(["match", d / "a.png", d / "b.png", "--weights", ck, "--stride", "20"], capsys)
     assert code == 0 and "mind_engine: matching 4 queries of a 50x40 pair" in err and "GiB" in err
+
+
+def test_cli_ctrl_c_stops_with_one_line(files, capsys, monkeypatch):
+    d, ck = files
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "run_match", interrupted)
+    code, _, err = _cli(["match", d / "a.png", d / "b.png", "--weights", ck], capsys)
+    assert code == 130 and err == "mind-engine: interrupted\n"
