@@ -1,9 +1,10 @@
 """mind_engine: exact, fast MIND matching (Long et al., ECCV 2016) by inverting a frame-interpolation CNN."""
 from .api import Matches, jacobian_rows, match
+from .engine import Engine
 from .interpolate import interpolate
 from .model import MindConfig, MindNet
 from .weights import load_model, save_model
 
-__version__ = "0.1.0"
-__all__ = ["Matches", "MindConfig", "MindNet", "interpolate", "jacobian_rows", "load_model", "match", "save_model",
+__version__ = "0.2.0"
+__all__ = ["Engine", "Matches", "MindConfig", "MindNet", "interpolate", "jacobian_rows", "load_model", "match", "save_model",
            "__version__"]

@@ -58,6 +58,21 @@ def test_jacobian_rows_shape_and_torch_input(net, pair):
     assert g1[0].abs().amax() > 0
 
 
+def test_engine_serves_match_rows_and_refine_from_one_linearisation(net, pair):
+    engine = me.Engine(*pair, model=net, tier="t3")
+    m = engine.match(stride=8, radius=6)
+    ref = me.match(*pair, stride=8, radius=6, model=net, tier="t3")
+    np.testing.assert_array_equal(m.pts1, ref.pts1)
+    np.testing.assert_array_equal(m.pts3, ref.pts3)
+    tier = engine.tier
+    whole, refined = engine.refine(stride=8, radius=6, both=True)
+    np.testing.assert_array_equal(whole.pts1, m.pts1)
+    assert np.abs(refined.pts1 - m.pts1).max() <= 0.5
+    g1, _ = engine.rows([[3, 4]])
+    torch.testing.assert_close(g1, me.jacobian_rows(net, *pair, [[3, 4]])[0], rtol=1e-5, atol=1e-7)
+    assert engine.tier is tier  # the pair was linearised once
+
+
 def test_grayscale_rgba_uint16_and_float_inputs_are_converted(net, pair):
     base = me.match(*pair, stride=10, model=net).pts1
     gray = [a.mean(2).astype(np.uint8) for a in pair]

@@ -201,12 +201,12 @@ def test_accuracy_bench_table_and_json(files, tmp_path, capsys, default_model):
     cv2.imwrite(str(kitti / "colored_0" / "000000_11.png"), np.roll(frame, 2, axis=1))
     E.write_kitti_flow(kitti / "flow_noc" / "000000_10.png", np.tile([2.0, 0.0], (40, 120, 1)))
     out = tmp_path / "acc.json"
-    doc = _accuracy_bench().main(["--tier", "t0", "--stride", "32", "--synthetic", "1",
+    doc = _accuracy_bench().main(["--tier", "t0", "--stride", "32", "--synthetic", "1", "--layered", "2",
                                   "--size", "96x64", "--moto-width", "64", "--kitti", str(kitti),
                                   "--out", str(out)])
     printed = capsys.readouterr().out
     methods = ["MIND", "DIS", "KLT", "MIND+sub", "MIND+FB", "MIND+sub+FB"]
-    assert json.loads(out.read_text())["datasets"].keys() == {"synthetic", "motorcycle", "kitti2012"}
+    assert json.loads(out.read_text())["datasets"].keys() == {"synthetic", "layered", "motorcycle", "kitti2012"}
     header = [line.split() for line in printed.splitlines() if line.split()[:1] == ["MIND"]]
     assert header and all(h == methods for h in header)  # methods are the columns
     assert doc["weights"]["is_default"] and doc["weights"]["path"] == ck
@@ -217,6 +217,12 @@ def test_accuracy_bench_table_and_json(files, tmp_path, capsys, default_model):
         for res in entry["results"].values():
             assert len({res[m]["n"] for m in methods}) == 1  # the same number of matches for each
             assert set(res["MIND"]) >= {"APE", "Acc@5", "Acc@10", "Acc@20", "Acc@30"}
+    lay = doc["datasets"]["layered"]  # each pair reported on its own as well as pooled
+    rows = lay["results_per_pair"]["keep=1"]
+    assert [r["name"] for r in rows] == ["layered/0", "layered/1"]
+    assert sum(r["MIND"]["n"] for r in rows) == lay["results"]["keep=1"]["MIND"]["n"]
+    assert all(src[1] in ("coffee", "stereo_motorcycle") for p in lay["pairs"] for src in p["sources"])
+    assert any(line.split()[:1] == ["layered/1"] for line in printed.splitlines())
 
 
 def test_accuracy_bench_without_a_default_model_says_so(default_model, tmp_path, capsys):
@@ -229,7 +235,8 @@ def test_accuracy_bench_without_a_default_model_says_so(default_model, tmp_path,
 
 
 @pytest.mark.parametrize("extra, msg", [(["--kitti", "{tmp}/none"], "does not look like KITTI"),
-                                        (["--synthetic", "0", "--moto-width", "0"], "no dataset selected"),
+                                        (["--synthetic", "0", "--layered", "0", "--moto-width", "0"],
+                                         "no dataset selected"),
                                         (["--keep", "0"], "--keep")])
 def test_accuracy_bench_bad_options_are_clear_errors(files, tmp_path, capsys, extra, msg):
     _, ck = files

@@ -1,4 +1,4 @@
-"""What a match is (DESIGN.md section 3): query grids, search boxes, and rows -> points and scores."""
+"""What a match is (docs/architecture.md section 2): query grids, search boxes, and rows -> points and scores."""
 from __future__ import annotations
 
 import numpy as np

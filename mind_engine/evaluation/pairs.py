@@ -9,6 +9,10 @@ image-1 pixels into image 3 (``flow`` (H, W, 2) float32, (dx, dy)) with its ``va
   frame-2 point ``q = p + m(p)/2``, which lies at ``corr3(q)`` in frame 3, so
   ``flow(p) = corr3(q) - p`` (``corr3`` sampled bilinearly: it is smooth); valid where ``q`` and
   ``corr3(q)`` lie inside the frames.
+* :func:`layered_pairs`: layered scenes (``training.layered.LayeredMotion``): foreground shapes
+  moving over a moving background with occlusions, motion up to ``max_motion`` (32 px by
+  default); split 'val' (the default) takes textures only from the held-out still images.
+  ``flow`` is the exact frame 1 -> 3 ground truth, ``valid`` where the point stays visible.
 * :func:`motorcycle`: the Middlebury 2014 motorcycle pair in ``skimage.data`` (741 x 500, left
   view's disparity, inf = unknown). Left is image 1, right is image 3: ``flow = (-d, 0)``.
   Downscaled by area averaging to ``width``; the disparity is scaled by the same factor, and a
@@ -92,6 +96,23 @@ def synthetic_pairs(n: int = 4, size=(384, 128), max_motion: float = 8.0, seed: 
                               dict(seed=info["seed"], max_motion=max_motion,
                                    motion_range=[float(mag.min()), float(mag.max())] if mag.size else None),
                               mid_corr=(info["corr1"], info["corr3"], info["valid"])))
+    return pairs
+
+
+def layered_pairs(n: int = 3, size=(384, 128), max_motion: float = 32.0, seed: int = 0, split: str = "val",
+                  clips=None, val_fraction: float = 0.2, jitter: bool = False) -> list[EvalPair]:
+    """``n`` deterministic layered-motion pairs (frames 1 and 3 of ``LayeredMotion.fixed``), from
+    the held-out textures unless ``split`` is 'train' (training-time validation)."""
+    from ..training.layered import LayeredMotion
+
+    lm = LayeredMotion(size, split, max_motion, clips=clips, val_fraction=val_fraction, jitter=jitter)
+    pairs = []
+    for k, ((i1, _, i3), info) in enumerate(lm.fixed(n, seed)):
+        mag = np.linalg.norm(info["flow"][info["visible"]], axis=1)
+        pairs.append(EvalPair(f"layered/{k}", _u8(i1), _u8(i3), info["flow"], info["visible"],
+                              dict(seed=info["seed"], max_motion=max_motion, layers=len(info["sources"]) - 1,
+                                   sources=[list(s) for s in info["sources"]],
+                                   motion_range=[float(mag.min()), float(mag.max())] if mag.size else None)))
     return pairs
 
 

@@ -3,7 +3,7 @@
     _torch_impl.py            the references: the executable specification of every op
     dispatch.py               which implementation runs where (torch, Triton, the C++/CUDA _C)
     window_ops.py             window_gather, window_mul: per-query crops
-    match_reduce.py           rows -> (peak, score) (DESIGN: the matching definition)
+    match_reduce.py           rows -> (peak, score) (the matching definition)
     input_backward_match.py   the first layer's backward fused with match_reduce
     triton/                   the Triton kernels (compiled on a GPU, interpreted on the CPU)
 

@@ -11,7 +11,7 @@ SCORE_HALF = 10  # the score window is [x-10, x+10) x [y-10, y+10) around the pe
 
 
 def match_reduce(rows: torch.Tensor, box: torch.Tensor | None = None):
-    """Reduce a batch of Jacobian row maps to match points and scores (DESIGN.md section 3).
+    """Reduce a batch of Jacobian row maps to match points and scores (docs/architecture.md section 2).
 
     rows: (B, C, H, W) float, one row map per batch entry.
     box:  optional (B, 4) int [x0, y0, x1, y1): the half-open region the peak is searched in

@@ -1,6 +1,6 @@
 """The matching reduction, dispatched over its implementations.
 
-Every implementation computes ``_torch_impl.match_reduce`` (the definition; DESIGN.md section 3)
+Every implementation computes ``_torch_impl.match_reduce`` (the definition; docs/architecture.md section 2)
 and tests pin them to it:
 
 - ``torch``:  that plain-PyTorch reference itself.

@@ -4,6 +4,9 @@
     augment.py     time reversal and flips (frames and correspondences alike); shared helpers
     video.py       video triplets and the held-out split of every clip
     synthetic.py   smooth synthetic motion of still images, with true correspondences
+    scene.py       layered scenes: rendering at any t, painter's-order occlusion, exact ground truth
+    layered.py     random layered scenes (shapes moving over a background) as triplets, photometric jitter
+    validation.py  matching accuracy on validation pairs with known motion; best.safetensors by it
     mixture.py     mixing sources into batches
     cli.py         the command's options
     checkpoint.py  checkpoints and random state, for exact resume

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of training triplets drawn from SyntheticMotion still images (default 0)")
     p.add_argument("--max-motion", type=float, default=8.0,
                    help="bound of the synthetic triplets' motion between frames 1 and 3, px (default 8)")
+    p.add_argument("--layered", type=float, default=0.0,
+                   help="fraction of training triplets drawn from layered synthetic scenes (default 0)")
+    p.add_argument("--layered-max-motion", type=float, default=32.0,
+                   help="bound of the layered scenes' motion between frames 1 and 3, px (default 32)")
     p.add_argument("--size", type=_size, default=DEFAULT_SIZE, help="working crop size WxH (default 384x128)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=10000, help="total optimiser steps (a resumed run continues to this)")
@@ -66,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-lr", type=float, default=1e-5)
     p.add_argument("--val-every", type=int, default=200, help="validate every N steps")
     p.add_argument("--val-size", type=int, default=32, help="number of held-out validation triplets")
+    p.add_argument("--match-val-every", type=int, default=0,
+                   help="every N steps, measure matching accuracy on validation pairs with known motion and "
+                        "keep the best weights as CKPT_DIR/best.safetensors (default 0: off)")
+    p.add_argument("--match-val-pairs", type=int, default=4,
+                   help="number of layered validation pairs (training-side textures) for --match-val-every")
+    p.add_argument("--match-val-size", type=_size, default=(128, 128),
+                   help="size WxH of the match validation pairs (default 128x128)")
     p.add_argument("--ckpt-every", type=int, default=100, help="checkpoint every N steps")
     p.add_argument("--ckpt-dir", default="checkpoints", help="where last.pt is written")
     p.add_argument("--resume", nargs="?", const="auto", default=None,

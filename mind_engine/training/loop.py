@@ -7,7 +7,8 @@ time and flipped (``augment``).
 Checkpoints (``--ckpt-dir``/last.pt, ``checkpoint``) hold the model, optimiser, scheduler, step,
 validation history and every random state, so ``--resume`` continues exactly where a killed run
 left off: the next step after a resume is bit-identical to the same step of an uninterrupted run
-(same device, same thread count).
+(same device, same thread count). ``--match-val-every`` also keeps ``best.safetensors``, the
+weights of the best matching accuracy on validation pairs with known motion (``validation``).
 
 Launched by ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel; each rank
 draws its own batches (generator seeded with seed + rank).
@@ -27,9 +28,11 @@ import torch
 from ..model import MindConfig, MindNet
 from .checkpoint import CKPT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .cli import build_parser, default_num_threads
+from .layered import LayeredMotion
 from .mixture import Mixture
 from .sources import load_clips
 from .synthetic import SyntheticMotion
+from .validation import BestCheckpoint, validation_pairs
 from .video import VideoTriplets
 
 
@@ -97,7 +100,10 @@ def _data(args):
     train_set = VideoTriplets(clips, args.size, "train", args.val_fraction, gaps=gaps, augment=True)
     val_set = VideoTriplets(clips, args.size, "val", args.val_fraction, gaps=(args.val_gap,), augment=False)
     synthetic = SyntheticMotion(args.size, "train", max_motion=args.max_motion) if args.synthetic > 0 else None
-    return clips, gaps, Mixture(train_set, synthetic, args.synthetic), val_set.fixed(args.val_size, seed=12345)
+    layered = LayeredMotion(args.size, "train", args.layered_max_motion, clips=clips,
+                            val_fraction=args.val_fraction) if args.layered > 0 else None
+    mixture = Mixture(train_set, synthetic, args.synthetic, layered, args.layered)
+    return clips, gaps, mixture, val_set.fixed(args.val_size, seed=12345)
 
 
 def _model(args) -> MindNet:
@@ -126,6 +132,7 @@ class Run:
         self.args, self.model, self.optimizer, self.scheduler, self.data_gen = args, model, optimizer, scheduler, data_gen
         self.step, self.history, self.train_seconds = 0, [], 0.0
         self.window: list[float] = []  # training losses since the last validation
+        self.match_history: list[str] = []  # matching-accuracy records (``validation``), JSON
 
     def resume(self, path: Path, rank: int) -> None:
         ck = load_checkpoint(path)
@@ -139,6 +146,7 @@ class Run:
         self.step, self.history = int(ck["step"]), list(ck["history"])
         self.train_seconds = float(ck.get("train_seconds", 0.0))
         self.window = [float(v) for v in ck.get("window", [])]
+        self.match_history = list(ck.get("match_history", []))
         set_rng_state(ck["rng"], self.data_gen, rank)
 
     def save(self, path: Path, data_all=None) -> None:
@@ -146,6 +154,7 @@ class Run:
             "config": self.model.config.to_dict(), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "step": self.step,
             "history": self.history, "window": self.window, "train_seconds": self.train_seconds,
+            "match_history": self.match_history,
             "args": json.dumps(vars(self.args), default=str), "rng": rng_state(self.data_gen, data_all)})
 
 
@@ -179,6 +188,12 @@ def main(argv=None) -> dict:
             raise SystemExit(f"--resume {src}: no such checkpoint")
         elif rank == 0:
             print(f"no checkpoint at {src}; starting at step 0", file=sys.stderr)
+
+    keeper = None  # checkpoint choice by matching accuracy (rank 0 only)
+    if args.match_val_every > 0 and rank == 0:
+        pairs = validation_pairs(args.match_val_pairs, args.match_val_size, args.layered_max_motion, clips,
+                                 args.val_fraction)
+        keeper = BestCheckpoint(pairs, args.ckpt_dir, [json.loads(h) for h in run.match_history])
 
     net = model
     if distributed:
@@ -241,6 +256,16 @@ def main(argv=None) -> dict:
                 with open(args.log, "a") as f:
                     f.write(json.dumps(rec) + "\n")
             t_last = time.perf_counter()
+        if keeper is not None and run.step % args.match_val_every == 0:
+            rec = keeper(model, run.step, {"train_seconds": round(run.train_seconds, 1),
+                                           "args": json.dumps(vars(args), default=str)})
+            run.match_history.append(json.dumps(rec))
+            say(f"step {run.step}: matching APE {rec['match_ape']:.2f} Acc@10 {rec['match_acc10']:.3f} "
+                f"(best at step {rec['best_step']})")
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            t_last = time.perf_counter()
         if args.ckpt_every > 0 and (run.step % args.ckpt_every == 0 or run.step == args.steps):
             checkpoint()
             t_last = time.perf_counter()
@@ -261,6 +286,7 @@ def main(argv=None) -> dict:
         meta = {"steps": run.step, "train_seconds": round(run.train_seconds, 1),
                 "size": f"{args.size[0]}x{args.size[1]}", "batch_size": args.batch_size,
                 "data": [c.name for c in clips], "val_fraction": args.val_fraction, "synthetic": args.synthetic,
+                "layered": args.layered, "layered_max_motion": args.layered_max_motion,
                 "gaps": list(gaps), "val_gap": args.val_gap, "seed": args.seed, "device": str(device),
                 "world_size": world, "last_validation": last_val}
         save_model(model.cpu() if device.type != "cpu" else model, args.export, extra_metadata=meta)
@@ -271,4 +297,5 @@ def main(argv=None) -> dict:
         dist.barrier()
         dist.destroy_process_group()
     return {"step": run.step, "losses": losses, "last_validation": last_val, "model": model,
-            "history": [json.loads(h) for h in run.history], "train_seconds": run.train_seconds}
+            "history": [json.loads(h) for h in run.history], "train_seconds": run.train_seconds,
+            "match_history": [json.loads(h) for h in run.match_history]}

@@ -91,7 +91,7 @@ def build_engine(onnx_path, graph: str, precision: str = "fp32", profile: Profil
 
     precision "fp16" / "bf16" lets TensorRT pick reduced-precision kernels where it finds them
     faster (weakly typed network: accumulation and the layers it keeps in fp32 are its choice);
-    report argmax agreement against fp32 before trusting them (DESIGN.md section 4, T4).
+    report argmax agreement against fp32 before trusting them, never assume it.
     """
     trt = _trt()
     if precision not in PRECISIONS:

@@ -1,0 +1,108 @@
+"""Checkpoint choice by matching accuracy: what the network is for, not its interpolation loss.
+
+Validation pairs are layered scenes (``layered``) with exact frame 1 -> 3 ground truth, textured
+only from the training side (``SYNTHETIC_TRAIN_IMAGES`` and the training frames of the clips),
+never from the held-out images of ``mind_engine.evaluation.pairs`` that the benchmarks use. They
+come from a fixed seed far from any training stream, without photometric jitter, so every
+evaluation of a run sees the same pairs.
+
+:func:`match_accuracy` matches them with the public engine (``Engine.match``) on a sparse grid
+within ``radius`` and scores the matches with ``mind_engine.evaluation.metrics`` (APE and
+Accuracy@10, pooled). :class:`BestCheckpoint` keeps ``best.safetensors``: the weights of the
+evaluation with the highest Accuracy@10, ties broken by the lower APE.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+from ..engine.engine import Engine
+from ..evaluation.metrics import evaluate
+from ..evaluation.pairs import layered_pairs
+
+VAL_SEED = 987_654_321
+VAL_SIZE = (128, 128)
+VAL_STRIDE = 8
+VAL_RADIUS = 32
+BEST_NAME = "best.safetensors"
+
+
+def validation_pairs(n: int = 4, size=VAL_SIZE, max_motion: float = 32.0, clips=None, val_fraction: float = 0.2,
+                     seed: int = VAL_SEED):
+    """``n`` layered pairs with known motion from training-side textures only."""
+    return layered_pairs(n, size, max_motion, seed, split="train", clips=clips, val_fraction=val_fraction)
+
+
+def match_accuracy(model, pairs, stride: int = VAL_STRIDE, radius: int | None = VAL_RADIUS, tier: str = "auto",
+                   matcher=None) -> dict:
+    """Pooled ``APE``, ``Acc@10`` and ``n`` (evaluable matches) of ``model``'s matches on ``pairs``.
+
+    ``matcher(img1, img3)`` replaces the engine (anything returning ``pts1``, ``pts3``, ``score``);
+    by default ``Engine(..., model=model).match`` on the grid of ``stride``. The model's
+    training mode is restored afterwards.
+    """
+    if not pairs:
+        raise ValueError("match_accuracy needs at least one pair")
+    if matcher is None:
+        def matcher(i1, i3):
+            return Engine(i1, i3, model=model, tier=tier).match(stride=stride, radius=radius, progress=False)
+    was_training = model.training if model is not None else False
+    try:
+        results = [(p.flow, p.valid, {"MIND": matcher(p.img1, p.img3)}) for p in pairs]
+    finally:
+        if model is not None:
+            model.train(was_training)
+    r = evaluate(results, 1.0, (10,))["MIND"]
+    return {"APE": r["APE"], "Acc@10": r["Acc@10"], "n": r["n"]}
+
+
+def better(a: dict, b: dict | None) -> bool:
+    """Whether result ``a`` beats ``b``: higher Accuracy@10, ties broken by lower APE (NaN never wins)."""
+    if math.isnan(a["Acc@10"]):
+        return False
+    if b is None or math.isnan(b["Acc@10"]):
+        return True
+    return a["Acc@10"] > b["Acc@10"] or (a["Acc@10"] == b["Acc@10"] and a["APE"] < b["APE"])
+
+
+class BestCheckpoint:
+    """Evaluates matching accuracy and keeps ``folder/best.safetensors`` for the best evaluation.
+
+    ``history``: the records of earlier evaluations of this run (after a resume), so the best so
+    far is not forgotten.
+    """
+
+    def __init__(self, pairs, folder, history=(), stride: int = VAL_STRIDE, radius: int | None = VAL_RADIUS):
+        self.pairs, self.path = pairs, Path(folder) / BEST_NAME
+        self.stride, self.radius = stride, radius
+        self.best = None
+        for rec in history:
+            self._consider(rec)
+
+    def _consider(self, rec: dict) -> bool:
+        cand = {"Acc@10": rec["match_acc10"], "APE": rec["match_ape"], "step": rec["step"]}
+        if better(cand, self.best):
+            self.best = cand
+            return True
+        return False
+
+    def __call__(self, model, step: int, metadata: dict | None = None) -> dict:
+        """Evaluate ``model`` at ``step``; if it is the best so far, write its weights. Returns the
+        record logged for this evaluation."""
+        from ..weights import save_model
+
+        t = time.perf_counter()
+        r = match_accuracy(model, self.pairs, self.stride, self.radius)
+        rec = {"step": step, "match_ape": r["APE"], "match_acc10": r["Acc@10"], "match_n": r["n"],
+               "match_seconds": round(time.perf_counter() - t, 2)}
+        rec["best"] = self._consider(rec)
+        if rec["best"]:
+            meta = dict(metadata or {}, step=step, match_validation={
+                **r, "pairs": len(self.pairs), "stride": self.stride, "radius": self.radius})
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            save_model(model, tmp, extra_metadata=meta)
+            os.replace(tmp, self.path)  # never a torn best.safetensors
+        rec["best_step"] = self.best["step"] if self.best else None
+        return rec
