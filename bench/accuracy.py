@@ -24,7 +24,8 @@ and the same number K = keep * (smallest evaluable count) of best matches is kep
 method; errors are pooled over the pairs of a dataset. Prints one table per dataset (methods as
 columns; rows APE, Acc@5/10/20/30, and Acc@1/2 for the sub-pixel question), then each pair's APE
 and Acc@10 (so that a failure on one pair, say the one with the largest motion, is visible), and
-writes JSON with both to bench/results/accuracy_<device>.json (or --out).
+writes JSON with both to bench/results/accuracy_<device>.json (or --out; an existing file only
+with --force).
 
 Cost: the default run (3 synthetic pairs 384x128 and the motorcycle at 256 wide, stride 16, both
 directions) took 5.6 min on one busy CPU core with a model of the default's size (1.1 M
@@ -53,7 +54,7 @@ from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
 from mind_engine.evaluation import pairs as E  # noqa: E402
 from mind_engine.evaluation.metrics import THRESHOLDS, evaluate  # noqa: E402
-from bench.report import write_json  # noqa: E402
+from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 EXTRA_THRESHOLDS = (1, 2)
 METHODS = ("MIND", "DIS", "KLT", "MIND+sub", "MIND+FB", "MIND+sub+FB")
@@ -93,7 +94,7 @@ def build_parser():
     p.add_argument("--fb-tol", type=float, default=1.0)
     p.add_argument("--no-fb", action="store_true", help="skip matching img3 -> img1 (no FB columns; halves the MIND time)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default=None, help="JSON path (default bench/results/accuracy_<device>.json)")
+    add_output_args(p, "accuracy_<device>.json")
     return p
 
 
@@ -195,7 +196,9 @@ def per_pair_table(names, rows, methods):
 
 
 def main(argv=None):
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    out = output_path(parser, a, f"accuracy_{torch.device(a.device).type}.json")
     if not all(0 < k <= 1 for k in a.keep):
         fail(f"--keep fractions must lie in (0, 1], got {a.keep}")
     if a.threads:
@@ -254,7 +257,7 @@ def main(argv=None):
         doc["datasets"][dname] = entry
     print("(* beyond the paper's rows: Acc@1 and Acc@2 show the effect of sub-pixel refinement)")
     doc["total_seconds"] = time.perf_counter() - t_all
-    write_json(doc, a.out, f"accuracy_{torch.device(a.device).type}.json")
+    write_json(doc, out)
     return doc
 
 

@@ -15,7 +15,7 @@ outer frames at full frame size by
 
 and scored against the true middle frame with IE and NE (supplement eqs. 6 and 7, Middlebury's
 definitions; ``mind_engine.interpolate``), 0-255 units, mean over triplets. Prints a table and
-writes JSON to bench/results/interpolation_cpu.json (or --out).
+writes JSON to bench/results/interpolation_cpu.json (or --out; an existing file only with --force).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from mind_engine.interpolate import interpolate  # noqa: E402
 from mind_engine.training import sources as D  # noqa: E402
 from mind_engine.training.video import held_out_triplets  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
-from bench.report import write_json  # noqa: E402
+from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 
 def average_baseline(f1: np.ndarray, f3: np.ndarray) -> np.ndarray:
@@ -142,11 +142,12 @@ def main(argv=None) -> dict:
     p.add_argument("--every", type=int, default=2, help="use every k-th held-out triplet start")
     p.add_argument("--flow", choices=("dis", "farneback"), default="dis")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=None, help="JSON path (default bench/results/interpolation_cpu.json)")
+    add_output_args(p, "interpolation_cpu.json")
     args = p.parse_args(argv)
+    out = output_path(p, args, "interpolation_cpu.json")
     res = run(args)
     print_table(res)
-    write_json(res, args.out, "interpolation_cpu.json")
+    write_json(res, out)
     return res
 
 

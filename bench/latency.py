@@ -13,7 +13,8 @@ every query. With --sample N only N queries are matched and the per-query time i
 to the job; such rows say so. Exactness: each method's matches on a common set of queries
 against tier 0's (same match point, largest relative difference of peak and score).
 
-Prints a table and writes JSON (--out, default bench/results/latency_<device>.json). A
+Prints a table and writes JSON (--out, default bench/results/latency_<device>.json; an existing
+file, such as the committed results, only with --force). A
 benchmark reports; the tests (tests/test_tiers.py) are what assert exactness.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from mind_engine.weights import load_model
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
-from bench.report import write_json  # noqa: E402
+from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 JOBS = {"semi-dense": 4, "dense": 1}
 RADII = (None, 32)
@@ -303,16 +304,17 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 1 on a GPU, 0 on the CPU)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--out", default=None, help="JSON path (default bench/results/latency_<device>.json)")
+    add_output_args(p, "latency_<device>.json")
     args = p.parse_args(argv)
     gpu = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    out = output_path(p, args, f"latency_{'cuda' if gpu else 'cpu'}.json")
     if args.sample is None:
         args.sample = 0 if gpu else 48
     if args.warmup is None:
         args.warmup = 1 if gpu else 0
     res = run(args)
     print_table(res)
-    write_json(res, args.out, f"latency_{res['device_type']}.json")
+    write_json(res, out)
     return res
 
 

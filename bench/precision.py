@@ -7,7 +7,7 @@ For each precision and search radius (32, None) the same engine tier runs the sa
 fp32 and in the reduced precision (``Engine(precision=...)``): agreement is the fraction of
 (query, image) pairs whose match point is fp32's; the score error is |s - s_fp32| / s_fp32 over
 the agreeing pairs (median, 99th percentile, max). No timings. Writes JSON (--out, default
-bench/results/precision_<device>.json).
+bench/results/precision_<device>.json; an existing file only with --force).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report and bench.latency
 from bench.latency import test_pair  # noqa: E402
-from bench.report import write_json  # noqa: E402
+from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 
 def agreement(ref, got) -> dict:
@@ -66,8 +66,9 @@ def main(argv=None) -> dict:
     p.add_argument("--sample", type=int, default=192, help="queries, evenly spaced over the grid (0: all)")
     p.add_argument("--radii", nargs="+", default=["32", "None"])
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default=None)
+    add_output_args(p, "precision_<device>.json")
     args = p.parse_args(argv)
+    out = output_path(p, args, f"precision_{torch.device(args.device).type}.json")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -90,7 +91,7 @@ def main(argv=None) -> dict:
            "queries": len(q), "stride": args.stride, "command": " ".join(sys.argv), "results": rows,
            "notes": "same_point: fraction of (query, image) pairs whose match point equals fp32's; score errors "
                     "are relative to fp32's score, over the agreeing pairs."}
-    write_json(res, args.out, f"precision_{device.type}.json")
+    write_json(res, out)
     return res
 
 

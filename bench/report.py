@@ -1,15 +1,38 @@
-"""What every benchmark script ends with: its JSON, written under bench/results/ or where asked."""
+"""What every benchmark script starts and ends with: where its JSON goes (checked before the
+bench runs: committed results under bench/results/ are never overwritten without --force), and
+the JSON itself."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_json(doc: dict, out: str | Path | None, default_name: str) -> Path:
-    """Write ``doc`` to ``out`` (default: bench/results/``default_name``) and say where."""
-    path = Path(out) if out else RESULTS / default_name
+def add_output_args(p: argparse.ArgumentParser, default_name: str) -> None:
+    p.add_argument("--out", default=None, help=f"JSON path (default bench/results/{default_name})")
+    p.add_argument("--force", action="store_true", help="overwrite the JSON file if it exists (committed results too)")
+
+
+def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
+    """The JSON path of this run, refused (exit 2, before any work) when it exists and --force is
+    not given, or when its folder cannot be written."""
+    from mind_engine.checks import check_writable
+
+    path = Path(args.out) if args.out else RESULTS / default_name
+    if path.exists() and not args.force:
+        p.error(f"{path} exists{' (committed results)' if path.parent == RESULTS else ''}: pass --out NEW.json "
+                f"to write elsewhere, or --force to overwrite it")
+    try:
+        check_writable(path, "--out")
+    except ValueError as e:
+        p.error(str(e))
+    return path
+
+
+def write_json(doc: dict, path: Path) -> Path:
+    """Write ``doc`` to ``path`` (from ``output_path``) and say where."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {path}")

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 import mind_engine as me  # noqa: E402
 from bench.latency import cpu_name  # noqa: E402
-from bench.report import RESULTS, write_json  # noqa: E402
+from bench.report import add_output_args, output_path, write_json  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS  # noqa: E402
 
 SMALL = {"encoder": (16, 16, 32, 32, 32), "decoder": (32, 32, 32, 16, 16)}
@@ -83,15 +83,12 @@ def main(argv=None) -> dict:
     p.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="Ray worker counts (default 1 2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (Ray: one worker per GPU; default cpu)")
     p.add_argument("--quick", action="store_true", help="4 pairs of 64x64, small model only: a check that it runs")
-    p.add_argument("--out", default=None, help="JSON path (default bench/results/throughput_<device>.json)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing results file")
+    add_output_args(p, "throughput_<device>.json")
     args = p.parse_args(argv)
     if args.quick:
         args.pairs, args.size, args.models, args.stride, args.radius = 4, "64x64", ["small"], 16, 8
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
-    out = Path(args.out) if args.out else RESULTS / f"throughput_{kind}.json"
-    if out.exists() and not args.force:
-        raise SystemExit(f"{out} exists; pass --force to overwrite it (or --out another path)")
+    out = output_path(p, args, f"throughput_{kind}.json")
     w, h = (int(v) for v in args.size.lower().split("x"))
     cores = os.cpu_count() or 1
     try:
@@ -127,7 +124,7 @@ def main(argv=None) -> dict:
            "size": f"{w}x{h}", "stride": args.stride, "radius": args.radius, "pairs": args.pairs,
            "models": {"small": {"widths": SMALL, "weights": "random"}, "default": {"weights": str(DEFAULT_WEIGHTS.name)}},
            "results": results}
-    write_json(doc, out, out.name)
+    write_json(doc, out)
     return doc
 
 

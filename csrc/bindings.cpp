@@ -68,13 +68,14 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "match_reduce_cpu",
       [](uintptr_t rows, const Quad& shape, const Quad& strides, uintptr_t box, uintptr_t idx, uintptr_t peak,
-         uintptr_t score) {
+         uintptr_t score, int threads) {
         mind_engine::match_reduce_cpu(row_maps(rows, shape, strides), reinterpret_cast<const int64_t*>(box),
-                                      reduced(idx, peak, score));
+                                      reduced(idx, peak, score), threads);
       },
       py::arg("rows"), py::arg("shape"), py::arg("strides"), py::arg("box"), py::arg("idx"), py::arg("peak"),
-      py::arg("score"), py::call_guard<py::gil_scoped_release>(),
-      "Matching reduction of fp32 CPU maps (B, C, H, W) given by element strides; box is (B, 4) int64.");
+      py::arg("score"), py::arg("threads"), py::call_guard<py::gil_scoped_release>(),
+      "Matching reduction of fp32 CPU maps (B, C, H, W) given by element strides on at most `threads` threads; "
+      "box is (B, 4) int64.");
 
   m.def(
       "window_crop_cpu",

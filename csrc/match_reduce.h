@@ -19,7 +19,7 @@ struct Reduced {
   float* score;
 };
 
-void match_reduce_cpu(const RowMaps& rows, const int64_t* box, Reduced out);
+void match_reduce_cpu(const RowMaps& rows, const int64_t* box, Reduced out, int threads);
 
 #ifdef MIND_ENGINE_WITH_CUDA
 enum class DType { f32, f16, bf16 };

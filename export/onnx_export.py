@@ -1,13 +1,13 @@
 """Export MindNet's graphs to ONNX files and check them against torch with ONNX Runtime.
 
-    python export/onnx_export.py --out exported/ [--weights my.safetensors] [--graphs forward rows match]
+    python export/onnx_export.py [--out exported/] [--weights my.safetensors] [--graphs forward rows match]
                                  [--verify] [--opset 20]
 
 Writes ``forward.onnx`` (the interpolation network), ``rows.onnx`` (the T1 linearised backward:
 images and a batch of (x, y) queries in, Jacobian rows out) and ``match.onnx`` (the same with
 search boxes in and the reduced matches out); dynamic batch, H and W (multiples of 32), each
 checked with ``onnx.checker`` (full check). Inputs and outputs are documented in
-``mind_engine/onnx_backend.py``. ``--verify`` runs each file in ONNX Runtime (CPU) on a random
+``mind_engine/backends/onnx/export.py``. ``--verify`` runs each file in ONNX Runtime (CPU) on a random
 64x96 pair and prints its largest difference to torch: forward against MindNet, rows against
 tier 0 (one autograd.grad per query), match against tier 0's rows put through the reference
 reduction. The package exports the same graphs on the fly (and caches them) for
@@ -59,7 +59,7 @@ def verify(model: MindNet, path: Path, graph: str, seed: int = 0) -> dict[str, f
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True, help="folder for the .onnx files")
+    ap.add_argument("--out", type=Path, default=Path("exported"), help="folder for the .onnx files (default exported/)")
     ap.add_argument("--weights", help="checkpoint (.safetensors); default: the bundled model")
     ap.add_argument("--graphs", nargs="+", choices=GRAPHS, default=list(GRAPHS))
     ap.add_argument("--opset", type=int, default=OPSET)

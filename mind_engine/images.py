@@ -17,11 +17,16 @@ class ImageError(ValueError):
     """An input image that mind_engine cannot use, with the reason."""
 
 
+class MissingImageError(ImageError, FileNotFoundError):
+    """An image path with no file behind it (both a ValueError, as every ImageError, and a
+    FileNotFoundError)."""
+
+
 def _read(path: Path) -> np.ndarray:
     import imageio.v3 as iio
 
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        raise MissingImageError(f"{path}: no such file")
     try:
         return np.asarray(iio.imread(path))
     except Exception as e:  # imageio raises many types for undecodable files
@@ -59,6 +64,8 @@ def to_tensor(img, name: str = "image") -> torch.Tensor:
         t = t.expand(3, -1, -1) if t.shape[0] == 1 else t[:3]
         dtype_name, is_float = str(t.dtype).replace("torch.", ""), t.is_floating_point()
     elif isinstance(img, np.ndarray):
+        if img.dtype.kind not in "uif":  # bool, complex, object, strings: nothing torch can take as pixels
+            raise ImageError(f"{name}: unsupported dtype {img.dtype.name}; use uint8, uint16 or float in [0, 1]")
         t = torch.from_numpy(np.ascontiguousarray(_channels_last(img, name))).permute(2, 0, 1)
         dtype_name, is_float = img.dtype.name, img.dtype.kind == "f"
     else:

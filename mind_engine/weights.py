@@ -4,6 +4,8 @@ Loading never runs pickled code and checks every name and shape, listing all tha
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from .checks import check_device
 from .model import MindConfig, MindNet
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
@@ -29,6 +32,18 @@ def checkpoint_bytes(model: MindNet, extra_metadata: dict | None = None) -> byte
         meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return save(state, metadata=meta)
+
+
+def weights_sha256(model: MindNet) -> str:
+    """sha256 over the configuration and every tensor's name, shape and float32 bytes: the same
+    for a model in memory and for any checkpoint file of it (a file's own bytes are not: safetensors
+    writes metadata keys in no fixed order)."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def save_model(model: MindNet, path, extra_metadata: dict | None = None) -> Path:
@@ -72,6 +87,11 @@ def model_from_checkpoint(path) -> MindNet:
                  for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
     if problems:
         raise CheckpointError(f"{path} does not fit MindNet:\n  " + "\n  ".join(problems))
+    broken = [f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)"
+              for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise CheckpointError(f"{path} holds non-finite (NaN or inf) values, a corrupt or diverged checkpoint: "
+                              + ", ".join(broken))
     model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
     return model.eval()
 
@@ -83,13 +103,25 @@ def _default_model(device: str) -> MindNet:
             f"this build of mind_engine ships no trained default model ({DEFAULT_WEIGHTS} is "
             f"absent); pass a checkpoint: load_model('my.safetensors'), trained with "
             f"`mind-engine train`. mind_engine never falls back to a random model.")
-    return model_from_checkpoint(DEFAULT_WEIGHTS).to(device)
+    model = model_from_checkpoint(DEFAULT_WEIGHTS).to(device)
+    model.requires_grad_(False)
+    return model
+
+
+def default_model(device) -> MindNet:
+    """The bundled default model on ``device``, loaded once and shared by mind_engine's own entry
+    points, which only read it (callers get copies from ``load_model``)."""
+    return _default_model(str(torch.device(device)))
 
 
 def load_model(path=None, device=None) -> MindNet:
-    """The bundled default model (``path=None``, loaded once per device) or the checkpoint at
-    ``path``, in eval mode."""
-    device = torch.device(device if device is not None else "cpu")
+    """The bundled default model (``path=None``) or the checkpoint at ``path``, in eval mode, on
+    ``device`` (None: CUDA when available, else the CPU, as everywhere in mind_engine).
+
+    Each call returns the caller's own model: changing it changes no other caller's.
+    """
+    device = check_device(device)
     if path is None:
-        return _default_model(str(device))
+        model = copy.deepcopy(default_model(device))
+        return model.requires_grad_(True)
     return model_from_checkpoint(path).to(device)

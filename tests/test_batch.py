@@ -1,7 +1,6 @@
 """Matching many pairs in this process: results, file format, manifest, resume, bad pairs, CLI."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import mind_engine as me
 from mind_engine import cli
 from mind_engine.batch import Pair, read_pair_list, read_result
 from mind_engine.batch.store import ARRAYS
+from mind_engine.weights import weights_sha256
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_results_equal_match_and_the_files_and_manifest_say_what_ran(data, tmp_p
         assert set(ARRAYS) <= set(z.files)
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == man and man["state"] == "finished" and man["counts"] == {"ok": 2, "failed": 0, "resumed": 0}
-    assert man["model"]["sha256"] == hashlib.sha256((data / "tiny.safetensors").read_bytes()).hexdigest()
+    assert man["model"]["sha256"] == weights_sha256(me.load_model(data / "tiny.safetensors"))
     assert man["settings"] == {"stride": 16, "radius": 8, "tier": "auto", "memory": None, "queries": None}
     assert man["versions"]["torch"] == torch.__version__ and man["versions"]["mind_engine"] == me.__version__
 
@@ -67,7 +67,7 @@ def test_in_memory_model_hashes_like_its_file_and_queries_are_used(data, tmp_pat
     model = me.load_model(data / "tiny.safetensors")
     q = [(5, 7), (40, 33)]
     man = me.match_many([(data / "0.png", data / "1.png")], tmp_path, model=model, queries=q, **OPTS)
-    assert man["model"]["sha256"] == hashlib.sha256((data / "tiny.safetensors").read_bytes()).hexdigest()
+    assert man["model"]["sha256"] == weights_sha256(me.load_model(data / "tiny.safetensors"))
     r = read_result(tmp_path / "000000.npz")
     assert _same(r, me.match(data / "0.png", data / "1.png", model=model, queries=q, radius=8))
 

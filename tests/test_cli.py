@@ -241,5 +241,6 @@ def test_accuracy_bench_without_a_default_model_says_so(default_model, tmp_path,
 def test_accuracy_bench_bad_options_are_clear_errors(files, tmp_path, capsys, extra, msg):
     _, ck = files
     with pytest.raises(SystemExit) as e:
-        _accuracy_bench().main(["--weights", ck, *(x.format(tmp=tmp_path) for x in extra)])
+        _accuracy_bench().main(["--weights", ck, "--out", str(tmp_path / "a.json"),
+                                *(x.format(tmp=tmp_path) for x in extra)])
     assert e.value.code == 2 and msg in capsys.readouterr().err

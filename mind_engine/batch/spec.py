@@ -15,13 +15,14 @@ import numpy as np
 import torch
 
 from ..model import MindConfig, MindNet
-from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, model_from_checkpoint
+from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, model_from_checkpoint, weights_sha256
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model as safetensors bytes (the file ``save_model`` writes), its configuration and the
-    sha256 of those bytes; ``source`` says where it came from."""
+    """A model as safetensors bytes (the file ``save_model`` writes), its configuration and its
+    ``weights_sha256`` (over configuration and tensors, the same for a model and its file);
+    ``source`` says where it came from."""
 
     config: dict
     data: bytes
@@ -36,15 +37,14 @@ class ModelSpec:
             raise ValueError("pass model= or weights=, not both")
         if model is not None:
             data, source = checkpoint_bytes(model), "<in-memory model>"
-            config = model.config.to_dict()
         else:
             path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
             if weights is None and not path.is_file():
                 raise FileNotFoundError(f"this build of mind_engine ships no default model ({path} is absent); "
                                         f"pass weights= (a checkpoint written by mind-engine train)")
-            config = model_from_checkpoint(path).config.to_dict()  # checks it fits MindNet
+            model = model_from_checkpoint(path)  # checks it fits MindNet
             data, source = path.read_bytes(), str(path) if weights is not None else "default"
-        return cls(config, data, hashlib.sha256(data).hexdigest(), source)
+        return cls(model.config.to_dict(), data, weights_sha256(model), source)
 
     def build(self, device) -> MindNet:
         """The network on ``device``, in eval mode."""

@@ -8,31 +8,46 @@ checked before any network runs.
 """
 from __future__ import annotations
 
+import copy
 import sys
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_device, check_memory, check_tier
 from ..images import image_pair, pad_to_multiple
 from ..matches import Matches
-from ..weights import load_model
+from ..weights import default_model
 from . import refine
+from .budget import check_fits, estimate_bytes
+from .dense import DEFAULT_MEMORY
 from .matching import grid_queries, search_boxes, user_queries
 from .tiers import make_tier
+from .windowed import CPU_MEMORY
 
 CHUNK_BYTES = 256 << 20  # rows held at once per chunk of queries
 
 
 def resolve_model(model, device):
-    """The model and device to run on: the model's device unless one is asked for; the bundled
-    default model when ``model`` is None."""
+    """The model and device to run on, never changing the caller's model.
+
+    The device rule (``mind_engine.checks.default_device``): the one asked for; else the model's
+    when a model is given; else CUDA when available, else the CPU. ``model=None`` takes the
+    bundled default model (shared read-only). A caller's model that is on another device or in
+    training mode is copied, moved and set to eval; the caller's object is left as it was.
+    """
     if model is None:
-        device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-        return load_model(device=device), torch.device(device)
-    if device is None:
-        device = next(model.parameters()).device
-    return model.to(device).eval(), torch.device(device)
+        device = check_device(device)
+        return default_model(device), device
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        raise TypeError(f"model must be a MindNet (mind_engine.load_model()), got {type(model).__name__}")
+    params = list(model.parameters())
+    here = params[0].device if params else torch.device("cpu")
+    device = here if device is None else check_device(device)
+    if here != device or model.training:
+        model = copy.deepcopy(model).to(device).eval()
+    return model, device
 
 
 class Engine:
@@ -47,6 +62,8 @@ class Engine:
 
     def __init__(self, img1, img3, model=None, device=None, tier: str = "auto", memory: int | None = None,
                  backend: str = "torch", precision: str = "fp32"):
+        check_tier(tier, backend)
+        memory = check_memory(memory)
         self.model, self.device = resolve_model(model, device)
         self.t1, self.t3 = image_pair(img1, img3, self.device)
         self.hw = tuple(self.t1.shape[-2:])
@@ -54,9 +71,22 @@ class Engine:
         self._tier = None
 
     @property
+    def padded_hw(self) -> tuple[int, int]:
+        m = self.model.config.multiple
+        return tuple(-(-s // m) * m for s in self.hw)
+
+    def memory_needed(self) -> int:
+        """Estimated peak bytes of matching this pair (``mind_engine.engine.budget``)."""
+        windowed = self.tier_name in ("auto", "t2", "t3") and self.backend == "torch"
+        working = self.memory or (CPU_MEMORY if windowed and self.device.type == "cpu" else DEFAULT_MEMORY)
+        return estimate_bytes(self.model, self.padded_hw, working, 0 if windowed else CHUNK_BYTES)
+
+    @property
     def tier(self):
-        """The tier over the pair padded to the network's multiple, built on first use."""
+        """The tier over the pair padded to the network's multiple, built on first use, after
+        checking that the pair fits in the device's free memory."""
         if self._tier is None:
+            check_fits(self.memory_needed(), self.device, self.hw)
             m = self.model.config.multiple
             p1, _ = pad_to_multiple(self.t1[None], m)
             p3, _ = pad_to_multiple(self.t3[None], m)
@@ -68,7 +98,7 @@ class Engine:
     @property
     def chunk(self) -> int:
         """Queries per chunk: the rows of one chunk within CHUNK_BYTES."""
-        h, w = (-(-s // self.model.config.multiple) * self.model.config.multiple for s in self.hw)
+        h, w = self.padded_hw
         return max(1, CHUNK_BYTES // (6 * 4 * h * w))
 
     def queries(self, queries=None, stride: int = 4) -> torch.Tensor:
@@ -76,9 +106,18 @@ class Engine:
         return grid_queries(self.hw, stride) if queries is None else user_queries(queries, self.hw)
 
     def _chunks(self, n: int, step: int, progress: bool | None, what: str):
+        """Chunk starts, with a bar on stderr when ``progress`` (None: many chunks on a terminal).
+        The bar is preceded by the plan (queries, chunks, memory estimate) and, off a terminal,
+        throttled to one line every 5 s."""
         starts = range(0, n, step)
-        show = progress if progress is not None else (len(starts) > 4 and sys.stderr.isatty())
-        return tqdm(starts, desc=f"{what} ({self.tier_name})", unit="chunk", disable=not show)
+        tty = sys.stderr.isatty()
+        show = progress if progress is not None else (len(starts) > 4 and tty)
+        if show:
+            print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair in {len(starts)} chunk(s) "
+                  f"on {self.device} (tier {self.tier_name}), about {self.memory_needed() / 2**30:.2f} GiB; "
+                  f"a larger stride or a smaller radius is faster", file=sys.stderr)
+        return tqdm(starts, desc=f"{what} ({self.tier_name})", unit="chunk", disable=not show,
+                    mininterval=0.5 if tty else 5.0, file=sys.stderr)
 
     def match(self, queries=None, stride: int = 4, radius: int | None = None,
               progress: bool | None = None) -> Matches:
@@ -86,6 +125,9 @@ class Engine:
         each peak search to the square of that radius around its query (None: whole image)."""
         q = self.queries(queries, stride)
         boxes = search_boxes(q, radius, self.hw)
+        if len(q) == 0:  # nothing to match: no network runs
+            none = torch.zeros(0, dtype=torch.long)
+            return Matches.from_peaks(q, none, none.float(), none, none.float(), self.hw[1])
         parts1, parts3 = [], []
         for s in self._chunks(len(q), self.chunk, progress, "matching"):
             r1, r3 = self.tier.match(q[s:s + self.chunk].to(self.device), boxes[s:s + self.chunk], self.hw)
@@ -99,6 +141,9 @@ class Engine:
         """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two
         (N, 3, H, W) float32 tensors in the caller's frame (N full maps in memory)."""
         q = user_queries(queries, self.hw)
+        if len(q) == 0:
+            empty = self.t1.new_zeros((0, 3, *self.hw))
+            return empty, empty
         g1, g3 = self.tier.rows(q.to(self.device))
         h, w = self.hw
         return g1[:, :, :h, :w], g3[:, :, :h, :w]

@@ -4,22 +4,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_radius, check_stride
+
 
 def grid_queries(hw: tuple[int, int], stride: int) -> torch.Tensor:
-    """Semi-dense queries: (N, 2) int64 (x, y), every ``stride`` pixels, centred in each cell."""
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    """Semi-dense queries: (N, 2) int64 (x, y), every ``stride`` pixels, centred in each cell
+    (none when the first cell's centre lies outside the image)."""
+    stride = check_stride(stride)
     h, w = hw
-    ys = torch.arange(stride // 2, h, stride)
-    xs = torch.arange(stride // 2, w, stride)
+    first = stride // 2
+    ys = torch.arange(first, max(h, first), stride)
+    xs = torch.arange(first, max(w, first), stride)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([gx.flatten(), gy.flatten()], 1)
 
 
 def user_queries(points, hw: tuple[int, int]) -> torch.Tensor:
-    """Caller's (N, 2) (x, y) points -> int64 pixel positions, rounded; out-of-image ones rejected."""
-    q = torch.as_tensor(np.asarray(points.cpu() if isinstance(points, torch.Tensor) else points,
-                                   dtype=np.float64))
+    """Caller's (N, 2) (x, y) points -> int64 pixel positions, rounded; out-of-image ones rejected.
+    An empty set (N = 0, also ``[]``) is allowed: it matches nothing."""
+    try:
+        a = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"queries must be an (N, 2) array of numeric (x, y) points: {e}") from e
+    q = torch.as_tensor(a.reshape(0, 2) if a.size == 0 else a)
     if q.ndim != 2 or q.shape[1] != 2:
         raise ValueError(f"queries must be an (N, 2) array of (x, y) points, got shape {tuple(q.shape)}")
     if not torch.isfinite(q).all():
@@ -36,12 +43,11 @@ def user_queries(points, hw: tuple[int, int]) -> torch.Tensor:
 def search_boxes(queries: torch.Tensor, radius: int | None, hw: tuple[int, int]) -> torch.Tensor:
     """(N, 4) half-open [x0, y0, x1, y1) boxes the peak is searched in: the square of ``radius``
     around each query, clipped to the caller's image (the whole image for radius None)."""
+    radius = check_radius(radius)
     h, w = hw
     n = queries.shape[0]
     if radius is None:
         return torch.tensor([0, 0, w, h]).repeat(n, 1)
-    if int(radius) != radius or radius < 0:
-        raise ValueError(f"radius must be None or a non-negative integer, got {radius!r}")
     x, y = queries[:, 0], queries[:, 1]
     return torch.stack([(x - radius).clamp(min=0), (y - radius).clamp(min=0),
                         (x + radius + 1).clamp(max=w), (y + radius + 1).clamp(max=h)], 1)

@@ -116,12 +116,13 @@ def match_chunk(engine, queries: torch.Tensor, boxes: torch.Tensor, hw):
 
 
 def match_subpixel(img1, img3, stride: int = 4, radius=None, model=None, device=None, queries=None,
-                   tier: str = "auto", chunk: int | None = None, both: bool = False):
+                   tier: str = "auto", chunk: int | None = None, both: bool = False, progress=None):
     """``mind_engine.match`` with sub-pixel match points (one pass; see the module docstring and
     ``Engine.refine``)."""
     from .engine import Engine
 
-    return Engine(img1, img3, model=model, device=device, tier=tier).refine(queries, stride, radius, chunk, both)
+    return Engine(img1, img3, model=model, device=device, tier=tier).refine(queries, stride, radius, chunk, both,
+                                                                             progress)
 
 
 def fb_flags(forward, backward, tol: float = 1.0) -> np.ndarray:

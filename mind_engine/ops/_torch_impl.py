@@ -18,11 +18,12 @@ def match_reduce(rows: torch.Tensor, box: torch.Tensor | None = None):
           (default: the whole map). The score window still sees the whole map.
 
     Returns (idx, peak, score): idx (B,) int64 flat index y * W + x of the peak of
-    S = max_c |rows| (lowest index on ties), peak (B,) = S at idx, and score (B,) = peak / mean
+    S = max_c |rows| (lowest index on ties; NaN entries count as 0, as in the C++ and CUDA
+    kernels), peak (B,) = S at idx, and score (B,) = peak / mean
     of S over the 20 x 20 window [x-10, x+10) x [y-10, y+10) clipped to the map (0 where peak is 0).
     """
     B, _, H, W = rows.shape
-    s = rows.abs().amax(1).float()  # (B, H, W)
+    s = rows.abs().nan_to_num(nan=0.0, posinf=float("inf")).amax(1).float()  # (B, H, W); NaN counts as 0
     flat = s.flatten(1)
     if box is not None:
         ys = torch.arange(H, device=s.device).view(1, H, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import warnings
 
 import torch
 
@@ -21,10 +22,18 @@ CUDA_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat1
 
 @functools.cache
 def ext():
-    """The compiled module, or None when this install has none."""
+    """The compiled module, or None when this install has none. A module that is built but fails
+    to load (an undefined symbol, a missing library) is reported in a warning, once: the torch
+    path that runs instead is several times slower."""
     try:
         from .. import _C
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name != "mind_engine._C":
+            warnings.warn(f"mind_engine._C could not be imported ({e}); using the slower torch path", RuntimeWarning)
+        return None
+    except ImportError as e:
+        warnings.warn(f"mind_engine._C is built but failed to load ({e}); using the slower torch path "
+                      f"(rebuild with `pip install -e .`)", RuntimeWarning)
         return None
     return _C
 

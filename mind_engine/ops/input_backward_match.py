@@ -20,11 +20,16 @@ from . import _torch_impl
 from .dispatch import CUDA_DTYPES, choose, device_guard, ext, kernel_input, stream
 
 CPU_AUTO = "cpp"
+CUDA_MAX_SEEDS = 65535  # the CUDA search kernel lays seeds on grid axis z, which holds at most this
 
 
 def _cpp(g, weight, origin, box, hw):
     """The ``_C`` kernels on contiguous tensors (g fp32 on the CPU, weight fp32)."""
     B, (H, W) = g.shape[0], hw
+    if g.is_cuda and B > CUDA_MAX_SEEDS:  # launch in chunks the grid can hold
+        parts = [_cpp(g[s:s + CUDA_MAX_SEEDS], weight, origin[s:s + CUDA_MAX_SEEDS], box[s:s + CUDA_MAX_SEEDS], hw)
+                 for s in range(0, B, CUDA_MAX_SEEDS)]
+        return tuple(torch.cat(p, 1) for p in zip(*parts))
     out = (torch.empty(2, B, dtype=torch.int64, device=g.device),
            torch.empty(2, B, dtype=torch.float32, device=g.device),
            torch.empty(2, B, dtype=torch.float32, device=g.device))

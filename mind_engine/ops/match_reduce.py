@@ -30,7 +30,7 @@ def _cpp(rows: torch.Tensor, box: torch.Tensor, out: tuple[torch.Tensor, ...]) -
                             box.data_ptr(), *ptrs, rows.device.index, stream(rows.device))
     else:
         rows = rows.float()
-        C.match_reduce_cpu(rows.data_ptr(), rows.shape, rows.stride(), box.data_ptr(), *ptrs)
+        C.match_reduce_cpu(rows.data_ptr(), rows.shape, rows.stride(), box.data_ptr(), *ptrs, torch.get_num_threads())
 
 
 def _body(rows: torch.Tensor, box: torch.Tensor, impl: str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from ... import model as model_module
 from ...engine import linearisation, transpose
 from ...model import MindNet
 from ...ops import _torch_impl
+from ...weights import weights_sha256
 
 
 
@@ -29,13 +29,8 @@ def cache_dir() -> Path:
 
 
 def weights_hash(model: MindNet) -> str:
-    """sha256 over the configuration and every tensor's name, shape and float32 bytes (16 hex)."""
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().to("cpu", torch.float32).contiguous()
-        h.update(f"{name}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
+    """``mind_engine.weights.weights_sha256`` shortened to 16 hex digits, for file names."""
+    return weights_sha256(model)[:16]
 
 
 @lru_cache(maxsize=1)
