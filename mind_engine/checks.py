@@ -5,6 +5,7 @@ was expected. Images are checked in ``mind_engine.images``, checkpoints in ``min
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -38,28 +39,35 @@ def check_device(device, name: str = "device") -> torch.device:
     return d
 
 
+def _whole(value, expected: str) -> int:
+    """``value`` as an int when it is a finite whole number (not a bool), else a ValueError
+    ``"{expected}, got {value!r}"``."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or int(value) != value):
+        raise ValueError(f"{expected}, got {value!r}")
+    return int(value)
+
+
 def check_stride(stride) -> int:
-    if isinstance(stride, bool) or not isinstance(stride, (int, float)) or int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    expected = "stride must be a positive integer"
+    if _whole(stride, expected) < 1:
+        raise ValueError(f"{expected}, got {stride!r}")
     return int(stride)
 
 
 def check_radius(radius) -> int | None:
     """None (the whole image) or a non-negative integer."""
-    if radius is None:
-        return None
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or int(radius) != radius or radius < 0:
-        raise ValueError(f"radius must be None or a non-negative integer, got {radius!r}")
-    return int(radius)
+    expected = "radius must be None or a non-negative integer"
+    if radius is not None and _whole(radius, expected) < 0:
+        raise ValueError(f"{expected}, got {radius!r}")
+    return None if radius is None else int(radius)
 
 
 def check_memory(memory) -> int | None:
     """None (each tier's default) or a working-memory budget of at least MIN_MEMORY bytes."""
     if memory is None:
         return None
-    if isinstance(memory, bool) or not isinstance(memory, (int, float)) or int(memory) != memory:
-        raise ValueError(f"memory must be a number of bytes, got {memory!r}")
-    if memory < MIN_MEMORY:
+    if _whole(memory, "memory must be a number of bytes") < MIN_MEMORY:
         raise ValueError(f"memory must be at least {MIN_MEMORY} bytes ({MIN_MEMORY >> 20} MiB), got {memory!r}: "
                          f"smaller budgets only make the engine slower (None: the tier's default)")
     return int(memory)

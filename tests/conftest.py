@@ -16,6 +16,43 @@ else:  # exactness tests compare fp32 results: no TF32 in cuDNN's convolutions o
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
+SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))  # a MindNet small enough for any test
+
+
+@pytest.fixture(scope="module")
+def net():
+    """A small random-weight MindNet (seed 1) in eval mode; modules that need another define their own."""
+    import mind_engine as me
+
+    torch.manual_seed(1)
+    return me.MindNet(**SMALL).eval()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Two random 50x40 uint8 RGB images (HxWx3)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+
+
+def write_batch_inputs(folder, n: int, seed: int):
+    """A tiny random-weight model (``folder/tiny.safetensors``) and ``n`` random 64x64 PNGs
+    ``folder/0.png`` .. for the batch-matching tests."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    import mind_engine as me
+
+    torch.manual_seed(0)
+    me.save_model(me.MindNet(encoder=(4, 4, 4, 4, 4), decoder=(4, 4, 4, 4, 4)), folder / "tiny.safetensors")
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        iio.imwrite(folder / f"{i}.png", (rng.random((64, 64, 3)) * 255).astype(np.uint8))
+    return rng
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny networks run fastest on one thread (and do not fight a busy machine for cores).

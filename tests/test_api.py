@@ -8,19 +8,6 @@ from mind_engine.ops._torch_impl import match_reduce
 from mind_engine.images import ImageError
 from mind_engine.engine.oracle import Tier0
 
-SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(1)
-    return me.MindNet(**SMALL).eval()
-
-
-@pytest.fixture(scope="module")
-def pair():
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
 
 
 def test_match_grid_in_caller_frame_equals_the_definition(net, pair):

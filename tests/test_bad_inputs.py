@@ -14,20 +14,7 @@ from mind_engine.checks import MIN_MEMORY
 from mind_engine.engine import budget
 from mind_engine.weights import CheckpointError
 
-SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(1)
-    return me.MindNet(**SMALL).eval()
-
-
-@pytest.fixture(scope="module")
-def pair():
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ from mind_engine.batch import Pair, read_pair_list, read_result
 from mind_engine.batch.store import ARRAYS
 from mind_engine.weights import weights_sha256
 
+from conftest import write_batch_inputs
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = {"stride": 16, "radius": 8, "threads": 1, "progress": False}
@@ -29,11 +31,7 @@ OPTS = {"stride": 16, "radius": 8, "threads": 1, "progress": False}
 def data(tmp_path_factory):
     """A tiny random-weight model and 64x64 images: 0..5 one size, odd.png another, bad.png not an image."""
     d = tmp_path_factory.mktemp("batch")
-    torch.manual_seed(0)
-    me.save_model(me.MindNet(encoder=(4, 4, 4, 4, 4), decoder=(4, 4, 4, 4, 4)), d / "tiny.safetensors")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        iio.imwrite(d / f"{i}.png", (rng.random((64, 64, 3)) * 255).astype(np.uint8))
+    rng = write_batch_inputs(d, 6, seed=0)
     iio.imwrite(d / "odd.png", (rng.random((96, 64, 3)) * 255).astype(np.uint8))
     (d / "bad.png").write_text("not an image")
     return d

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 import mind_engine as me
 from mind_engine.batch import read_result
 from mind_engine.batch.ray_runner import plan
 from mind_engine.batch.store import ARRAYS
+
+from conftest import write_batch_inputs
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,11 +31,7 @@ def cluster():
 def job(tmp_path_factory):
     """A tiny model, N good 64x64 pairs and one with a missing file, and their in-process results."""
     d = tmp_path_factory.mktemp("batch_ray")
-    torch.manual_seed(0)
-    me.save_model(me.MindNet(encoder=(4, 4, 4, 4, 4), decoder=(4, 4, 4, 4, 4)), d / "tiny.safetensors")
-    rng = np.random.default_rng(1)
-    for i in range(N):
-        iio.imwrite(d / f"{i}.png", (rng.random((64, 64, 3)) * 255).astype(np.uint8))
+    write_batch_inputs(d, N, seed=1)
     pairs = [(str(d / f"{i}.png"), str(d / f"{(i + 1) % N}.png")) for i in range(N)]
     pairs.insert(3, (str(d / "0.png"), str(d / "missing.png")))
     local = me.match_many(pairs, d / "local", weights=d / "tiny.safetensors", **OPTS)

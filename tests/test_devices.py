@@ -7,7 +7,8 @@ import torch
 import mind_engine as me
 from mind_engine import checks, weights
 
-SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
+from conftest import SMALL
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

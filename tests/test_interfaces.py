@@ -8,14 +8,9 @@ import mind_engine as me
 from mind_engine.interfaces import MindMatcher
 from mind_engine.matches import Matches
 
-SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
+from conftest import SMALL
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(2)
-    return me.MindNet(**SMALL).eval()
 
 
 def _translated(n=60, shift=(7, -3), seed=0):

@@ -8,7 +8,8 @@ from safetensors.torch import save_file
 from mind_engine import MindConfig, MindNet, load_model, save_model
 from mind_engine.weights import CheckpointError, model_from_checkpoint
 
-SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
+from conftest import SMALL
+
 
 
 def test_paper_network_size_and_shape():

@@ -8,7 +8,8 @@ from mind_engine.matches import Matches
 from mind_engine.engine.refine import fb_flags, match_fb, match_subpixel, peak_patches, quadratic_offsets, subpixel_offsets
 from mind_engine.engine.tiers import TIERS
 
-SMALL = dict(encoder=(4, 4, 6, 6, 6), decoder=(6, 6, 6, 4, 4))
+from conftest import SMALL
+
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
