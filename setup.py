@@ -55,7 +55,7 @@ class CMakeBuild(build_ext):
 
 setup(
     packages=find_packages(include=["mind_engine", "mind_engine.*"]),
-    package_data={"mind_engine": ["weights/*.safetensors", "weights/*.md"]},
+    package_data={"mind_engine": ["weights/*.safetensors", "weights/*.md", "weights/*.png"]},
     ext_modules=[CMakeExtension("mind_engine._C")],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,
