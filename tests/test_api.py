@@ -60,6 +60,18 @@ def test_engine_serves_match_rows_and_refine_from_one_linearisation(net, pair):
     assert engine.tier is tier  # the pair was linearised once
 
 
+def test_long_runs_say_their_plan_and_a_time_estimate(net, pair, monkeypatch, capsys):
+    from mind_engine.engine import engine
+
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 6 * 4 * 64 * 64 * 5)  # 5 queries a chunk on the padded 64x64
+    plain = me.match(*pair, model=net, stride=10)
+    m = me.Engine(*pair, model=net).match(stride=10, progress=True)
+    err = capsys.readouterr().err
+    assert "mind_engine: matching 20 queries of a 50x40 pair in 4 chunk(s)" in err
+    assert "the first chunk took" in err and "all 4 should take about" in err
+    assert np.array_equal(m.pts1, plain.pts1) and np.array_equal(m.score, plain.score)
+
+
 def test_grayscale_rgba_uint16_and_float_inputs_are_converted(net, pair):
     base = me.match(*pair, stride=10, model=net).pts1
     gray = [a.mean(2).astype(np.uint8) for a in pair]

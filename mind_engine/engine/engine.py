@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 
 import numpy as np
 import torch
@@ -116,8 +117,9 @@ class Engine:
             print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair in {len(starts)} chunk(s) "
                   f"on {self.device} (tier {self.tier_name}), about {self.memory_needed() / 2**30:.2f} GiB; "
                   f"a larger stride or a smaller radius is faster", file=sys.stderr)
-        return tqdm(starts, desc=f"{what} ({self.tier_name})", unit="chunk", disable=not show,
-                    mininterval=0.5 if tty else 5.0, file=sys.stderr)
+        bar = tqdm(starts, desc=f"{what} ({self.tier_name})", unit="chunk", disable=not show,
+                   mininterval=0.5 if tty else 5.0, file=sys.stderr)
+        return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
     def match(self, queries=None, stride: int = 4, radius: int | None = None,
               progress: bool | None = None) -> Matches:
@@ -169,3 +171,15 @@ class Engine:
         args = (q, idx[1], scores[1], idx[3], scores[3], self.hw[1])
         refined = Matches.from_peaks(*args, offset1=off[1], offset3=off[3])
         return (Matches.from_peaks(*args), refined) if both else refined
+
+
+def _with_estimate(bar, chunks: int):
+    """Yield from ``bar``; once the first chunk is done (the tier built and one chunk matched),
+    say how long the whole run should take, from that measurement."""
+    t0 = time.perf_counter()
+    for i, start in enumerate(bar):
+        if i == 1:
+            first = time.perf_counter() - t0
+            bar.write(f"mind_engine: the first chunk took {first:.1f} s, set-up included: all {chunks} "
+                      f"should take about {first * chunks:.0f} s or less", file=sys.stderr)
+        yield start
