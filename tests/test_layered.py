@@ -198,7 +198,7 @@ def test_best_checkpoint_by_matching_accuracy_and_resume(clip_dir, tmp_path):
               "--match-val-every", "2", "--match-val-pairs", "1", "--match-val-size", "64x64"]
     full = main(common + ["--steps", "4", "--ckpt-dir", str(tmp_path / "a"), "--log", str(tmp_path / "a.log")])
     recs = full["match_history"]
-    assert [r["step"] for r in recs] == [2, 4] and all(0 <= r["match_acc10"] <= 1 for r in recs)
+    assert [r["step"] for r in recs] == [0, 2, 4] and all(0 <= r["match_acc10"] <= 1 for r in recs)
     logged = [json.loads(x) for x in (tmp_path / "a.log").read_text().splitlines()]
     assert [r["match_acc10"] for r in logged] == [r["match_acc10"] for r in recs]
     best = max(recs, key=lambda r: (r["match_acc10"], -r["match_ape"], -r["step"]))

@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=200, help="validate every N steps")
     p.add_argument("--val-size", type=int, default=32, help="number of held-out validation triplets")
     p.add_argument("--match-val-every", type=int, default=0,
-                   help="every N steps, measure matching accuracy on validation pairs with known motion and "
-                        "keep the best weights as CKPT_DIR/best.safetensors (default 0: off)")
+                   help="at the start and every N steps, measure matching accuracy on validation pairs with "
+                        "known motion and keep the best weights, the starting ones included, as "
+                        "CKPT_DIR/best.safetensors (default 0: off)")
     p.add_argument("--match-val-pairs", type=int, default=4,
                    help="number of layered validation pairs (training-side textures) for --match-val-every")
     p.add_argument("--match-val-size", type=_size, default=(128, 128),

@@ -217,12 +217,24 @@ def main(argv=None) -> dict:
         if rank == 0:
             (bar.write(msg) if bar is not None else print(msg, file=sys.stderr))
 
+    def match_validate() -> None:
+        rec = keeper(model, run.step, {"train_seconds": round(run.train_seconds, 1),
+                                       "args": json.dumps(vars(args), default=str)})
+        run.match_history.append(json.dumps(rec))
+        say(f"step {run.step}: matching APE {rec['match_ape']:.2f} Acc@10 {rec['match_acc10']:.3f} "
+            f"(best at step {rec['best_step']})")
+        if args.log:
+            with open(args.log, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
     losses = []
     bar = None
     if rank == 0 and not args.no_progress:
         from tqdm import tqdm
 
         bar = tqdm(total=args.steps, initial=run.step, desc="train", dynamic_ncols=True, file=sys.stderr)
+    if keeper is not None and run.step == 0:
+        match_validate()  # the starting weights (--init): a run that never beats them keeps them as best
     net.train()
     t_last = time.perf_counter()
     started = time.perf_counter()
@@ -260,14 +272,7 @@ def main(argv=None) -> dict:
                     f.write(json.dumps(rec) + "\n")
             t_last = time.perf_counter()
         if keeper is not None and run.step % args.match_val_every == 0:
-            rec = keeper(model, run.step, {"train_seconds": round(run.train_seconds, 1),
-                                           "args": json.dumps(vars(args), default=str)})
-            run.match_history.append(json.dumps(rec))
-            say(f"step {run.step}: matching APE {rec['match_ape']:.2f} Acc@10 {rec['match_acc10']:.3f} "
-                f"(best at step {rec['best_step']})")
-            if args.log:
-                with open(args.log, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+            match_validate()
             t_last = time.perf_counter()
         if args.ckpt_every > 0 and (run.step % args.ckpt_every == 0 or run.step == args.steps):
             checkpoint()
