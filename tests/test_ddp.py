@@ -91,7 +91,7 @@ def test_two_ranks_average_gradients_see_different_batches_and_resume_exactly(fr
     assert r0["losses"] == r0["split_losses"] and r1["losses"] == r1["split_losses"]  # resume, step by step
     assert all(torch.equal(r0["full"][k], r0["resumed"][k]) for k in r0["full"])  # and bit for bit
     from mind_engine.training.loop import _model
-    from mind_engine.training.cli import build_parser
+    from mind_engine.training.cli import parse_args
 
-    init = _model(build_parser().parse_args(TINY)).state_dict()
+    init = _model(parse_args(TINY)).state_dict()
     assert not all(torch.equal(init[k], r0["full"][k]) for k in init)  # training moved the weights

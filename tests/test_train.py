@@ -134,6 +134,19 @@ def test_init_starts_from_given_weights_and_checks_widths(frames_dir, tmp_path):
                      "--init", str(tmp_path / "start.safetensors")])
 
 
+def test_init_default_is_the_bundled_model_with_its_widths(frames_dir, tmp_path):
+    from mind_engine.weights import DEFAULT_WEIGHTS, model_from_checkpoint
+
+    args = ["--size", "64x32", "--batch-size", "2", "--threads", "1", "--no-progress", "--val-every", "0",
+            "--data", str(frames_dir), "--steps", "0", "--ckpt-dir", str(tmp_path), "--resume"]
+    out = main(args + ["--init", "default"])  # no --widths: the checkpoint's; no checkpoint in CKPT_DIR yet
+    bundled = model_from_checkpoint(DEFAULT_WEIGHTS)
+    assert out["model"].config == bundled.config
+    assert all(torch.equal(a, b) for a, b in zip(out["model"].state_dict().values(), bundled.state_dict().values()))
+    with pytest.raises(SystemExit):
+        main(args + ["--init", str(tmp_path / "missing.safetensors")])
+
+
 @pytest.mark.parametrize("kind", ["uint8", "float32", "torch"])
 def test_interpolate_keeps_size_and_type(kind):
     model = MindNet(MindConfig(encoder=(8,) * 5, decoder=(8,) * 5))

@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10000, help="total optimiser steps (a resumed run continues to this)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="also stop once this run has trained this many seconds (validation and export follow)")
-    p.add_argument("--widths", type=_widths, default=(PAPER_ENCODER, PAPER_DECODER),
+    p.add_argument("--widths", type=_widths, default=None,
                    help="encoder widths C1..C5 ('96,96,128,128,128'; decoder D5,D4,D3 = C5 and D2,D1 = C1) "
-                        "or 'C1,..,C5/D5,..,D1'")
+                        "or 'C1,..,C5/D5,..,D1' (default: those of --init, else the paper's)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eps", type=float, default=0.1,
                    help="Charbonnier epsilon, in [0, 1] pixel units (0.1/255 = 0.000392 is 0.1 on 0-255 pixels)")
@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from a checkpoint (no value: CKPT_DIR/last.pt)")
     p.add_argument("--init", default=None,
-                   help="start from these weights (a .safetensors checkpoint: fine-tuning) with a fresh optimiser")
+                   help="start from these weights (a .safetensors checkpoint, or 'default': the bundled model) "
+                        "with a fresh optimiser; with --resume, the start whenever CKPT_DIR holds no checkpoint")
     p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this (default: no clipping)")
     p.add_argument("--export", default=None, help="write the final weights here as safetensors")
     p.add_argument("--seed", type=int, default=0)
@@ -97,6 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", default=None, help="append one JSON line per validation to this file")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, with ``--init default`` resolved to the bundled weights and ``--widths``, when
+    not given, taken from ``--init``'s checkpoint (else the paper's widths)."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.init == "default":
+        from ..weights import DEFAULT_WEIGHTS
+
+        args.init = str(DEFAULT_WEIGHTS)
+    if args.widths is None and args.init is not None:
+        from ..weights import read_checkpoint
+
+        try:
+            config = read_checkpoint(args.init)[0]
+        except (FileNotFoundError, ValueError) as e:
+            p.error(f"--init: {e}")
+        args.widths = (tuple(config.encoder), tuple(config.decoder))
+    elif args.widths is None:
+        args.widths = (PAPER_ENCODER, PAPER_DECODER)
+    return args
 
 
 def default_num_threads() -> int:

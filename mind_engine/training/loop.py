@@ -27,7 +27,7 @@ import torch
 
 from ..model import MindConfig, MindNet
 from .checkpoint import CKPT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .cli import build_parser, default_num_threads
+from .cli import default_num_threads, parse_args
 from .layered import LayeredMotion
 from .mixture import Mixture
 from .sources import load_clips
@@ -161,7 +161,7 @@ class Run:
 def main(argv=None) -> dict:
     """Train; returns a summary dict (final step, losses per step of this run, last validation,
     the model)."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     world, rank, local_rank = _dist_info()
     distributed = world > 1
     device, amp = _device(args, world, local_rank)
