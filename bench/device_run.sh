@@ -127,8 +127,8 @@ stage clips 60 60 "$LOG" "$PY" bench/pan_clip.py "$TMP/clips" $FRAMES
 TRAIN_S=$(($(left) - 45))  # validation, export and the process's start and end take the rest
 ((DRY)) && TRAIN_S=3
 # shellcheck disable=SC2086
-stage train 5 100000 "$LOG" "$PY" -m mind_engine.training --init mind_engine/weights/default.safetensors \
-  --widths 32,64,64,64,64/64,64,64,32,32 --data "$TMP"/clips/* $TRAIN --max-seconds "$TRAIN_S" \
+stage train 5 100000 "$LOG" "$PY" -m mind_engine.training --init default \
+  --data "$TMP"/clips/* $TRAIN --max-seconds "$TRAIN_S" \
   --steps 1000000 --val-every 100 --ckpt-every 0 --ckpt-dir "$TMP/ckpt" --device $DEV --no-progress \
   --export "$OUT/weights.safetensors"
 rm -rf "$TMP"
