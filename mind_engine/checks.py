@@ -50,31 +50,37 @@ def _whole(value, expected: str) -> int:
 
 def check_stride(stride) -> int:
     expected = "stride must be a positive integer"
-    if _whole(stride, expected) < 1:
+    value = _whole(stride, expected)
+    if value < 1:
         raise ValueError(f"{expected}, got {stride!r}")
-    return int(stride)
+    return value
 
 
 def check_radius(radius) -> int | None:
     """None (the whole image) or a non-negative integer."""
+    if radius is None:
+        return None
     expected = "radius must be None or a non-negative integer"
-    if radius is not None and _whole(radius, expected) < 0:
+    value = _whole(radius, expected)
+    if value < 0:
         raise ValueError(f"{expected}, got {radius!r}")
-    return None if radius is None else int(radius)
+    return value
 
 
 def check_memory(memory) -> int | None:
     """None (each tier's default) or a working-memory budget of at least MIN_MEMORY bytes."""
     if memory is None:
         return None
-    if _whole(memory, "memory must be a number of bytes") < MIN_MEMORY:
+    value = _whole(memory, "memory must be a number of bytes")
+    if value < MIN_MEMORY:
         raise ValueError(f"memory must be at least {MIN_MEMORY} bytes ({MIN_MEMORY >> 20} MiB), got {memory!r}: "
                          f"smaller budgets only make the engine slower (None: the tier's default)")
-    return int(memory)
+    return value
 
 
-def check_tier(tier: str, backend: str) -> None:
-    """A known tier and backend, and a pair of them that can run together."""
+def check_tier(tier: str, backend: str, precision: str = "fp32") -> None:
+    """A known tier, backend and precision, and a combination of them that can run together."""
+    from .engine.precision import storage_dtype
     from .engine.tiers import BACKENDS, TIERS
 
     if backend not in BACKENDS:
@@ -83,6 +89,10 @@ def check_tier(tier: str, backend: str) -> None:
         raise ValueError(f"unknown tier {tier!r}; choose one of {['auto', *TIERS]}")
     if backend != "torch" and tier not in ("auto", "t1"):
         raise ValueError(f"backend={backend!r} runs the exported tier-1 graph; tier={tier!r} needs backend='torch'")
+    storage_dtype(precision)
+    if precision != "fp32" and (backend != "torch" or tier not in ("auto", "t2", "t3")):
+        raise ValueError(f"precision={precision!r} is for the windowed tiers (t2, t3, auto) on the torch backend, "
+                         f"got tier={tier!r}, backend={backend!r}")
 
 
 def check_writable(path, name: str, suffixes: tuple[str, ...] | None = None) -> Path:

@@ -127,6 +127,12 @@ def test_bad_queries_stride_radius(net, pair):
         me.match(*pair, radius=-1, model=net)
     with pytest.raises(ValueError, match="unknown tier"):
         me.match(*pair, tier="t9", model=net)
+    with pytest.raises(ValueError, match="precision must be one of"):  # at construction, before any image work
+        me.Engine(*pair, model=net, precision="fp8")
+    with pytest.raises(ValueError, match="precision='bf16' is for the windowed tiers"):
+        me.Engine(*pair, model=net, tier="t1", precision="bf16")
+    with pytest.raises(ValueError, match="stride must be a positive integer, got nan"):
+        me.match(*pair, stride=float("nan"), model=net)
 
 
 def test_unknown_backend_and_tier_backend_mismatch_are_named():

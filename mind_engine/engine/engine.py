@@ -63,7 +63,7 @@ class Engine:
 
     def __init__(self, img1, img3, model=None, device=None, tier: str = "auto", memory: int | None = None,
                  backend: str = "torch", precision: str = "fp32"):
-        check_tier(tier, backend)
+        check_tier(tier, backend, precision)
         memory = check_memory(memory)
         self.model, self.device = resolve_model(model, device)
         self.t1, self.t3 = image_pair(img1, img3, self.device)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_tier
 from .dense import Tier1
 from .oracle import Tier0
-from .precision import storage_dtype
 from .windowed import Tier2, Tier3
 
 TIERS = {"t0": Tier0, "t1": Tier1, "t2": Tier2, "t3": Tier3}
@@ -26,15 +26,8 @@ def make_tier(name: str, model, i1: torch.Tensor, i3: torch.Tensor, memory: int 
     ``memory`` (bytes) bounds the working set of one chunk of seeds (tiers 1 to 3); ``precision``
     "bf16" or "fp16" stores the windowed tiers' state and windows in 16 bits (not exact).
     """
-    storage_dtype(precision)
-    if precision != "fp32" and (backend != "torch" or name not in ("auto", "t2", "t3")):
-        raise ValueError(f"precision={precision!r} is for the windowed tiers (t2, t3, auto) on the torch backend, "
-                         f"got tier={name!r}, backend={backend!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    check_tier(name, backend, precision)
     if backend != "torch":
-        if name not in ("auto", "t1"):
-            raise ValueError(f"backend={backend!r} runs the exported tier-1 graph; tier={name!r} needs backend='torch'")
         if backend == "onnxruntime":
             from ..backends.onnx.runtime import OnnxRuntimeTier
 
@@ -44,8 +37,6 @@ def make_tier(name: str, model, i1: torch.Tensor, i3: torch.Tensor, memory: int 
         return TensorRTTier(model, i1, i3, memory=memory)
     if name == "auto":
         name = FASTEST_FIRST[0]
-    if name not in TIERS:
-        raise ValueError(f"unknown tier {name!r}; choose one of {['auto', *TIERS]}")
     if name == "t0":
         return Tier0(model, i1, i3)
     if name in ("t2", "t3"):
