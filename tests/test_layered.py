@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from mind_engine.evaluation.pairs import EvalPair, layered_pairs
-from mind_engine.training.layered import LayeredMotion
-from mind_engine.training.scene import Layer, Scene
-from mind_engine.training.sources import Clip
-from mind_engine.training.synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES
+from mind_engine.data.layered import LayeredMotion
+from mind_engine.data.scene import Layer, Scene
+from mind_engine.data.sources import Clip
+from mind_engine.data.synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES
 from mind_engine.training.validation import BEST_NAME, match_accuracy, validation_pairs
-from mind_engine.training.video import split_index
+from mind_engine.data.video import split_index
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

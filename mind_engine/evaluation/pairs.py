@@ -4,12 +4,12 @@ Every source yields :class:`EvalPair`: two uint8 HxWx3 images and the true displ
 image-1 pixels into image 3 (``flow`` (H, W, 2) float32, (dx, dy)) with its ``valid`` mask; see
 :mod:`mind_engine.evaluation.metrics` for how matches are judged against it.
 
-* :func:`synthetic_pairs`: held-out still images (``training.synthetic.SYNTHETIC_VAL_IMAGES``) moved by a
-  smooth random motion (``training.synthetic.SyntheticMotion``, split 'val'). Frame 1 pixel ``p`` shows the
+* :func:`synthetic_pairs`: held-out still images (``data.synthetic.SYNTHETIC_VAL_IMAGES``) moved by a
+  smooth random motion (``data.synthetic.SyntheticMotion``, split 'val'). Frame 1 pixel ``p`` shows the
   frame-2 point ``q = p + m(p)/2``, which lies at ``corr3(q)`` in frame 3, so
   ``flow(p) = corr3(q) - p`` (``corr3`` sampled bilinearly: it is smooth); valid where ``q`` and
   ``corr3(q)`` lie inside the frames.
-* :func:`layered_pairs`: layered scenes (``training.layered.LayeredMotion``): foreground shapes
+* :func:`layered_pairs`: layered scenes (``data.layered.LayeredMotion``): foreground shapes
   moving over a moving background with occlusions, motion up to ``max_motion`` (32 px by
   default); split 'val' (the default) takes textures only from the held-out still images.
   ``flow`` is the exact frame 1 -> 3 ground truth, ``valid`` where the point stays visible.
@@ -78,7 +78,7 @@ def _rgb(a: np.ndarray) -> np.ndarray:
 def synthetic_pairs(n: int = 4, size=(384, 128), max_motion: float = 8.0, seed: int = 0,
                     images=None) -> list[EvalPair]:
     """``n`` deterministic synthetic-motion pairs from the held-out still images."""
-    from ..training.synthetic import SyntheticMotion
+    from ..data.synthetic import SyntheticMotion
 
     sm = SyntheticMotion(size=size, split="val", max_motion=max_motion, images=images)
     pairs = []
@@ -103,7 +103,7 @@ def layered_pairs(n: int = 3, size=(384, 128), max_motion: float = 32.0, seed: i
                   clips=None, val_fraction: float = 0.2, jitter: bool = False) -> list[EvalPair]:
     """``n`` deterministic layered-motion pairs (frames 1 and 3 of ``LayeredMotion.fixed``), from
     the held-out textures unless ``split`` is 'train' (training-time validation)."""
-    from ..training.layered import LayeredMotion
+    from ..data.layered import LayeredMotion
 
     lm = LayeredMotion(size, split, max_motion, clips=clips, val_fraction=val_fraction, jitter=jitter)
     pairs = []

@@ -5,8 +5,8 @@ import argparse
 import os
 
 from ..model import PAPER_DECODER, PAPER_ENCODER, MindConfig
-from .sources import DEFAULT_MAX_SIDE
-from .video import DEFAULT_SIZE
+from ..data.sources import DEFAULT_MAX_SIDE
+from ..data.video import DEFAULT_SIZE
 
 
 def _size(s: str) -> tuple[int, int]:

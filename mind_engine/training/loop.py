@@ -28,12 +28,12 @@ import torch
 from ..model import MindConfig, MindNet
 from .checkpoint import CKPT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .cli import default_num_threads, parse_args
-from .layered import LayeredMotion
-from .mixture import Mixture
-from .sources import load_clips
-from .synthetic import SyntheticMotion
+from ..data.layered import LayeredMotion
+from ..data.mixture import Mixture
+from ..data.sources import load_clips
+from ..data.synthetic import SyntheticMotion
 from .validation import BestCheckpoint, validation_pairs
-from .video import VideoTriplets
+from ..data.video import VideoTriplets
 
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
