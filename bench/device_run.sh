@@ -5,17 +5,20 @@
 #   build    mind_engine._C with CMake for this GPU's architecture only (nvidia-smi compute_cap)
 #   tests    the CUDA and compiled-Triton kernel tests, the operator and self-check tests, and
 #            the tier tests on the GPU against tier 0 (MIND_ENGINE_TEST_DEVICE=cuda)
+#   train    most of the budget: the bundled model fine-tuned with bf16 autocast on the
+#            on-device generators (mind_engine.data.warp, layered_warp: affine motion and
+#            layered scenes made by grid_sample on the GPU) plus clips made on the spot by
+#            bench/pan_clip.py, the motion probe choosing best.safetensors, brought back
 #   memcheck the CUDA kernel tests once more under compute-sanitizer --tool memcheck
 #   latency  bench/latency.py: semi-dense 384x128 at R=32 and R=None, t0, is_grads_batched,
 #            t1-t3 and the T4 variants, with exactness columns against t0
 #   precision bench/precision.py: bf16 and fp16 against fp32 on every semi-dense query
-#   train    the bundled model's network fine-tuned for the seconds left (clips made on the
-#            spot by bench/pan_clip.py plus synthetic motion), exported as safetensors
 #
-# Files back (8 at most): device_run.log, stages.json, tests_cuda.log, memcheck.log,
-# latency_cuda_r32.json, latency_cuda_rNone.json, precision_cuda.json, weights.safetensors.
+# Files back (8 at most): device_run.log, stages.json, tests_cuda.log (memcheck appended),
+# train_log.jsonl, latency_cuda_r32.json, latency_cuda_rNone.json, precision_cuda.json,
+# weights.safetensors.
 # Every stage writes its files to $OUT as it finishes and appends its exit status and time to
-# $OUT/stages.json, so a timeout loses only the stage in flight. BUDGET (seconds, default 540)
+# $OUT/stages.json, so a timeout loses only the stage in flight. BUDGET (seconds, default 560)
 # bounds the whole run; each stage gets what is left less a reserve for the ones after it.
 #
 #   bench/device_run.sh               # on the GPU machine ($OUT set by the device tool)
@@ -27,7 +30,7 @@ cd "$(dirname "$0")/.."
 DRY=0
 [[ "${1:-}" == "--dry-run" || "${DEVICE_RUN_DRY:-0}" == "1" ]] && DRY=1
 OUT="${OUT:-$PWD/device_out}"
-BUDGET="${BUDGET:-540}"
+BUDGET="${BUDGET:-560}"
 PY="${PYTHON:-python3}"
 mkdir -p "$OUT"
 START=$(date +%s)
@@ -84,54 +87,60 @@ build() {  # run by stage in a child bash (timeout runs programs, not functions)
 KERNEL_TESTS="tests/test_window_ops.py tests/test_match_reduce.py tests/test_input_backward_match.py"
 if ((DRY)); then
   DEV=cpu SIZE=64x32 TESTS="tests/test_selfcheck.py::test_the_check_passes_for_the_real_kernels"
-  TRAIN="--size 64x32 --batch-size 2 --val-size 2 --synthetic 0 --threads 1" FRAMES="--frames 12 --size 96x64"
+  TRAIN="--size 64x32 --batch-size 2 --val-size 2 --threads 1 --warp 0.5 --warp-layers 2 --match-val-every 1000"
+  TRAIN="$TRAIN --select probe --match-val-pairs 1 --match-val-size 64x64"
+  FRAMES="--frames 12 --size 96x64"
   LAT="--only t3 t3-bf16 --sample 1 --t0-sample 1 --threads 1" PREC="--precision bf16 --sample 2 --radii 32 --threads 1"
 else
   DEV=cuda SIZE=384x128 TESTS="$KERNEL_TESTS tests/test_selfcheck.py tests/test_ops_registration.py tests/test_tiers.py"
-  TRAIN="--size 256x128 --batch-size 16 --val-size 32 --synthetic 0.5 --amp on" FRAMES="--frames 60 --size 480x320"
+  TRAIN="--size 128x128 --batch-size 64 --val-size 32 --amp on --warp 0.8 --warp-layers 3 --warp-linear 0.03"
+  TRAIN="$TRAIN --warp-max-motion 12 --match-val-every 400 --select probe --match-val-pairs 2"
+  FRAMES="--frames 60 --size 480x320"
   LAT="--only t0 vjp t1 t2 t3 t3-bf16 t3-fp16 --sample 0 --t0-sample 8 --repeats 2"
   PREC="--precision bf16 fp16 --sample 0"
 fi
 say "device_run: dry=$DRY device=$DEV budget=$BUDGET s out=$OUT"
 ((DRY)) || nvidia-smi >>"$LOG" 2>&1
 
-stage build 420 150 "$LOG" bash -c "$(declare -f build); DRY=$DRY PY='$PY' build"
+stage build 420 120 "$LOG" bash -c "$(declare -f build); DRY=$DRY PY='$PY' build"
 
 # shellcheck disable=SC2086
-stage tests 330 200 "$OUT/tests_$DEV.log" env MIND_ENGINE_TEST_DEVICE=$DEV "$PY" -m pytest -q -rs $TESTS
+stage tests 330 90 "$OUT/tests_$DEV.log" env MIND_ENGINE_TEST_DEVICE=$DEV "$PY" -m pytest -q -rs $TESTS
+
+TMP=$(mktemp -d)
+# shellcheck disable=SC2086
+stage clips 310 20 "$LOG" "$PY" bench/pan_clip.py "$TMP/clips" $FRAMES
+TRAIN_S=$(($(left) - 210))  # what the stages after training need; training gets the rest
+((DRY)) && TRAIN_S=3
+# shellcheck disable=SC2086
+stage train 200 100000 "$LOG" "$PY" -m mind_engine.training --init default --schedule cosine --warmup 100 \
+  --eps 0.01 --clip-grad 1.0 --data "$TMP"/clips/* $TRAIN --max-seconds "$TRAIN_S" \
+  --steps 1000000 --val-every 100 --ckpt-every 0 --ckpt-dir "$TMP/ckpt" --device $DEV --no-progress \
+  --log "$OUT/train_log.jsonl" --export "$OUT/weights.safetensors"
+[[ -f "$TMP/ckpt/best.safetensors" ]] && cp "$TMP/ckpt/best.safetensors" "$OUT/weights.safetensors" &&
+  say "train: best.safetensors (chosen by the motion probe) brought back as weights.safetensors"
+rm -rf "$TMP"
 
 if ((DRY)); then
   say "memcheck: dry run, compute-sanitizer not run"
 else
   # shellcheck disable=SC2086
-  stage memcheck 260 120 "$OUT/memcheck.log" compute-sanitizer --tool memcheck --error-exitcode 99 \
+  stage memcheck 150 45 "$OUT/tests_$DEV.log" compute-sanitizer --tool memcheck --error-exitcode 99 \
     "$PY" -m pytest -q -x $KERNEL_TESTS -k "cpp-cuda"
 fi
 
 for R in 32 None; do  # one file per radius: a timeout at R=None keeps R=32's
+  reserve=35
+  [[ $R == 32 ]] && reserve=90
   # shellcheck disable=SC2086
-  reserve=120
-  [[ $R == 32 ]] && reserve=200
-  stage "latency R=$R" $reserve 150 "$LOG" "$PY" bench/latency.py --device $DEV --size $SIZE \
+  stage "latency R=$R" $reserve 50 "$LOG" "$PY" bench/latency.py --device $DEV --size $SIZE \
     --jobs semi-dense --radii $R --models default \
     $LAT --out "$OUT/latency_${DEV}_r$R.json"
 done
 
 # shellcheck disable=SC2086
-stage precision 90 $((DRY ? 200 : 60)) "$LOG" "$PY" bench/precision.py --device $DEV --size $SIZE $PREC \
+stage precision 5 $((DRY ? 200 : 30)) "$LOG" "$PY" bench/precision.py --device $DEV --size $SIZE $PREC \
   --out "$OUT/precision_$DEV.json"
-
-TMP=$(mktemp -d)
-# shellcheck disable=SC2086
-stage clips 60 60 "$LOG" "$PY" bench/pan_clip.py "$TMP/clips" $FRAMES
-TRAIN_S=$(($(left) - 45))  # validation, export and the process's start and end take the rest
-((DRY)) && TRAIN_S=3
-# shellcheck disable=SC2086
-stage train 5 100000 "$LOG" "$PY" -m mind_engine.training --init default \
-  --data "$TMP"/clips/* $TRAIN --max-seconds "$TRAIN_S" \
-  --steps 1000000 --val-every 100 --ckpt-every 0 --ckpt-dir "$TMP/ckpt" --device $DEV --no-progress \
-  --export "$OUT/weights.safetensors"
-rm -rf "$TMP"
 
 echo "{\"stage\": \"end\", \"seconds\": $(($(date +%s) - START))}]" >>"$OUT/stages.json"
 say "device_run: done in $(($(date +%s) - START)) s"

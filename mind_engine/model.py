@@ -127,6 +127,15 @@ class MindNet(nn.Module):
                 nn.init.constant_(m.weight, 0.25)
 
     def forward(self, i1: torch.Tensor, i3: torch.Tensor) -> torch.Tensor:
+        return self.image(self.features(i1, i3))
+
+    def image(self, features: torch.Tensor) -> torch.Tensor:
+        """The middle frame from the last decoder features."""
+        return self.head(features) + 0.5
+
+    def features(self, i1: torch.Tensor, i3: torch.Tensor) -> torch.Tensor:
+        """The last decoder block's output, which ``head`` maps to RGB (training-only heads
+        read it too, ``mind_engine.training.motion_head``)."""
         self.check_input(i1, i3)
         x = torch.cat([i1, i3], 1) - 0.5
         pooled = []
@@ -137,7 +146,7 @@ class MindNet(nn.Module):
             if k in self.config.skips:
                 x = torch.cat([x, pooled[self.config.skip_source(k)]], 1)
             x = block(x)
-        return self.head(x) + 0.5
+        return x
 
     def check_input(self, i1: torch.Tensor, i3: torch.Tensor) -> None:
         """The network's input contract: two (N,3,H,W) tensors, H and W multiples of

@@ -90,7 +90,7 @@ def test_two_ranks_average_gradients_see_different_batches_and_resume_exactly(fr
     assert r0["losses"] != r1["losses"]  # the ranks drew different batches
     assert r0["losses"] == r0["split_losses"] and r1["losses"] == r1["split_losses"]  # resume, step by step
     assert all(torch.equal(r0["full"][k], r0["resumed"][k]) for k in r0["full"])  # and bit for bit
-    from mind_engine.training.loop import _model
+    from mind_engine.training.loop import build_model as _model
     from mind_engine.training.cli import parse_args
 
     init = _model(parse_args(TINY)).state_dict()

@@ -26,7 +26,7 @@ def test_dry_run_completes_every_stage(tmp_path):
     assert all(rc == 0 for rc in ran.values()), (ran, log[-3000:])
     names = {p.name for p in tmp_path.iterdir()}
     assert {"latency_cpu_r32.json", "latency_cpu_rNone.json", "precision_cpu.json", "weights.safetensors",
-            "tests_cpu.log", "device_run.log", "stages.json"} <= names
+            "tests_cpu.log", "device_run.log", "stages.json", "train_log.jsonl"} <= names
     assert len(names) <= 8 and all(p.stat().st_size < 16 << 20 for p in tmp_path.iterdir())
     lat = json.loads((tmp_path / "latency_cpu_r32.json").read_text())
     assert {r["method"] for r in lat["results"]} == {"t3", "t3-bf16"}

@@ -173,3 +173,34 @@ def test_ie_and_ne():
     assert ne == pytest.approx(np.sqrt(48 / (3 * 9 + 1)))
     assert interpolation_error(pred.astype(np.float32) / 255, gt.astype(np.float32) / 255) == pytest.approx(
         4 * np.sqrt(3), rel=1e-5)
+
+
+def test_warmup_hold_cosine():
+    from mind_engine.training.schedule import warmup_hold_cosine
+
+    f = [warmup_hold_cosine(s, 100, 10, 0.8, 0.01) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == 1.0  # linear warm-up
+    assert all(v == 1.0 for v in f[10:80])  # held at the full rate, no early drop
+    assert all(a > b for a, b in zip(f[80:], f[81:])) and warmup_hold_cosine(100, 100, 10, 0.8, 0.01) == 0.01
+
+
+def test_warp_aux_cosine_resume_is_exact_and_the_head_is_never_exported(frames_dir, tmp_path):
+    from mind_engine.weights import read_checkpoint
+
+    common = TINY + ["--data", str(frames_dir), "--val-every", "2", "--warp", "0.5", "--warp-linear", "0.05", "--warp-layers", "2",
+                     "--aux-motion", "1.0", "--grad-loss", "0.5", "--schedule", "cosine", "--warmup", "2",
+                     "--skips", "1,2,3,4", "--eps", "0.01"]
+    full = main(common + ["--steps", "6", "--ckpt-dir", str(tmp_path / "a"), "--export", str(tmp_path / "m.safetensors")])
+    first = main(common + ["--steps", "6", "--stop-at", "3", "--ckpt-dir", str(tmp_path / "b")])
+    ck = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert ck["step"] == 3 and "motion_head" in ck and ck["config"]["skips"] == [1, 2, 3, 4]
+    rest = main(common + ["--steps", "6", "--ckpt-dir", str(tmp_path / "b"), "--resume"])
+    assert first["losses"] + rest["losses"] == full["losses"]
+    sa, sb = full["model"].state_dict(), rest["model"].state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    config, tensors, _ = read_checkpoint(tmp_path / "m.safetensors")
+    assert config.skips == (1, 2, 3, 4) and set(tensors) == set(MindNet(config).state_dict())
+    plain = [a for a in common if a not in ("--aux-motion", "1.0")]
+    main(plain + ["--steps", "1", "--ckpt-dir", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="without --aux-motion"):
+        main(common + ["--steps", "2", "--ckpt-dir", str(tmp_path / "c"), "--resume"])

@@ -125,15 +125,20 @@ class AffineMotion:
         fx, fy = p["where"]
         return torch.tensor([lo_x + fx * (hi_x - lo_x), lo_y + fy * (hi_y - lo_y)])
 
-    def render(self, p: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (3, 3, H, W) (frame 1, 2, 3) and the motion field m(p) (H, W, 2) of one sample."""
+    def seen(self, p: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (3, 3, H, W) of the texture under ``p``'s motion, and the frame-2 points each
+        frame's pixels show (3, H, W, 2): ``I1(p) = I2(p + m(p)/2)``, ``I3(p) = I2(p - m(p)/2)``."""
         dev = self.device
         base, t, a = p["base"].to(dev), p["t"].to(dev), p["A"].to(dev)
         rel = self.grid - self.centre
         m = t + rel @ a.T  # frame 1 -> 3 motion at every pixel
-        seen = torch.stack([rel + m / 2, rel, rel - m / 2])  # I1(p) = I2(p + m/2), I3(p) = I2(p - m/2)
-        frames = sample_texture(self.textures[p["index"]], apply_affine(base, self._origin(p).to(dev), seen))
-        return frames, m
+        shown = torch.stack([rel + m / 2, rel, rel - m / 2])
+        frames = sample_texture(self.textures[p["index"]], apply_affine(base, self._origin(p).to(dev), shown))
+        return frames, shown + self.centre
+
+    def render(self, p: dict):
+        """Frames (3, 3, H, W) of one sample, and what ``truth`` needs beside ``p`` (nothing here)."""
+        return self.seen(p)[0], None
 
     def correspondences(self, p: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact (H, W, 2) positions in frames 1 and 3 of every frame-2 pixel."""
@@ -145,23 +150,32 @@ class AffineMotion:
         p3 = self.centre + (rel + t / 2) @ torch.linalg.inv(eye - a / 2).T
         return p1, p3
 
+    def inside(self, c: torch.Tensor) -> torch.Tensor:
+        """Whether (..., 2) points lie in the frame."""
+        w, h = self.size
+        return (c[..., 0] >= 0) & (c[..., 0] <= w - 1) & (c[..., 1] >= 0) & (c[..., 1] <= h - 1)
+
+    def truth(self, p: dict, rendered) -> dict:
+        """One sample's ``corr1``, ``corr3``, ``motion`` (H, W, 2) and ``valid`` (H, W)."""
+        c1, c3 = self.correspondences(p)
+        return {"corr1": c1, "corr3": c3, "motion": c3 - c1, "valid": self.inside(c1) & self.inside(c3)}
+
     def batch(self, batch_size: int, g: torch.Generator, truth: bool = False):
         """``batch_size`` triplets ((N, 3, H, W) each, on the device); with ``truth`` also a dict
         of (N, H, W, 2) ``corr1``, ``corr3``, ``motion`` (frame 1 -> 3 at frame 2's pixel, i.e.
-        corr3 - corr1) and (N, H, W) ``valid`` (both correspondences inside the frame)."""
+        corr3 - corr1) and (N, H, W) ``valid`` (both correspondences inside the frames, and for
+        layered scenes visible there)."""
         params = [self.draw(g) for _ in range(batch_size)]
         noise = [torch.randn(3, 3, self.size[1], self.size[0], generator=g) * p["noise"] if p["noise"] else None
                  for p in params]
-        frames = []
+        frames, truths = [], []
         for p, n in zip(params, noise):
-            f, _ = self.render(p)
+            f, rendered = self.render(p)
             frames.append(f if n is None else (f + n.to(self.device)).clamp_(0.0, 1.0))
+            if truth:
+                truths.append(self.truth(p, rendered))
         stacked = torch.stack(frames)
         out = (stacked[:, 0], stacked[:, 1], stacked[:, 2])
         if not truth:
             return out
-        c1, c3 = zip(*(self.correspondences(p) for p in params))
-        corr1, corr3 = torch.stack(c1), torch.stack(c3)
-        w, h = self.size
-        inside = [((c[..., 0] >= 0) & (c[..., 0] <= w - 1) & (c[..., 1] >= 0) & (c[..., 1] <= h - 1)) for c in (corr1, corr3)]
-        return out, {"corr1": corr1, "corr3": corr3, "motion": corr3 - corr1, "valid": inside[0] & inside[1]}
+        return out, {k: torch.stack([t[k] for t in truths]) for k in truths[0]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..model import PAPER_DECODER, PAPER_ENCODER, MindConfig
+from ..model import MindConfig
 from ..data.sources import DEFAULT_MAX_SIDE
 from ..data.video import DEFAULT_SIZE
 
@@ -36,6 +36,13 @@ def _widths(s: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return enc, dec
 
 
+def _skips(s: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in s.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--skips must be comma-separated decoder block numbers, got {s!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mind-engine train",
                                 description="Train MindNet to interpolate the middle frame of video triplets.")
@@ -56,15 +63,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of training triplets drawn from layered synthetic scenes (default 0)")
     p.add_argument("--layered-max-motion", type=float, default=32.0,
                    help="bound of the layered scenes' motion between frames 1 and 3, px (default 32)")
+    p.add_argument("--warp", type=float, default=0.0,
+                   help="fraction of training triplets made on the training device from still images moved by a "
+                        "random affine motion, with exact correspondences (mind_engine.data.warp; default 0)")
+    p.add_argument("--warp-max-motion", type=float, default=8.0,
+                   help="bound of the --warp translation between frames 1 and 3, px, uniform over the disc (default 8)")
+    p.add_argument("--warp-linear", type=float, default=0.0,
+                   help="bound of each entry of the --warp motion's linear part (0: translation only; default 0)")
+    p.add_argument("--warp-layers", type=int, default=0,
+                   help="up to this many elliptical foreground layers with their own motions over each --warp "
+                        "triplet, with occlusions (mind_engine.data.layered_warp; default 0: one layer)")
+    p.add_argument("--warp-noise", type=float, default=0.0,
+                   help="largest sensor-noise standard deviation of --warp triplets, [0, 1] pixels (default 0)")
+    p.add_argument("--aux-motion", type=float, default=0.0,
+                   help="weight of a training-only motion head's L1 loss against the --warp triplets' true motion "
+                        "(never exported; default 0: no head)")
+    p.add_argument("--grad-loss", type=float, default=0.0,
+                   help="weight of an L1 loss on the image gradients of the middle frame (default 0)")
     p.add_argument("--size", type=_size, default=DEFAULT_SIZE, help="working crop size WxH (default 384x128)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=10000, help="total optimiser steps (a resumed run continues to this)")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop at this step (checkpointed; the schedule still follows --steps), to run a long "
+                        "schedule in parts")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="also stop once this run has trained this many seconds (validation and export follow)")
     p.add_argument("--widths", type=_widths, default=None,
                    help="encoder widths C1..C5 ('96,96,128,128,128'; decoder D5,D4,D3 = C5 and D2,D1 = C1) "
                         "or 'C1,..,C5/D5,..,D1' (default: those of --init, else the paper's)")
+    p.add_argument("--skips", type=_skips, default=None,
+                   help="decoder blocks that also read the encoder output of their resolution, e.g. '1,2,3,4' "
+                        "(default: those of --init, else the paper's 1,2,3)")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                   help="plateau: the paper's drops on plateau of the validation loss; cosine: linear warm-up, the "
+                        "full rate until --hold of the run, then a half cosine to --min-lr (default plateau)")
+    p.add_argument("--warmup", type=int, default=0, help="warm-up steps of --schedule cosine (default 0)")
+    p.add_argument("--hold", type=float, default=0.8,
+                   help="fraction of --steps at the full rate under --schedule cosine (default 0.8)")
     p.add_argument("--eps", type=float, default=0.1,
                    help="Charbonnier epsilon, in [0, 1] pixel units (0.1/255 = 0.000392 is 0.1 on 0-255 pixels)")
     p.add_argument("--lr-factor", type=float, default=0.5, help="ReduceLROnPlateau factor")
@@ -76,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at the start and every N steps, measure matching accuracy on validation pairs with "
                         "known motion and keep the best weights, the starting ones included, as "
                         "CKPT_DIR/best.safetensors (default 0: off)")
+    p.add_argument("--select", choices=("match", "probe"), default="match",
+                   help="what --match-val-every chooses best.safetensors by: matching Accuracy@10 on the validation "
+                        "pairs, or the motion probe on training-side stills (mind_engine.evaluation.motion_probe; "
+                        "about 20 s more per evaluation)")
     p.add_argument("--match-val-pairs", type=int, default=4,
                    help="number of layered validation pairs (training-side textures) for --match-val-every")
     p.add_argument("--match-val-size", type=_size, default=(128, 128),
@@ -101,24 +141,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """The options, with ``--init default`` resolved to the bundled weights and ``--widths``, when
-    not given, taken from ``--init``'s checkpoint (else the paper's widths)."""
+    """The options, with ``--init default`` resolved to the bundled weights and ``--widths`` and
+    ``--skips``, when not given, taken from ``--init``'s checkpoint (else the paper's)."""
     p = build_parser()
     args = p.parse_args(argv)
     if args.init == "default":
         from ..weights import DEFAULT_WEIGHTS
 
         args.init = str(DEFAULT_WEIGHTS)
-    if args.widths is None and args.init is not None:
+    start = MindConfig()
+    if args.init is not None and (args.widths is None or args.skips is None):
         from ..weights import read_checkpoint
 
         try:
-            config = read_checkpoint(args.init)[0]
+            start = read_checkpoint(args.init)[0]
         except (FileNotFoundError, ValueError) as e:
             p.error(f"--init: {e}")
-        args.widths = (tuple(config.encoder), tuple(config.decoder))
-    elif args.widths is None:
-        args.widths = (PAPER_ENCODER, PAPER_DECODER)
+    if args.widths is None:
+        args.widths = (tuple(start.encoder), tuple(start.decoder))
+    if args.skips is None:
+        args.skips = tuple(start.skips)
+    try:
+        MindConfig(encoder=args.widths[0], decoder=args.widths[1], skips=args.skips)
+    except ValueError as e:
+        p.error(f"--widths/--skips: {e}")
     return args
 
 

@@ -27,6 +27,7 @@ VAL_SIZE = (128, 128)
 VAL_STRIDE = 8
 VAL_RADIUS = 32
 BEST_NAME = "best.safetensors"
+PROBE_IMAGES = ("astronaut", "chelsea")  # training-side stills for the in-training probe
 
 
 def validation_pairs(n: int = 4, size=VAL_SIZE, max_motion: float = 32.0, clips=None, val_fraction: float = 0.2,
@@ -59,50 +60,77 @@ def match_accuracy(model, pairs, stride: int = VAL_STRIDE, radius: int | None = 
 
 
 def better(a: dict, b: dict | None) -> bool:
-    """Whether result ``a`` beats ``b``: higher Accuracy@10, ties broken by lower APE (NaN never wins)."""
-    if math.isnan(a["Acc@10"]):
+    """Whether result ``a`` beats ``b``: higher ``score`` (the probe's, or Accuracy@10), ties
+    broken by lower APE (NaN never wins)."""
+    if math.isnan(a["score"]):
         return False
-    if b is None or math.isnan(b["Acc@10"]):
+    if b is None or math.isnan(b["score"]):
         return True
-    return a["Acc@10"] > b["Acc@10"] or (a["Acc@10"] == b["Acc@10"] and a["APE"] < b["APE"])
+    return a["score"] > b["score"] or (a["score"] == b["score"] and a["APE"] < b["APE"])
 
 
 class BestCheckpoint:
-    """Evaluates matching accuracy and keeps ``folder/best.safetensors`` for the best evaluation.
+    """Evaluates matching accuracy (and, with ``probe``, the motion probe) and keeps
+    ``folder/best.safetensors`` for the best evaluation: by the probe's score when ``probe``,
+    else by Accuracy@10.
 
-    ``history``: the records of earlier evaluations of this run (after a resume), so the best so
-    far is not forgotten.
+    The probe runs here on training-side stills (``PROBE_IMAGES``), so the held-out evaluation
+    images of ``bench/`` never choose a checkpoint. ``history``: the records of earlier
+    evaluations of this run (after a resume), so the best so far is not forgotten.
     """
 
-    def __init__(self, pairs, folder, history=(), stride: int = VAL_STRIDE, radius: int | None = VAL_RADIUS):
+    def __init__(self, pairs, folder, history=(), stride: int = VAL_STRIDE, radius: int | None = VAL_RADIUS,
+                 probe: bool = False):
         self.pairs, self.path = pairs, Path(folder) / BEST_NAME
-        self.stride, self.radius = stride, radius
+        self.stride, self.radius, self.probe = stride, radius, probe
         self.best = None
         for rec in history:
             self._consider(rec)
 
     def _consider(self, rec: dict) -> bool:
-        cand = {"Acc@10": rec["match_acc10"], "APE": rec["match_ape"], "step": rec["step"]}
+        score = rec.get("probe_score", float("nan")) if self.probe else rec["match_acc10"]
+        cand = {"score": score, "APE": rec["match_ape"], "step": rec["step"]}
         if better(cand, self.best):
             self.best = cand
             return True
         return False
+
+    def measure(self, model) -> dict:
+        """This evaluation's record fields (without step and choice)."""
+        t = time.perf_counter()
+        r = match_accuracy(model, self.pairs, self.stride, self.radius)
+        rec = {"match_ape": r["APE"], "match_acc10": r["Acc@10"], "match_n": r["n"],
+               "match_seconds": round(time.perf_counter() - t, 2)}
+        if self.probe:
+            from ..evaluation.motion_probe import probe, score
+
+            p = probe(model, images=PROBE_IMAGES)
+            rec.update(probe_score=score(p), probe=p["by_d"], probe_seconds=p["seconds"])
+        return rec
 
     def __call__(self, model, step: int, metadata: dict | None = None) -> dict:
         """Evaluate ``model`` at ``step``; if it is the best so far, write its weights. Returns the
         record logged for this evaluation."""
         from ..weights import save_model
 
-        t = time.perf_counter()
-        r = match_accuracy(model, self.pairs, self.stride, self.radius)
-        rec = {"step": step, "match_ape": r["APE"], "match_acc10": r["Acc@10"], "match_n": r["n"],
-               "match_seconds": round(time.perf_counter() - t, 2)}
+        rec = {"step": step, **self.measure(model)}
         rec["best"] = self._consider(rec)
         if rec["best"]:
+            chosen = {k: v for k, v in rec.items() if k not in ("step", "best")}
             meta = dict(metadata or {}, step=step, match_validation={
-                **r, "pairs": len(self.pairs), "stride": self.stride, "radius": self.radius})
+                **chosen, "pairs": len(self.pairs), "stride": self.stride, "radius": self.radius,
+                "selected_by": "probe" if self.probe else "Acc@10"})
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             save_model(model, tmp, extra_metadata=meta)
             os.replace(tmp, self.path)  # never a torn best.safetensors
         rec["best_step"] = self.best["step"] if self.best else None
         return rec
+
+    @staticmethod
+    def describe(rec: dict) -> str:
+        """One line for the training log."""
+        line = f"step {rec['step']}: matching APE {rec['match_ape']:.2f} Acc@10 {rec['match_acc10']:.3f}"
+        if "probe" in rec:
+            disp = " ".join(f"{k}:{v['median_disp']:.1f}" for k, v in rec["probe"].items() if k[0].isdigit())
+            line += f"; probe score {rec['probe_score']:.3f}, median displacement by d {disp}"
+        return line + f" (best at step {rec['best_step']})"
