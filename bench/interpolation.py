@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 from mind_engine.evaluation.interpolation import interpolation_error, normalized_interpolation_error  # noqa: E402
 from mind_engine.interpolate import interpolate  # noqa: E402
-from mind_engine.training import sources as D  # noqa: E402
+from mind_engine.data import sources as D  # noqa: E402
 from mind_engine.data.video import held_out_triplets  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
