@@ -49,18 +49,31 @@ class FolderLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.file.truncate(0)
-        self.file.close()  # releases the lock
+        self.file.close()  # releases the lock; the holder's name stays until the next holder's
         self.file = None
 
     def holder(self) -> str:
-        """The holder as its lock file names it (it writes its name just after taking the lock)."""
-        deadline = time.monotonic() + HOLDER_WAIT
+        """The holder as the lock file names it. A new holder writes its name just after taking
+        the lock, so a name that is missing, or of a process that has ended, is read again."""
+        deadline, last = time.monotonic() + HOLDER_WAIT, None
         while True:
             try:
                 h = json.loads(self.path.read_text())
-                return f"pid {h['pid']} on {h['host']}, started {h['started']}"
+                last = f"pid {h['pid']} on {h['host']}, started {h['started']}"
+                if h["host"] != socket.gethostname() or _alive(h["pid"]):
+                    return last
             except (OSError, ValueError, KeyError):
-                if time.monotonic() > deadline:
-                    return "a job that has not said who it is"
-                time.sleep(0.02)
+                pass
+            if time.monotonic() > deadline:
+                return f"{last}, which has just ended" if last else "a job whose lock file does not say which"
+            time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    return True
