@@ -1,18 +1,129 @@
-"""Argument checks shared by the API, the Engine and the CLI: one place, one message per problem.
+"""Argument rules shared by every entry point (the API, ``Engine``, ``match_many``, ``MindMatcher``
+and every ``mind-engine`` sub-command): one rule per kind of argument, one message per problem.
 
 Every check runs before any network does, and its error names the argument, what it got and what
-was expected. Images are checked in ``mind_engine.images``, checkpoints in ``mind_engine.weights``.
+was expected. Integers may be of any integral type (Python, numpy, a 0-d torch tensor) or a whole
+float; bools, non-whole and non-finite values are refused. Names (tier, backend, precision,
+device) are matched case-insensitively and returned in lower case. Image files and arrays are
+checked in ``mind_engine.images``, checkpoint files in ``mind_engine.weights``.
 """
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 MIN_MEMORY = 16 << 20  # below this a chunk holds a handful of seeds and runs many times slower
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")  # what matplotlib writes
+MODEL_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # the engine runs a float32 copy
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def _number(value):
+    """``value`` as a Python int or float when it is a real number (numpy scalars and 0-d torch
+    tensors included), else None. A bool is not a number here: ``stride=True`` is a mistake."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.dtype == torch.bool or value.is_complex() or value.is_meta:
+            return None
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return float(value) if isinstance(value, numbers.Real) else None
+
+
+def _at_least(minimum: int) -> str:
+    return {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+
+
+def check_integer(value, name: str, minimum: int = 0, none: bool = False) -> int | None:
+    """``value`` as an int >= ``minimum``; ``none``: None is allowed too (and returned)."""
+    if value is None and none:
+        return None
+    n = _number(value)
+    if n is None or not math.isfinite(n) or n != int(n) or n < minimum:
+        raise ValueError(f"{name} must be {'None or ' if none else ''}{_at_least(minimum)}, got {value!r}")
+    return int(n)
+
+
+def check_real(value, name: str, positive: bool = False) -> float:
+    """``value`` as a finite float (``positive``: > 0)."""
+    n = _number(value)
+    if n is None or not math.isfinite(n) or (positive and n <= 0):
+        raise ValueError(f"{name} must be a {'positive' if positive else 'finite'} number, got {value!r}")
+    return float(n)
+
+
+def check_stride(stride, name: str = "stride") -> int:
+    return check_integer(stride, name, 1)
+
+
+def check_radius(radius, name: str = "radius") -> int | None:
+    """None (the whole image) or a non-negative integer."""
+    return check_integer(radius, name, 0, none=True)
+
+
+def device_bytes(device: torch.device) -> int | None:
+    """All the memory ``device`` has (None where unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        return None
+
+
+def check_memory(memory, device: torch.device | None = None, name: str = "memory") -> int | None:
+    """None (each tier's default) or a working-memory budget of at least MIN_MEMORY bytes and,
+    given ``device``, at most what the device has."""
+    if memory is None:
+        return None
+    n = _number(memory)
+    if n is None or not math.isfinite(n) or n != int(n):
+        raise ValueError(f"{name} must be a number of bytes (None: the tier's default), got {memory!r}")
+    if n < MIN_MEMORY:
+        raise ValueError(f"{name} must be at least {MIN_MEMORY} bytes ({MIN_MEMORY >> 20} MiB), got {memory!r}: "
+                         f"smaller budgets only make the engine slower (None: the tier's default)")
+    total = device_bytes(device) if device is not None else None
+    if total is not None and n > total:
+        raise ValueError(f"{name}={memory!r} bytes is more than {device} has ({total / 2**30:.1f} GiB in all); "
+                         f"it bounds working memory (None: the tier's default)")
+    return int(n)
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def check_choice(value, name: str, choices) -> str:
+    """``value``, a string matched case-insensitively against ``choices``, in lower case."""
+    if isinstance(value, str) and value.strip().lower() in choices:
+        return value.strip().lower()
+    raise ValueError(f"unknown {name} {value!r}; {name} must be one of {list(choices)}")
+
+
+def check_tier(tier, backend, precision="fp32") -> tuple[str, str, str]:
+    """A known tier, backend and precision that can run together, as (tier, backend, precision)."""
+    from .engine.precision import PRECISIONS
+    from .engine.tiers import BACKENDS, TIERS
+
+    backend = check_choice(backend, "backend", BACKENDS)
+    tier = check_choice(tier, "tier", ["auto", *TIERS])
+    precision = check_choice(precision, "precision", PRECISIONS)
+    if backend != "torch" and tier not in ("auto", "t1"):
+        raise ValueError(f"backend={backend!r} runs the exported tier-1 graph; tier={tier!r} needs backend='torch'")
+    if precision != "fp32" and (backend != "torch" or tier not in ("auto", "t2", "t3")):
+        raise ValueError(f"precision={precision!r} is for the windowed tiers (t2, t3, auto) on the torch backend, "
+                         f"got tier={tier!r}, backend={backend!r}")
+    return tier, backend, precision
 
 
 def default_device() -> torch.device:
@@ -20,91 +131,136 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def check_device(device, name: str = "device") -> torch.device:
-    """``device`` (None: ``default_device()``) as a torch.device that exists on this machine."""
+def check_device(device, name: str = "device", here: bool = True) -> torch.device:
+    """``device`` (None: ``default_device()``) as a torch.device; ``here``: one that exists on this
+    machine (a Ray job's device is checked on its workers)."""
     if device is None:
         return default_device()
     try:
-        d = torch.device(device)
+        d = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"{name}={device!r} is not a device; expected 'cpu', 'cuda' or 'cuda:N'") from e
-    if d.type == "cuda":
+    if d.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name}={device!r}: mind_engine runs on 'cpu' or 'cuda' devices, got {d.type!r}")
+    if d.type == "cuda" and here:
         if not torch.cuda.is_available():
             raise ValueError(f"{name}={device!r}: CUDA is not available here (torch {torch.__version__}, "
                              f"CUDA build {torch.version.cuda or 'none'}); use device='cpu'")
         if d.index is not None and d.index >= torch.cuda.device_count():
             raise ValueError(f"{name}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif d.type != "cpu":
-        raise ValueError(f"{name}={device!r}: mind_engine runs on 'cpu' or 'cuda' devices, got {d.type!r}")
     return d
 
 
-def _whole(value, expected: str) -> int:
-    """``value`` as an int when it is a finite whole number (not a bool), else a ValueError
-    ``"{expected}, got {value!r}"``."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or int(value) != value):
-        raise ValueError(f"{expected}, got {value!r}")
-    return int(value)
+# ----------------------------------------------------------------------------- queries
 
 
-def check_stride(stride) -> int:
-    expected = "stride must be a positive integer"
-    value = _whole(stride, expected)
-    if value < 1:
-        raise ValueError(f"{expected}, got {stride!r}")
-    return value
+def check_queries(points, hw: tuple[int, int] | None = None, name: str = "queries") -> np.ndarray:
+    """Caller's (N, 2) (x, y) points as float64 (N = 0, also ``[]``, is allowed: it matches
+    nothing); given the image's ``hw``, rounded to pixels and each checked to lie inside."""
+    if isinstance(points, torch.Tensor):
+        points = points.detach().cpu()
+    try:
+        a = np.asarray(points)
+        if a.dtype.kind == "b":
+            raise TypeError("bools are not coordinates")
+        a = a.astype(np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be an (N, 2) array of numeric (x, y) points: {e}") from e
+    if a.size == 0:
+        a = a.reshape(0, 2)
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError(f"{name} must be an (N, 2) array of (x, y) points, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    if hw is None:
+        return a
+    h, w = hw
+    q = np.round(a)
+    bad = (q[:, 0] < 0) | (q[:, 0] >= w) | (q[:, 1] < 0) | (q[:, 1] >= h)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} {name} lie outside the {w}x{h} (WxH) image, e.g. {a[bad][:3].tolist()}")
+    return q
 
 
-def check_radius(radius) -> int | None:
-    """None (the whole image) or a non-negative integer."""
-    if radius is None:
-        return None
-    expected = "radius must be None or a non-negative integer"
-    value = _whole(radius, expected)
-    if value < 0:
-        raise ValueError(f"{expected}, got {radius!r}")
-    return value
+# ----------------------------------------------------------------------------- models
 
 
-def check_memory(memory) -> int | None:
-    """None (each tier's default) or a working-memory budget of at least MIN_MEMORY bytes."""
-    if memory is None:
-        return None
-    value = _whole(memory, "memory must be a number of bytes")
-    if value < MIN_MEMORY:
-        raise ValueError(f"memory must be at least {MIN_MEMORY} bytes ({MIN_MEMORY >> 20} MiB), got {memory!r}: "
-                         f"smaller budgets only make the engine slower (None: the tier's default)")
-    return value
+def nonfinite_tensors(tensors: dict) -> list[str]:
+    """``name (k of n values)`` for each floating tensor holding NaN or inf."""
+    return [f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)"
+            for k, t in tensors.items() if t.is_floating_point() and not t.is_meta and not torch.isfinite(t).all()]
 
 
-def check_tier(tier: str, backend: str, precision: str = "fp32") -> None:
-    """A known tier, backend and precision, and a combination of them that can run together."""
-    from .engine.precision import storage_dtype
-    from .engine.tiers import BACKENDS, TIERS
+def check_model(model, name: str = "model") -> None:
+    """A MindNet with real, finite weights of a floating dtype the engine can run (as float32)."""
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        raise TypeError(f"{name} must be a MindNet (mind_engine.load_model()), got {type(model).__name__}")
+    state = model.state_dict()
+    if any(t.is_meta for t in state.values()):
+        raise ValueError(f"{name} is on the meta device: it holds no weights (load a checkpoint with "
+                         f"mind_engine.load_model, or load_state_dict(..., assign=True))")
+    odd = sorted({str(t.dtype) for t in state.values() if t.dtype not in MODEL_DTYPES})
+    if odd:
+        raise ValueError(f"{name} has weights of dtype {', '.join(odd)}; the engine runs float32 "
+                         f"(float64, float16 and bfloat16 models are run as a float32 copy)")
+    broken = nonfinite_tensors(state)
+    if broken:
+        raise ValueError(f"{name} holds non-finite (NaN or inf) weights, a broken or diverged model: "
+                         + ", ".join(broken))
 
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-    if tier != "auto" and tier not in TIERS:
-        raise ValueError(f"unknown tier {tier!r}; choose one of {['auto', *TIERS]}")
-    if backend != "torch" and tier not in ("auto", "t1"):
-        raise ValueError(f"backend={backend!r} runs the exported tier-1 graph; tier={tier!r} needs backend='torch'")
-    storage_dtype(precision)
-    if precision != "fp32" and (backend != "torch" or tier not in ("auto", "t2", "t3")):
-        raise ValueError(f"precision={precision!r} is for the windowed tiers (t2, t3, auto) on the torch backend, "
-                         f"got tier={tier!r}, backend={backend!r}")
+
+def check_output(out: torch.Tensor) -> None:
+    """The network's output at a pair is finite: otherwise every row, and so every match, is garbage."""
+    if not torch.isfinite(out).all():
+        raise ValueError("the model's output at this image pair is not finite (NaN or inf): a broken or "
+                         "diverged model, or weights too large for float32; nothing computed from it would mean anything")
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def _existing_folder(p: Path) -> Path:
+    """The first existing ancestor of ``p``: it decides whether the missing folders can be made."""
+    folder = p.parent
+    while not folder.exists():
+        folder = folder.parent
+    return folder
 
 
 def check_writable(path, name: str, suffixes: tuple[str, ...] | None = None) -> Path:
-    """An output path whose folder exists (or can be made) and can be written, before any work."""
+    """An output file whose folder exists (or can be made) and can be written, before any work."""
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{name} {path} is a folder; give a file name")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise ValueError(f"{name} {path}: unsupported file type {p.suffix or '(none)'!r}; use one of {list(suffixes)}")
-    folder = p.parent
-    while not folder.exists():  # the first existing ancestor decides whether the folders can be made
-        folder = folder.parent
+    folder = _existing_folder(p)
     if not folder.is_dir() or not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ValueError(f"{name} {path} cannot be written (no write permission in {folder})")
     return p
+
+
+def check_folder(path, name: str) -> Path:
+    """An output folder that exists (or can be made) and can be written, before any work."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name} {path} is a file; give a folder")
+    folder = p if p.is_dir() else _existing_folder(p)
+    if not folder.is_dir():
+        raise ValueError(f"{name} {path} cannot be made: {folder} is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {path} cannot be written (no write permission in {folder})")
+    return p
+
+
+def check_distinct(outputs: dict, inputs: dict) -> None:
+    """No output path (name -> path, None for none) is another output or an input: nothing a
+    command reads or writes is overwritten by what it writes."""
+    seen = {}
+    for name, path in [*inputs.items(), *outputs.items()]:
+        if path is None:
+            continue
+        key = Path(path).resolve()
+        if key in seen and name in outputs:
+            raise ValueError(f"{name} {path} is also {seen[key]}; give another file")
+        seen.setdefault(key, name)

@@ -6,14 +6,16 @@
     mind-engine match-pairs LIST --out DIR [--ray] [--workers N] ...   (mind_engine.batch.cli)
     mind-engine match-video VIDEO --gap K --out DIR [--ray] ...
     mind-engine interpolate IMG1 IMG3 --out mid.png [--weights W] [--device D]
+    mind-engine export {onnx,tensorrt} ...   (mind_engine.backends.cli)
     mind-engine train ...                 (all arguments go to mind_engine.training)
     mind-engine bench {latency,accuracy,interpolation,throughput} ...   (runs bench/<name>.py of the repo)
     mind-engine demo [--out mind_demo] [--weights W]
 
 Errors a user can cause (missing or unreadable files, bad checkpoints, bad options, devices that
-are not there, output paths that cannot be written) end with exit status 2 and one line
-``mind-engine: error: ...`` on stderr, not a traceback, and are found before any network runs.
-Ctrl-C ends with status 130 and one line.
+are not there, output paths that cannot be written or that would overwrite an input or each
+other) end with exit status 2 and one line ``mind-engine <command>: error: ...`` on stderr, not
+a traceback, and are found before any network runs. Options are checked by the rules of the API
+(``mind_engine.cliargs``). Ctrl-C ends with status 130, SIGTERM with 143, and one line.
 """
 from __future__ import annotations
 
@@ -26,7 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import cli as export_cli
 from .batch import cli as batch_cli
+from .batch.signals import Terminated
+from .checks import FIGURE_SUFFIXES, check_distinct, check_folder, check_writable
+from .cliargs import add_model_options, check_options, number, radius, subcommand
+from .images import IMAGE_SUFFIXES, check_image_path, write_image
 
 PROG = "mind-engine"
 BENCHES = ("latency", "accuracy", "interpolation", "throughput")
@@ -38,20 +45,22 @@ class UserError(Exception):
 
 
 def _load(weights, device):
-    from .checks import check_device
     from .weights import load_model
 
-    check_device(device, "--device")
     try:
         return load_model(weights, device=device)
     except FileNotFoundError as e:
         raise UserError(str(e)) from e
 
 
-def _check_files(*paths):
-    for p in paths:
-        if not Path(p).is_file():
-            raise UserError(f"{p}: no such file")
+def _check_inputs(a) -> None:
+    """IMG1 and IMG3 are files, and the outputs (``--out``, ``--json``) can be written without
+    overwriting them, the checkpoint or each other."""
+    check_image_path(a.img1, "img1")
+    check_image_path(a.img3, "img3")
+    json_path = getattr(a, "json", None)
+    check_distinct({"--out": a.out, "--json": None if json_path == "-" else json_path},
+                   {"img1": a.img1, "img3": a.img3, "--weights": a.weights})
 
 
 def _read(path) -> np.ndarray:
@@ -59,14 +68,6 @@ def _read(path) -> np.ndarray:
 
     t = to_tensor(path, str(path))
     return (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-
-def _write_image(path, arr) -> None:
-    import imageio.v3 as iio
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.asarray(arr))
 
 
 # ----------------------------------------------------------------------------- match
@@ -84,16 +85,13 @@ def _match_record(m, flags=None) -> list[dict]:
     return out
 
 
-def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, tier="auto",
-              subpixel=False, fb=False, top=None, model=None, progress=None):
+def run_match(img1, img3, model, *, stride=4, radius=None, device=None, tier="auto",
+              subpixel=False, fb=False, top=None, progress=None):
     """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
     from .api import match
     from .evaluation.metrics import rank
     from .engine.refine import match_fb, match_subpixel
 
-    if top is not None and top < 1:
-        raise UserError(f"--top must be at least 1, got {top}")
-    model = model if model is not None else _load(weights, device)
     t = time.perf_counter()
     run = match_subpixel if subpixel else match
     m = run(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier, progress=progress)
@@ -109,17 +107,11 @@ def run_match(img1, img3, *, stride=4, radius=None, weights=None, device=None, t
 
 
 def _check_match_args(a) -> None:
-    """Every option and output path of ``match``, before any network runs."""
-    from .checks import IMAGE_SUFFIXES, check_device, check_radius, check_stride, check_writable
-
-    _check_files(a.img1, a.img3)
-    check_stride(a.stride)
-    check_radius(a.radius)
-    check_device(a.device, "--device")
-    if a.top is not None and a.top < 1:
-        raise UserError(f"--top must be at least 1, got {a.top}")
+    """The files and output paths of ``match``, before any network runs (the options are
+    checked by ``cliargs.check_options``)."""
+    _check_inputs(a)
     if a.out:
-        check_writable(a.out, "--out", IMAGE_SUFFIXES)
+        check_writable(a.out, "--out", FIGURE_SUFFIXES)
         from .evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part
     if a.json and a.json != "-":
         check_writable(a.json, "--json")
@@ -129,7 +121,7 @@ def cmd_match(a) -> int:
     _check_match_args(a)
     model = _load(a.weights, a.device)
     img1, img3 = _read(a.img1), _read(a.img3)
-    m, flags, secs = run_match(img1, img3, stride=a.stride, radius=a.radius, model=model,
+    m, flags, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius,
                                device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top,
                                progress=True)
     h, w = img1.shape[:2]
@@ -166,10 +158,11 @@ def cmd_match(a) -> int:
 def cmd_interpolate(a) -> int:
     from .interpolate import interpolate
 
-    _check_files(a.img1, a.img3)
+    _check_inputs(a)
+    check_writable(a.out, "--out", IMAGE_SUFFIXES)
     model = _load(a.weights, a.device)
     mid = interpolate(_read(a.img1), _read(a.img3), model=model, device=a.device)
-    _write_image(a.out, mid)
+    write_image(a.out, mid)
     print(f"wrote {a.out}")
     return 0
 
@@ -221,15 +214,15 @@ def cmd_demo(a) -> int:
     from .evaluation.figures import draw_matches, sensitivity_figure, spread_queries
     from .interpolate import interpolate
 
+    out = check_folder(a.out, "--out")
     model = _load(a.weights, a.device)
-    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     name, img1, img3 = demo_pair()
     print(f"demo pair: {name} ({img1.shape[1]}x{img1.shape[0]})")
-    _write_image(out / "input1.png", img1)
-    _write_image(out / "input3.png", img3)
-    _write_image(out / "interpolated.png", interpolate(img1, img3, model=model, device=a.device))
-    m, _, secs = run_match(img1, img3, stride=a.stride, radius=a.radius, model=model, device=a.device)
+    write_image(out / "input1.png", img1)
+    write_image(out / "input3.png", img3)
+    write_image(out / "interpolated.png", interpolate(img1, img3, model=model, device=a.device))
+    m, _, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device)
     print(f"{len(m)} matches in {secs:.1f} s (stride {a.stride}, radius {a.radius})")
     draw_matches(img1, img3, m.pts1, m.pts3, out / "matches.png", score=m.score,
                  title=f"MIND on {name}: best {min(150, len(m))} of {len(m)} matches")
@@ -247,10 +240,6 @@ def cmd_demo(a) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
-def _radius(s):
-    return None if s.lower() in ("none", "full") else int(s)
-
-
 def tier_names() -> list[str]:
     from .engine.tiers import TIERS
 
@@ -261,48 +250,53 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="MIND image matching by inverting a frame-interpolation CNN.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def common(sp):
-        sp.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
-        sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
-
-    m = sub.add_parser("match", help="match two images")
-    m.add_argument("img1")
-    m.add_argument("img3")
-    m.add_argument("--stride", type=int, default=4, help="query grid stride in pixels (default 4)")
-    m.add_argument("--radius", type=_radius, default=None, help="search radius around each query (default: whole image)")
-    m.add_argument("--top", type=int, default=None, help="keep only the K best matches")
-    m.add_argument("--out", default=None, help="draw the matches to this image file")
+    m = subcommand(sub, "match", "match two images")
+    m.add_argument("img1", help="the first image file")
+    m.add_argument("img3", help="the second image file")
+    m.add_argument("--stride", type=number, default=4, help="query grid stride in pixels")
+    m.add_argument("--radius", type=radius, default=None,
+                   help="search radius around each query ('none': the whole image, the default)")
+    m.add_argument("--top", type=number, default=None, help="keep only the K best matches (default: all)")
+    m.add_argument("--out", default=None, help="draw the matches to this image file (default: no figure)")
     m.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                   help="write the matches as JSON to PATH (no PATH or '-': to stdout, the summary to stderr)")
+                   help="write the matches as JSON to PATH (no PATH or '-': to stdout, the summary to stderr; "
+                        "default: no JSON)")
     m.add_argument("--tier", default="auto", choices=tier_names(),
-                   help="engine tier (default auto: the fastest exact one available)")
+                   help="engine tier (auto: the fastest exact one available)")
     m.add_argument("--subpixel", action="store_true", help="refine match points to sub-pixel (quadratic fit)")
     m.add_argument("--fb", action="store_true", help="flag matches that fail the forward-backward check")
-    common(m)
+    add_model_options(m)
 
-    batch_cli.add_parsers(sub, common, _radius, tier_names())
+    batch_cli.add_parsers(sub, tier_names())
 
-    i = sub.add_parser("interpolate", help="interpolate the middle frame")
-    i.add_argument("img1")
-    i.add_argument("img3")
-    i.add_argument("--out", required=True)
-    common(i)
+    i = subcommand(sub, "interpolate", "interpolate the middle frame")
+    i.add_argument("img1", help="the first image file")
+    i.add_argument("img3", help="the second image file")
+    i.add_argument("--out", required=True, help=f"the middle frame's image file ({', '.join(IMAGE_SUFFIXES)})")
+    add_model_options(i)
+
+    export_cli.add_parsers(sub)
 
     sub.add_parser("train", help="train a model (arguments go to mind_engine.training)", add_help=False)
 
-    b = sub.add_parser("bench", help="run a benchmark script of the repository's bench/")
-    b.add_argument("name", choices=BENCHES)
+    b = subcommand(sub, "bench", "run a benchmark script of the repository's bench/")
+    b.add_argument("name", choices=BENCHES, help="which benchmark")
 
-    d = sub.add_parser("demo", help="match a bundled real pair and write figures to ./mind_demo/")
-    d.add_argument("--out", default="mind_demo")
-    d.add_argument("--stride", type=int, default=16)
-    d.add_argument("--radius", type=_radius, default=32)
-    common(d)
+    d = subcommand(sub, "demo", "match a bundled real pair and write figures to ./mind_demo/")
+    d.add_argument("--out", default="mind_demo", help="folder for the figures")
+    d.add_argument("--stride", type=number, default=16, help="query grid stride in pixels")
+    d.add_argument("--radius", type=radius, default=32, help="search radius around each query ('none': whole image)")
+    add_model_options(d)
     return p
+
+
+COMMANDS = {"match": cmd_match, "interpolate": cmd_interpolate, "demo": cmd_demo, "export": export_cli.cmd_export,
+            "match-pairs": batch_cli.cmd_match_pairs, "match-video": batch_cli.cmd_match_video}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = f"{PROG} {argv[0]}" if argv and argv[0] in (*COMMANDS, "train", "bench") else PROG
     parser = build_parser()
     try:
         # train and bench pass everything after their name through untouched
@@ -314,23 +308,26 @@ def main(argv=None) -> int:
             a = parser.parse_args(argv)
         except SystemExit as e:  # argparse has printed usage or help: hand back its status
             return e.code or 0
-        return {"match": cmd_match, "interpolate": cmd_interpolate, "demo": cmd_demo,
-                "match-pairs": batch_cli.cmd_match_pairs, "match-video": batch_cli.cmd_match_video}[a.cmd](a)
+        check_options(a)
+        return COMMANDS[a.cmd](a)
     except UserError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: stop without a traceback, nothing half-written is kept open
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except ImportError as e:  # figures, demo and baselines use the dev extras
+    except Terminated:  # SIGTERM during a batch job, whose manifest says so
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 143
+    except ImportError as e:  # figures, demo, baselines and export use the extras
         if (e.name or "").startswith("mind_engine"):
             raise  # a broken install of mind_engine itself, not a missing extra
-        print(f"{PROG}: error: this command needs {e.name or e}, which is not installed "
-              f"(pip install 'mind-engine[dev]' installs opencv-python-headless, matplotlib, "
-              f"scikit-image, scikit-video, imageio-ffmpeg)", file=sys.stderr)
+        print(f"{prog}: error: this command needs {e.name or e}, which is not installed "
+              f"(pip install 'mind-engine[dev]' installs every extra: opencv-python-headless, matplotlib, "
+              f"scikit-image, scikit-video, imageio-ffmpeg, onnx, onnxruntime, onnxscript)", file=sys.stderr)
         return 2
     except (ValueError, OSError, MemoryError) as e:  # ImageError, CheckpointError, bad options, unreadable files
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
 

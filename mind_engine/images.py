@@ -1,6 +1,14 @@
 """Turning what users pass (arrays, tensors, paths) into network input, and back.
 
-Every rejection names the problem; grayscale and RGBA are converted, never rejected.
+Every rejection names the problem; what a photo library would show is what is matched:
+
+- files are read with Pillow: the EXIF orientation is applied (``ImageOps.exif_transpose``);
+  CMYK, palette, 1-bit, grey+alpha and other modes are converted by ``Image.convert`` to RGB
+  (RGBA where there is transparency, the alpha then dropped); 8-bit grey, RGB and 16-bit grey are
+  read as they are. A single-frame GIF or TIFF is read; files of several frames (animations,
+  multi-page TIFFs) are refused, except MPO photos, whose first frame is the picture;
+- arrays of any byte order and memory layout (big-endian, strided views, ``np.matrix``) are
+  taken as plain native arrays; grey is repeated to RGB and alpha dropped, never rejected.
 """
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ import torch
 import torch.nn.functional as F
 
 MIN_SIDE = 16  # smaller images carry too little context for a 32-aligned network
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".webp")  # read and written
+AS_STORED = ("L", "RGB", "I;16", "I;16B", "I;16L")  # 8-bit grey and RGB, 16-bit grey: no conversion needed
 
 
 class ImageError(ValueError):
@@ -22,15 +32,46 @@ class MissingImageError(ImageError, FileNotFoundError):
     FileNotFoundError)."""
 
 
-def _read(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
-
-    if not path.is_file():
+def check_image_path(path, name: str = "image") -> Path:
+    """A path with a file behind it (not a folder)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ImageError(f"{name} {path} is a folder, not an image file")
+    if not p.is_file():
         raise MissingImageError(f"{path}: no such file")
+    return p
+
+
+def read_image(path) -> np.ndarray:
+    """An image file as an HxW, HxWx3 or HxWx4 uint8 (or 16-bit grey) array, read as the module says."""
+    from PIL import Image, ImageOps
+
+    path = check_image_path(path)
     try:
-        return np.asarray(iio.imread(path))
-    except Exception as e:  # imageio raises many types for undecodable files
-        raise ImageError(f"{path} is not an image file imageio can read ({e})") from e
+        with Image.open(path) as im:
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1 and im.format != "MPO":
+                raise ImageError(f"{path} holds {frames} frames (an animation or a multi-page file); "
+                                 f"give a single image (or match its frames with match-video)")
+            im = ImageOps.exif_transpose(im)
+            if im.mode not in AS_STORED:
+                has_alpha = "A" in im.getbands() or "transparency" in im.info
+                im = im.convert("RGBA" if has_alpha else "RGB")
+            return np.array(im)  # a writable copy (Pillow's buffer is read-only)
+    except ImageError:
+        raise
+    except Exception as e:  # Pillow raises many types for undecodable files
+        raise ImageError(f"{path} is not an image file Pillow can read ({e})") from e
+
+
+def write_image(path, array: np.ndarray) -> Path:
+    """An HxW[x3] uint8 array to an image file, of the type its suffix names (``IMAGE_SUFFIXES``)."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(array)).save(path)
+    return path
 
 
 def _channels_last(a: np.ndarray, name: str) -> np.ndarray:
@@ -48,11 +89,12 @@ def _channels_last(a: np.ndarray, name: str) -> np.ndarray:
 def to_tensor(img, name: str = "image") -> torch.Tensor:
     """Any accepted image -> (3, H, W) float32 tensor in [0, 1] (on the input's device for tensors).
 
-    Accepted: numpy HxW[xC] uint8, uint16 or float in [0, 1]; torch CxHxW or HxW likewise
-    (C in 1, 3, 4); a path to an image file. Raises ImageError naming the problem otherwise.
+    Accepted: numpy HxW[xC] uint8, uint16 or float in [0, 1], any byte order and layout; torch
+    CxHxW or HxW likewise (C in 1, 3, 4); a path to an image file (read as the module says).
+    Raises ImageError naming the problem otherwise.
     """
     if isinstance(img, (str, Path)):
-        img = _read(Path(img))
+        img = read_image(img)
         name = f"{name} ({img.shape})"
     if isinstance(img, torch.Tensor):
         t = img.detach()
@@ -64,9 +106,10 @@ def to_tensor(img, name: str = "image") -> torch.Tensor:
         t = t.expand(3, -1, -1) if t.shape[0] == 1 else t[:3]
         dtype_name, is_float = str(t.dtype).replace("torch.", ""), t.is_floating_point()
     elif isinstance(img, np.ndarray):
+        img = np.asarray(img, dtype=img.dtype.newbyteorder("="))  # np.matrix and big-endian arrays as plain ones
         if img.dtype.kind not in "uif":  # bool, complex, object, strings: nothing torch can take as pixels
             raise ImageError(f"{name}: unsupported dtype {img.dtype.name}; use uint8, uint16 or float in [0, 1]")
-        t = torch.from_numpy(np.ascontiguousarray(_channels_last(img, name))).permute(2, 0, 1)
+        t = torch.from_numpy(np.require(_channels_last(img, name), requirements="CW")).permute(2, 0, 1)
         dtype_name, is_float = img.dtype.name, img.dtype.kind == "f"
     else:
         raise ImageError(f"{name}: expected a numpy array, a torch tensor or a path, got {type(img).__name__}")

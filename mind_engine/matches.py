@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .checks import check_integer
+
 
 @dataclass
 class Matches:
@@ -58,9 +60,10 @@ class Matches:
         return to_cv_matches(self)
 
     def top(self, k: int) -> "Matches":
-        """The ``k`` best matches by score, best first (ties keep query order)."""
+        """The ``k`` best matches by score, best first (ties keep query order); all of them when
+        there are fewer than ``k``."""
         order = np.argsort(-self.score, kind="stable")
-        return self[order[: max(int(k), 0)]]
+        return self[order[:check_integer(k, "k", 0)]]
 
 
 def flat_to_xy(idx: torch.Tensor, width: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from .checks import check_device
+from .checks import check_device, nonfinite_tensors
 from .model import MindConfig, MindNet
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
@@ -87,8 +87,7 @@ def model_from_checkpoint(path) -> MindNet:
                  for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
     if problems:
         raise CheckpointError(f"{path} does not fit MindNet:\n  " + "\n  ".join(problems))
-    broken = [f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)"
-              for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    broken = nonfinite_tensors(tensors)
     if broken:
         raise CheckpointError(f"{path} holds non-finite (NaN or inf) values, a corrupt or diverged checkpoint: "
                               + ", ".join(broken))

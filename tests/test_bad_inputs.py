@@ -207,7 +207,7 @@ CLI_CASES = [
     ("--device foo", ["--device", "foo"], "--device='foo' is not a device"),
     ("--stride 0", ["--stride", "0"], "stride must be a positive integer"),
     ("--radius -3", ["--radius", "-3"], "radius must be None or a non-negative integer"),
-    ("--top 0", ["--top", "0"], "--top must be at least 1"),
+    ("--top 0", ["--top", "0"], "--top must be a positive integer"),
     ("--out .txt", ["--out", "{d}/x.txt"], "--out {d}/x.txt: unsupported file type '.txt'"),
     ("--out folder", ["--out", "{d}"], "is a folder"),
     ("--json unwritable", ["--json", "{d}/a.png/m.json"], "cannot be written"),
@@ -225,7 +225,7 @@ def test_cli_refuses_before_matching(files, capsys, monkeypatch, what, extra, me
     weights = [] if "--weights" in extra else ["--weights", ck]
     code, out, err = _cli(["match", d / "a.png", d / "b.png", *weights, *extra], capsys)
     assert code == 2 and not ran, err
-    assert err.startswith("mind-engine: error:") and message.format(d=d) in err and "Traceback" not in err
+    assert err.startswith("mind-engine match: error:") and message.format(d=d) in err and "Traceback" not in err
 
 
 def test_cli_cuda_without_cuda_is_one_line(files, capsys, monkeypatch):
@@ -251,4 +251,4 @@ def test_cli_ctrl_c_stops_with_one_line(files, capsys, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(cli, "run_match", interrupted)
     code, _, err = _cli(["match", d / "a.png", d / "b.png", "--weights", ck], capsys)
-    assert code == 130 and err == "mind-engine: interrupted\n"
+    assert code == 130 and err == "mind-engine match: interrupted\n"

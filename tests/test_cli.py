@@ -73,7 +73,7 @@ def test_match_json_to_stdout_keeps_stdout_pure(files, capsys):
 def test_missing_files_exit_2_with_a_clear_message(args, msg, capsys):
     assert cli.main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mind-engine: error:") and msg in err and "Traceback" not in err
+    assert err.startswith(f"mind-engine {args[0]}: error:") and msg in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("args", [["bench", "nope"], ["match", "a.png"], ["demo", "--stride", "x"]])
@@ -167,7 +167,7 @@ def test_demo_uses_the_default_model_or_says_there_is_none(files, tmp_path, defa
     default_model(tmp_path / "absent.safetensors")
     assert cli.main(["demo", "--out", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mind-engine: error:") and "no trained default model" in err
+    assert err.startswith("mind-engine demo: error:") and "no trained default model" in err
     assert not (tmp_path / "none" / "matches.png").exists()
     default_model(ck)
     assert cli.main(["demo", "--out", str(tmp_path / "ok"), "--stride", "48"]) == 0

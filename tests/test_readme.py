@@ -76,6 +76,8 @@ def kind(cmd: str):
         return "run", words[1:]
     if words[0] == ".venv/bin/mind-engine" and words[1] in ("match-pairs", "match-video"):
         return "options", lambda argv, sub=words[1]: cli.main([sub, *argv])
+    if words[0] == ".venv/bin/mind-engine" and words[1] == "export":
+        return "options", lambda argv, fmt=words[2]: cli.main(["export", fmt, *argv])
     if words[0] == ".venv/bin/mind-engine" and words[1] == "train" or "mind_engine.training" in words:
         return "options", _training_main
     if words[0] == ".venv/bin/python" and words[1].endswith(".py"):

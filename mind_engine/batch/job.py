@@ -13,9 +13,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_choice, check_device, check_folder, check_integer
+from .lock import FolderLock
 from .pairs import Pair, as_pairs, read_pair_list
+from .signals import Terminated, terminate_raises
 from .spec import ModelSpec, Settings, fingerprint
-from .store import FORMAT, Manifest, finished, write_result
+from .store import FORMAT, Manifest, finished, stored_record, write_result
 from .work import Outcome
 
 BACKENDS = ("local", "ray")
@@ -28,15 +31,10 @@ class Sink:
     def __init__(self, out_dir: Path, fp: str, manifest: Manifest, bar, callback: Callable | None):
         self.out_dir, self.fp, self.manifest, self.bar, self.callback = out_dir, fp, manifest, bar, callback
         self.lock = threading.Lock()
-        self.seen: set[str] = set()
         self.failed = 0
 
     def _record(self, rec: dict) -> None:
         with self.lock:
-            if rec["key"] in self.seen:
-                raise ValueError(f"pair key {rec['key']!r} occurs twice in the job; keys name result files "
-                                 f"and must be unique")
-            self.seen.add(rec["key"])
             self.manifest.add(rec)
             self.bar.update(1)
             self.failed += rec["status"] == "failed"
@@ -51,11 +49,8 @@ class Sink:
             meta = finished(self.out_dir, p.key, p.name1, p.name3, self.fp)
             if meta is None:
                 yield p
-                continue
-            self._record({"key": p.key, "img1": p.name1, "img3": p.name3, "status": "ok", "resumed": True,
-                          "file": f"{p.key}.npz", "n_matches": meta["n_matches"], "width": meta["width"],
-                          "height": meta["height"], "seconds_load": meta["seconds_load"],
-                          "seconds_match": meta["seconds_match"]})
+            else:
+                self._record(stored_record(meta, resumed=True))
 
     def done(self, o: Outcome, attempts: int = 1) -> None:
         rec = {"key": o.key, "img1": o.name1, "img3": o.name3, "status": o.status, "worker": o.worker,
@@ -101,43 +96,74 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
     skipped (resume); a bad pair is recorded as failed with its error and the job goes on; on Ray
     a pair whose worker died is retried on a new worker up to ``retries`` times. ``callback`` is
     called in this process with each pair's manifest record as it is stored.
+
+    Every argument, and every pair key of a list, is checked before any work. The job holds
+    ``out_dir``'s lock (``mind_engine.batch.lock``) from start to end: a second job on the folder
+    is refused at once (``FolderBusyError``, naming the holder). The manifest always agrees with
+    the result files: its ``state`` ends ``finished``; on Ctrl-C or SIGTERM ``interrupted``, then
+    KeyboardInterrupt or ``Terminated`` is raised on; on an error ``aborted``, with the error; a
+    job killed without a word (SIGKILL) leaves ``running``, which the next job on the folder
+    repairs to ``interrupted`` before it starts.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    backend = check_choice(backend, "backend", BACKENDS)
+    workers = check_integer(workers, "workers", 1, none=True)
     if backend == "local" and workers not in (None, 1):
         raise ValueError(f"backend='local' runs one worker in this process; workers={workers} needs backend='ray'")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if retries < 0:
-        raise ValueError(f"retries must be >= 0, got {retries}")
-    settings = Settings.make(stride, radius, queries, tier, memory)
+    threads = check_integer(threads, "threads", 1, none=True)
+    retries = check_integer(retries, "retries", 0)
+    total = check_integer(total, "total", 0, none=True)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function of one manifest record, or None; got {callback!r}")
+    here = check_device(device, here=backend == "local")  # a Ray job's device is its workers'
+    device = None if device is None else str(here)
+    settings = Settings.make(stride, radius, queries, tier, memory, device=here if backend == "local" else None)
     spec = ModelSpec.from_args(model, weights)
     if isinstance(pairs, (str, Path)):
         pairs = read_pair_list(pairs)
-    if total is None and hasattr(pairs, "__len__"):
-        total = len(pairs)
-    out_dir = Path(out_dir)
+    if hasattr(pairs, "__len__"):
+        pairs = list(as_pairs(pairs))  # every key checked now
+        total = len(pairs) if total is None else total
+    else:
+        pairs = as_pairs(pairs)  # a stream: each key checked as it comes, before its pair is matched
+    out_dir = check_folder(out_dir, "out_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     fp = fingerprint(spec, settings)
     header = {"format": FORMAT, "fingerprint": fp, "settings": settings.to_dict(),
               "model": {"sha256": spec.sha256, "source": spec.source, "config": spec.config},
               "versions": versions(backend), "backend": backend, "device": device, "workers": workers,
               "threads": threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv}
-    manifest = Manifest(out_dir, header)
-    manifest.write("running")
-    t0 = time.perf_counter()
-    with tqdm(total=total, desc="matching pairs", unit="pair", disable=None if progress is None else not progress,
-              dynamic_ncols=True) as bar:
-        sink = Sink(out_dir, fp, manifest, bar, callback)
-        pending = sink.pending(as_pairs(pairs))
-        if backend == "local":
-            from .local import run_local
+    with FolderLock(out_dir), terminate_raises():
+        old = Manifest.read(out_dir)
+        if old is not None and old.state == "running":  # its job died without a word: we hold the lock now
+            old.repair()
+        if old is not None:
+            old.refuse_other(header)
+        manifest = Manifest(out_dir, header)
+        manifest.write("running")
+        t0, state = time.perf_counter(), "interrupted"
+        try:
+            with tqdm(total=total, desc="matching pairs", unit="pair", dynamic_ncols=True,
+                      disable=None if progress is None else not progress) as bar:
+                sink = Sink(out_dir, fp, manifest, bar, callback)
+                pending = sink.pending(pairs)
+                if backend == "local":
+                    from .local import run_local
 
-            run_local(pending, sink, spec, settings, device, threads)
-        else:
-            from .ray_runner import run_ray
+                    run_local(pending, sink, spec, settings, device, threads)
+                else:
+                    from .ray_runner import run_ray
 
-            header.update(run_ray(pending, sink, spec, settings, device, workers, threads, ray_address, retries))
-    header["seconds"] = round(time.perf_counter() - t0, 3)
-    manifest.write("finished")
+                    header.update(run_ray(pending, sink, spec, settings, device, workers, threads, ray_address,
+                                          retries))
+            state = "finished"
+        except BaseException as e:
+            if not isinstance(e, (KeyboardInterrupt, Terminated)):
+                state, header["error"] = "aborted", f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            header["seconds"] = round(time.perf_counter() - t0, 3)
+            if state != "finished":
+                manifest.reconcile()
+            manifest.write(state)
     return json.loads(manifest.path.read_text())
+

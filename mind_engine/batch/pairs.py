@@ -16,10 +16,10 @@ from typing import Iterator
 
 import numpy as np
 
-from ..images import image_pair
+from ..checks import check_integer
+from ..images import IMAGE_SUFFIXES, image_pair
 
 KEY_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
 HEADERS = {("img1", "img3"), ("img1", "img2"), ("image1", "image2")}
 
 
@@ -53,7 +53,17 @@ def _name(img, i: int, which: str) -> str:
 
 
 def as_pairs(pairs) -> Iterator[Pair]:
-    """``Pair`` objects as they are; (img1, img3) tuples of paths or arrays keyed by position."""
+    """``Pair`` objects as they are; (img1, img3) tuples of paths or arrays keyed by position.
+    A key seen before raises ValueError before its pair is matched (keys name result files)."""
+    seen: set[str] = set()
+    for p in _as_pairs(pairs):
+        if p.key in seen:
+            raise ValueError(f"pair key {p.key!r} occurs twice in the job; keys name result files and must be unique")
+        seen.add(p.key)
+        yield p
+
+
+def _as_pairs(pairs) -> Iterator[Pair]:
     for i, p in enumerate(pairs):
         if isinstance(p, Pair):
             yield p
@@ -69,13 +79,15 @@ def as_pairs(pairs) -> Iterator[Pair]:
 def read_pair_list(path) -> list[Pair]:
     """Pairs from a file: CSV (``.csv``; quote paths with commas) or text, one pair a line, two
     paths separated by a comma, tab or spaces. Blank lines and ``#`` comments are skipped, and so
-    is a header row ``img1,img3``. Relative paths are relative to the list's folder. Pair keys are
-    ``line<N>`` (the line number)."""
+    is a header row ``img1,img3``, and a UTF-8 byte-order mark. Relative paths are relative to the
+    list's folder. Pair keys are ``line<N>`` (the line number)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a pair list")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such pair list")
     base = path.parent.resolve()
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
     out = []
     for n, line in enumerate(lines, start=1):
         text = line.strip()
@@ -101,7 +113,7 @@ def _frames(video: Path) -> Iterator:
     """A folder's image paths (decoded by the worker, so a bad frame fails only its pairs), or a
     video's decoded frames."""
     if video.is_dir():
-        yield from (str(p) for p in sorted(p for p in video.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS))
+        yield from (str(p) for p in sorted(p for p in video.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
         return
     import imageio.v3 as iio
 
@@ -116,7 +128,7 @@ def video_length(video) -> int | None:
     """Frames in a video file or image files in a folder; None when it cannot be told cheaply."""
     video = Path(video)
     if video.is_dir():
-        return sum(1 for p in video.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        return sum(1 for p in video.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     try:
         import imageio.v3 as iio
 
@@ -128,12 +140,17 @@ def video_length(video) -> int | None:
 
 def video_pairs(video, gap: int = 1) -> Iterator[Pair]:
     """Frames (t, t + gap) of a video file (decoded as a stream, gap + 1 frames in memory) or of a
-    folder of frames (sorted by name), for every t. Keys are ``f<t>-f<t+gap>``."""
-    if gap < 1:
-        raise ValueError(f"gap must be at least 1, got {gap}")
+    folder of frames (sorted by name), for every t. Keys are ``f<t>-f<t+gap>``. An image file, or
+    a video or folder with no two frames ``gap`` apart, is refused."""
+    gap = check_integer(gap, "gap", 1)
     video = Path(video)
     if not video.exists():
         raise FileNotFoundError(f"{video}: no such video or folder")
+    if video.is_file() and video.suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(f"{video} is an image file, not a video; give a video file or a folder of frames")
+    n = video_length(video)
+    if n is not None and n <= gap:
+        raise ValueError(f"{video} holds {n} frame(s): no two of them are {gap} apart")
     return _video_pairs(video, gap)
 
 

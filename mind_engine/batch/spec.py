@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..checks import check_memory, check_model, check_queries, check_radius, check_stride, check_tier
 from ..model import MindConfig, MindNet
 from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, model_from_checkpoint, weights_sha256
 
@@ -36,6 +36,7 @@ class ModelSpec:
         if model is not None and weights is not None:
             raise ValueError("pass model= or weights=, not both")
         if model is not None:
+            check_model(model)
             data, source = checkpoint_bytes(model), "<in-memory model>"
         else:
             path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
@@ -66,17 +67,13 @@ class Settings:
     memory: int | None = None
 
     @classmethod
-    def make(cls, stride=4, radius=None, queries=None, tier="auto", memory=None) -> "Settings":
-        if int(stride) < 1:
-            raise ValueError(f"stride must be at least 1, got {stride}")
-        if radius is not None and int(radius) < 0:
-            raise ValueError(f"radius must be >= 0 or None, got {radius}")
-        if queries is not None:
-            q = np.asarray(queries.cpu() if isinstance(queries, torch.Tensor) else queries)
-            if q.ndim != 2 or q.shape[1] != 2:
-                raise ValueError(f"queries must be (N, 2) (x, y) points, got shape {q.shape}")
-            queries = tuple((float(x), float(y)) for x, y in q.tolist())
-        return cls(int(stride), None if radius is None else int(radius), queries, str(tier), memory)
+    def make(cls, stride=4, radius=None, queries=None, tier="auto", memory=None,
+             device: torch.device | None = None) -> "Settings":
+        """The settings, each checked as ``mind_engine.match`` checks it (``memory`` against
+        ``device``, where the job's device is known here)."""
+        q = None if queries is None else tuple(map(tuple, check_queries(queries).tolist()))
+        return cls(check_stride(stride), check_radius(radius), q, check_tier(tier, "torch")[0],
+                   check_memory(memory, device))
 
     def to_dict(self) -> dict:
         return {"stride": self.stride, "radius": self.radius, "tier": self.tier, "memory": self.memory,

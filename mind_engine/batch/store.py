@@ -59,45 +59,94 @@ def read_result(path) -> dict:
         return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
 
 
-def finished(out_dir, key: str, name1: str, name3: str, fp: str) -> dict | None:
-    """The stored scalars of a pair already matched with this fingerprint, else None (absent,
-    made by other settings, for other images, or unreadable)."""
-    path = result_path(out_dir, key)
+def stored_meta(path) -> dict | None:
+    """A result file's scalars and its number of matches (``n_matches``); None when it is absent
+    or unreadable (a damaged file is matched again and replaced)."""
+    path = Path(path)
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = {k: z[k].item() for k in SCALARS}
-            n = len(z["score"])
-    except Exception:  # a damaged file is matched again and replaced
+            return {**{k: z[k].item() for k in SCALARS}, "n_matches": len(z["score"])}
+    except Exception:  # numpy raises many types for damaged files
         return None
-    if meta["fingerprint"] != fp or meta["img1"] != name1 or meta["img3"] != name3:
+
+
+def finished(out_dir, key: str, name1: str, name3: str, fp: str) -> dict | None:
+    """The stored scalars of a pair already matched with this fingerprint, else None (absent,
+    made by other settings, for other images, or unreadable)."""
+    meta = stored_meta(result_path(out_dir, key))
+    if meta is None or meta["fingerprint"] != fp or meta["img1"] != name1 or meta["img3"] != name3:
         return None
-    return {**meta, "n_matches": n}
+    return meta
+
+
+def stored_record(meta: dict, resumed: bool) -> dict:
+    """The manifest record of a stored result (``stored_meta``); ``resumed``: made by an earlier run."""
+    return {"key": meta["key"], "img1": meta["img1"], "img3": meta["img3"], "status": "ok", "resumed": resumed,
+            "file": f"{meta['key']}.npz", "n_matches": meta["n_matches"], "width": meta["width"],
+            "height": meta["height"], "seconds_load": meta["seconds_load"], "seconds_match": meta["seconds_match"]}
 
 
 class Manifest:
-    """``manifest.json``: the job's settings, model hash, versions and one record per pair
-    (status ``ok`` or ``failed``, timings, attempts, worker, error). Rewritten atomically at most
-    every ``every`` seconds and at the end; results, not the manifest, decide what resume skips."""
+    """``manifest.json``: the job's settings, model hash, versions, its ``state`` (running,
+    finished, interrupted by a signal, aborted by an error) and one record per pair (status ``ok``
+    or ``failed``, timings, attempts, worker, error). Rewritten atomically at most every
+    ``every`` seconds and when the job ends, however it ends; results, not the manifest, decide
+    what resume skips."""
 
-    def __init__(self, out_dir, header: dict, every: float = 5.0):
-        self.path = Path(out_dir) / MANIFEST
-        self.header, self.every = header, every
-        self.records: dict[str, dict] = {}
+    def __init__(self, out_dir, header: dict, records: dict | None = None, state: str | None = None,
+                 every: float = 5.0):
+        self.out_dir, self.path = Path(out_dir), Path(out_dir) / MANIFEST
+        self.header, self.every, self.state = header, every, state
+        self.records: dict[str, dict] = dict(records or {})
         self._last = 0.0
-        if self.path.is_file():
-            try:
-                old = json.loads(self.path.read_text())
-            except ValueError:
-                old = {}
-            if old.get("fingerprint") not in (None, header["fingerprint"]):
-                diff = {k: (old.get("settings", {}).get(k), v) for k, v in header["settings"].items()
-                        if old.get("settings", {}).get(k) != v}
-                if old.get("model", {}).get("sha256") != header["model"]["sha256"]:
-                    diff["model sha256"] = (old.get("model", {}).get("sha256"), header["model"]["sha256"])
-                raise ValueError(f"{Path(out_dir)} holds results of other settings (was, now: {diff}); "
-                                 f"use another output folder or empty this one")
+
+    @classmethod
+    def read(cls, out_dir) -> "Manifest | None":
+        """The manifest on disk, None where there is none (or it is unreadable)."""
+        path = Path(out_dir) / MANIFEST
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        records = {r["key"]: r for r in doc.pop("pairs", [])}
+        state = doc.pop("state", None)
+        for k in ("updated", "counts"):
+            doc.pop(k, None)
+        return cls(out_dir, doc, records, state)
+
+    def refuse_other(self, header: dict) -> None:
+        """Refuse a job of other settings (``header``) in this folder, with what differs."""
+        if self.header.get("fingerprint") in (None, header["fingerprint"]):
+            return
+        was = self.header.get("settings", {})
+        diff = {k: (was.get(k), v) for k, v in header["settings"].items() if was.get(k) != v}
+        if self.header.get("model", {}).get("sha256") != header["model"]["sha256"]:
+            diff["model sha256"] = (self.header.get("model", {}).get("sha256"), header["model"]["sha256"])
+        raise ValueError(f"{self.out_dir} holds results of other settings (was, now: {diff}); "
+                         f"use another output folder or empty this one")
+
+    def reconcile(self) -> None:
+        """Agree with the files: a record for every result file of this job's fingerprint (the
+        pair a signal stopped between its file and its record, or the records a killed job had
+        not written yet), none for an ``ok`` pair whose file is gone."""
+        fp = self.header.get("fingerprint")
+        for path in self.out_dir.glob("*.npz"):
+            meta = stored_meta(path) if path.stem not in self.records else None
+            if meta is not None and meta["fingerprint"] == fp:
+                self.records[path.stem] = stored_record(meta, resumed=False)
+        gone = [k for k, r in self.records.items() if r["status"] == "ok" and not result_path(self.out_dir, k).is_file()]
+        for key in gone:
+            del self.records[key]
+
+    def repair(self) -> None:
+        """After a job that died without a word (SIGKILL, power loss; its lock is free): remove its
+        half-written temporary files, reconcile, and say it was interrupted."""
+        for tmp in self.out_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        self.reconcile()
+        self.write("interrupted")
 
     def add(self, record: dict) -> None:
         self.records[record["key"]] = record
@@ -105,6 +154,7 @@ class Manifest:
             self.write("running")
 
     def write(self, state: str) -> None:
+        self.state = state
         recs = [self.records[k] for k in sorted(self.records)]
         counts = {s: sum(r["status"] == s for r in recs) for s in ("ok", "failed")}
         counts["resumed"] = sum(bool(r.get("resumed")) for r in recs)

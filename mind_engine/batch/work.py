@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..checks import check_device
 from ..engine.engine import Engine
 from .pairs import Pair
 from .spec import ModelSpec, Settings
@@ -50,14 +51,14 @@ class Loaded:
 
 class Matcher:
     """The model (built once from ``spec`` on ``device``) and the settings, matching pairs.
-    ``threads`` sets torch's CPU thread count for this process (None: leave it)."""
+    ``threads`` sets torch's CPU thread count for this process (None: leave it); both are checked
+    by ``match_many``."""
 
     def __init__(self, spec: ModelSpec, settings: Settings, device=None, threads: int | None = None,
                  name: str = "local"):
         if threads is not None:
-            torch.set_num_threads(max(1, int(threads)))
-        device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device = torch.device(device)
+            torch.set_num_threads(threads)
+        self.device = check_device(device)
         self.model = spec.build(self.device)
         self.settings, self.name = settings, name
 

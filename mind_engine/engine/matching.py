@@ -1,10 +1,9 @@
 """What a match is (docs/architecture.md section 2): query grids, search boxes, and rows -> points and scores."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..checks import check_radius, check_stride
+from ..checks import check_queries, check_radius, check_stride
 
 
 def grid_queries(hw: tuple[int, int], stride: int) -> torch.Tensor:
@@ -20,24 +19,9 @@ def grid_queries(hw: tuple[int, int], stride: int) -> torch.Tensor:
 
 
 def user_queries(points, hw: tuple[int, int]) -> torch.Tensor:
-    """Caller's (N, 2) (x, y) points -> int64 pixel positions, rounded; out-of-image ones rejected.
-    An empty set (N = 0, also ``[]``) is allowed: it matches nothing."""
-    try:
-        a = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"queries must be an (N, 2) array of numeric (x, y) points: {e}") from e
-    q = torch.as_tensor(a.reshape(0, 2) if a.size == 0 else a)
-    if q.ndim != 2 or q.shape[1] != 2:
-        raise ValueError(f"queries must be an (N, 2) array of (x, y) points, got shape {tuple(q.shape)}")
-    if not torch.isfinite(q).all():
-        raise ValueError("queries contain NaN or inf")
-    q = q.round().long()
-    h, w = hw
-    bad = (q[:, 0] < 0) | (q[:, 0] >= w) | (q[:, 1] < 0) | (q[:, 1] >= h)
-    if bad.any():
-        first = q[bad][:3].tolist()
-        raise ValueError(f"{int(bad.sum())} queries lie outside the {w}x{h} (WxH) image, e.g. {first}")
-    return q
+    """Caller's (N, 2) (x, y) points -> int64 pixel positions, rounded (``checks.check_queries``:
+    out-of-image ones rejected, an empty set allowed)."""
+    return torch.from_numpy(check_queries(points, hw)).long()
 
 
 def search_boxes(queries: torch.Tensor, radius: int | None, hw: tuple[int, int]) -> torch.Tensor:

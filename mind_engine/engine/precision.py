@@ -19,16 +19,11 @@ from .linearisation import Linearisation
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def storage_dtype(precision: str) -> torch.dtype:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    return PRECISIONS[precision]
-
-
 def stored_in(model, lin: Linearisation, precision: str):
     """The model whose weights the transposed network reads, with ``lin``'s state cast in place,
-    both in ``precision``'s dtype (the model itself for fp32)."""
-    dtype = storage_dtype(precision)
+    both in ``precision``'s dtype (the model itself for fp32); ``precision`` is checked
+    (``checks.check_tier``) by the caller."""
+    dtype = PRECISIONS[precision]
     if dtype == torch.float32:
         return model
     low = copy.deepcopy(model).to(dtype)

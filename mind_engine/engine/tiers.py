@@ -26,7 +26,7 @@ def make_tier(name: str, model, i1: torch.Tensor, i3: torch.Tensor, memory: int 
     ``memory`` (bytes) bounds the working set of one chunk of seeds (tiers 1 to 3); ``precision``
     "bf16" or "fp16" stores the windowed tiers' state and windows in 16 bits (not exact).
     """
-    check_tier(name, backend, precision)
+    name, backend, precision = check_tier(name, backend, precision)
     if backend != "torch":
         if backend == "onnxruntime":
             from ..backends.onnx.runtime import OnnxRuntimeTier

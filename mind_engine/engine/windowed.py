@@ -17,6 +17,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_output
 from ..ops import _torch_impl
 from .dense import DEFAULT_MEMORY
 from .linearisation import Linearisation
@@ -55,6 +56,7 @@ class Tier2(RowsTier):
     def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
                  precision: str = "fp32"):
         self.lin = Linearisation(model, i1, i3)
+        check_output(self.lin.out)  # not in Linearisation: the ONNX export traces that
         self.model = stored_in(model, self.lin, precision)
         self.memory = int(memory or (CPU_MEMORY if i1.device.type == "cpu" else DEFAULT_MEMORY))
         self.reach = encoder_reach(model)

@@ -8,29 +8,42 @@ written for ``kornia.feature.LoFTR`` can swap it in.
 
 Each image pair of the batch is matched by ``mind_engine.match`` on the matcher's model (so
 ``matcher.to("cuda")`` moves the work); ``confidence`` is MIND's score (the peak-to-mean ratio of
-the sensitivity map: larger is better, not a probability in [0, 1] as LoFTR's).
+the sensitivity map: larger is better, not a probability in [0, 1] as LoFTR's). A model passed
+in is copied: ``matcher.train()``, ``.to()`` or ``.half()`` change the matcher's copy, never the
+caller's model.
 """
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
 
 from ..api import match
+from ..checks import check_integer, check_model, check_radius, check_real, check_stride, check_tier
 from ..weights import load_model
 
 
 class MindMatcher(nn.Module):
     """kornia-LoFTR-style matcher. ``stride``: query grid spacing; ``radius``: search radius
     (None: whole image); ``top``: keep the best ``top`` matches per pair (None: all);
-    ``min_score``: drop matches scoring below it; ``tier``: the engine tier."""
+    ``min_score``: drop matches scoring below it; ``tier``: the engine tier. Each is checked here
+    (``mind_engine.checks``)."""
 
     def __init__(self, model: nn.Module | None = None, stride: int = 8, radius: int | None = 32,
                  top: int | None = None, min_score: float = 0.0, tier: str = "auto"):
         super().__init__()
-        self.model = model if model is not None else load_model(device="cpu")
-        self.stride, self.radius, self.top, self.min_score, self.tier = stride, radius, top, min_score, tier
+        self.stride, self.radius = check_stride(stride), check_radius(radius)
+        self.top, self.min_score = check_integer(top, "top", 0, none=True), check_real(min_score, "min_score")
+        self.tier = check_tier(tier, "torch")[0]
+        if model is not None:
+            check_model(model)
+        self.model = copy.deepcopy(model) if model is not None else load_model(device="cpu")
 
     def forward(self, data: dict) -> dict:
+        if not isinstance(data, dict):
+            raise TypeError(f"MindMatcher takes a dict with 'image0' and 'image1' (B x C x H x W), got "
+                            f"{type(data).__name__}")
         for key in ("image0", "image1"):
             if key not in data:
                 raise KeyError(f"MindMatcher takes a dict with 'image0' and 'image1' (B x C x H x W); {key!r} is missing")

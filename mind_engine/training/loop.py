@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_device, check_integer
 from ..data.layered import LayeredMotion
 from ..data.layered_warp import LayeredWarp
 from ..data.mixture import Mixture
@@ -78,17 +79,17 @@ def _device(args, world: int, local_rank: int):
     """The device, with torch's thread count set (split between CPU ranks) and whether bf16
     autocast is on (GPU only)."""
     if args.device is not None:
-        device = torch.device(args.device)
+        device = check_device(args.device, "--device")
     elif torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
     else:
         device = torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    threads = args.threads if args.threads is not None else default_num_threads()
+    threads = check_integer(args.threads, "--threads", 1, none=True) or default_num_threads()
     if device.type == "cpu" and world > 1:
         threads = max(1, threads // world)
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(threads)
     if args.amp == "on" and device.type != "cuda":
         print("note: --amp on is ignored on CPU (bf16 autocast is used on GPU only)", file=sys.stderr)
     return device, device.type == "cuda" and args.amp != "off"

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ... import model as model_module
+from ...checks import check_choice
 from ...engine import linearisation, transpose
 from ...model import MindNet
 from ...ops import _torch_impl
@@ -47,8 +48,7 @@ def cached_onnx(model: MindNet, graph: str, opset: int | None = None) -> Path:
     from .export import GRAPHS, OPSET, export_onnx
 
     opset = OPSET if opset is None else opset
-    if graph not in GRAPHS:
-        raise ValueError(f"unknown graph {graph!r}; choose one of {GRAPHS}")
+    graph = check_choice(graph, "graph", GRAPHS)
     torch_v = torch.__version__.split("+")[0]
     name = f"{graph}-{weights_hash(model)}-code{code_hash()}-torch{torch_v}-opset{opset}.onnx"
     path = cache_dir() / "onnx" / name

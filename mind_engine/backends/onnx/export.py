@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ...checks import check_choice
 from ...engine.transpose import LinearisedMind
 from ...model import MindNet
 from ...ops._torch_impl import match_reduce
@@ -108,8 +109,7 @@ def export_onnx(model: MindNet, graph: str, path=None, opset: int = OPSET, rows=
     returns the ModelProto."""
     import onnx
 
-    if graph not in GRAPHS:
-        raise ValueError(f"unknown graph {graph!r}; choose one of {GRAPHS}")
+    graph = check_choice(graph, "graph", GRAPHS)
     p = next(model.parameters())
     if p.dtype != torch.float32 or p.device.type != "cpu":
         raise ValueError("export a float32 CPU model (precision is chosen at TensorRT build time)")

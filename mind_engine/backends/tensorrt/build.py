@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ...checks import check_choice
 from ...model import MULTIPLE, MindNet
 from ..onnx.cache import cache_dir, cached_onnx
 from .onnx_surgery import without_pool_indices
@@ -94,8 +95,7 @@ def build_engine(onnx_path, graph: str, precision: str = "fp32", profile: Profil
     report argmax agreement against fp32 before trusting them, never assume it.
     """
     trt = _trt()
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    precision = check_choice(precision, "precision", PRECISIONS)
     profile = profile or Profile()
     logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)

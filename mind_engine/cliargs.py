@@ -1,0 +1,75 @@
+"""How every ``mind-engine`` sub-command parses and checks its options.
+
+Options are parsed as numbers or strings only; what they must be is decided once, by the rules of
+``mind_engine.checks`` (``check_options``), under the option's own name, so the command line and
+the API refuse the same values with the same message. Every option's help shows its default.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .checks import check_device, check_integer, check_radius, check_real, check_stride
+
+# option -> rule(value, its name): what the value must be, applied to every sub-command that has it
+RULES = {
+    "stride": check_stride,
+    "radius": check_radius,
+    "top": lambda v, n: check_integer(v, n, 1),
+    "gap": lambda v, n: check_integer(v, n, 1),
+    "workers": lambda v, n: check_integer(v, n, 1),
+    "threads": lambda v, n: check_integer(v, n, 1),
+    "retries": lambda v, n: check_integer(v, n, 0),
+    "opset": lambda v, n: check_integer(v, n, 7),
+    "workspace_gib": lambda v, n: check_real(v, n, positive=True),
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, unless the help already says it (or it is a flag or required)."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or "").lower() or action.nargs == 0 or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def subcommand(sub, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+    """A sub-command of ``mind-engine`` whose help shows every default."""
+    return sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter, **kwargs)
+
+
+def number(s: str):
+    """An option's number as written (int or float); ``RULES`` decide what it must be."""
+    for kind in (int, float):
+        try:
+            return kind(s)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"not a number: {s!r}")
+
+
+def radius(s: str):
+    """``none`` or ``full`` (the whole image), else a number."""
+    return None if s.lower() in ("none", "full") else number(s)
+
+
+def add_model_options(sp) -> None:
+    """--weights and --device, as every command that runs the network takes them."""
+    sp.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
+    sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
+
+
+def flag(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
+
+
+def check_options(a: argparse.Namespace) -> None:
+    """Every option of ``a`` that ``RULES`` (and the device rule) know, checked and normalised in
+    place, before the command runs. A Ray job's ``--device`` is checked on its workers."""
+    for attr, rule in RULES.items():
+        value = getattr(a, attr, None)
+        if value is not None:
+            setattr(a, attr, rule(value, flag(attr)))
+    if getattr(a, "device", None) is not None:
+        ray = getattr(a, "ray", False) or getattr(a, "ray_address", None)
+        a.device = str(check_device(a.device, "--device", here=not ray))
