@@ -6,11 +6,10 @@
     window_ops.py             window_gather, window_mul: per-query crops
     match_reduce.py           rows -> (peak, score) (the matching definition)
     input_backward_match.py   the first layer's backward fused with match_reduce
-    triton/                   the Triton kernels (compiled on a GPU, interpreted on the CPU)
 
 Each op is a torch operator (``torch.ops.mind_engine.<name>``, with a fake implementation) whose
-body picks the implementation. The C++/CUDA kernels are in the repository's ``csrc/`` (the module
-``mind_engine._C``).
+body picks the implementation. The kernels are in the repository's top-level folders: Triton in
+``kernels/`` (the subpackage ``mind_engine.kernels``), C++/CUDA in ``csrc/`` (the module ``mind_engine._C``).
 """
 from .input_backward_match import input_backward_match
 from .match_reduce import match_reduce

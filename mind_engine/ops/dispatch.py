@@ -1,7 +1,7 @@
 """Which implementation of a fused op runs where: shared by every op's dispatcher.
 
-Implementations: ``torch`` (the reference in ``_torch_impl``), ``triton`` (``mind_engine.ops.triton``;
-CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp`` (``mind_engine._C``: its CUDA
+Implementations: ``torch`` (the reference in ``_torch_impl``), ``triton`` (``mind_engine.kernels``,
+the top-level ``kernels/``; CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp`` (``mind_engine._C``: its CUDA
 kernels for CUDA tensors, its C++ loops for CPU ones). ``auto`` takes cpp on a GPU when built with
 CUDA, else triton there; on the CPU it takes the op's ``cpu`` choice when the extension is built,
 each only once it has passed its self-check in this process (``selfcheck``), else the next one.
@@ -46,7 +46,7 @@ def cpp_cuda() -> bool:
 
 @functools.cache
 def triton() -> bool:
-    from .triton import triton_installed
+    from ..kernels import triton_installed
 
     return triton_installed()
 
