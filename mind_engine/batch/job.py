@@ -68,7 +68,7 @@ class Sink:
 
 
 def versions(backend: str) -> dict:
-    from .. import __version__
+    from ..version import __version__
 
     v = {"mind_engine": __version__, "torch": torch.__version__, "numpy": np.__version__,
          "python": platform.python_version(), "platform": platform.platform()}
