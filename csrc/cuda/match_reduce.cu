@@ -81,7 +81,8 @@ void match_reduce_cuda(const RowMaps& r, DType dtype, const int64_t* box, Reduce
                        void* stream) {
   launch_on_device(device, dtype, "match_reduce_cuda launch", [&](auto storage) {
     using T = typename decltype(storage)::type;
-    match_reduce_kernel<T><<<static_cast<unsigned>(r.B), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(r, box, out);
+    const auto s = static_cast<cudaStream_t>(stream);
+    match_reduce_kernel<T><<<static_cast<unsigned>(r.B), kThreads, 0, s>>>(r, box, out);
   });
 }
 

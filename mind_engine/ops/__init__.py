@@ -10,7 +10,8 @@
 
 Each op is a torch operator (``torch.ops.mind_engine.<name>``, with a fake implementation) whose
 body picks the implementation. The kernels are in the repository's top-level folders: Triton in
-``kernels/`` (the subpackage ``mind_engine.kernels``), C++/CUDA in ``csrc/`` (the module ``mind_engine._C``).
+``kernels/`` (the subpackage ``mind_engine.kernels``), C++/CUDA in ``csrc/`` (the module
+``mind_engine._C``).
 """
 from . import dispatch, selfcheck
 from .input_backward_match import input_backward_match

@@ -1,12 +1,12 @@
 """Which implementation of a fused op runs where: shared by every op's dispatcher.
 
 Implementations: ``torch`` (the reference in ``_torch_impl``), ``triton`` (``mind_engine.kernels``,
-the top-level ``kernels/``; CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp`` (``mind_engine._C``: its CUDA
-kernels for CUDA tensors, its C++ loops for CPU ones). ``auto`` takes cpp on a GPU when built with
-CUDA, else triton there; on the CPU it takes the op's ``cpu`` choice when the extension is built,
-each only once it has passed its self-check in this process, else the next one: the check is the
-gate ``mind_engine.ops`` installs (``selfcheck.passed``, with ``use_self_check``), so that the ops
-never import the self-check that runs them.
+the top-level ``kernels/``; CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp``
+(``mind_engine._C``: its CUDA kernels for CUDA tensors, its C++ loops for CPU ones). ``auto``
+takes cpp on a GPU when built with CUDA, else triton there; on the CPU it takes the op's ``cpu``
+choice when the extension is built, each only once it has passed its self-check in this process,
+else the next one: the check is the gate ``mind_engine.ops`` installs (``selfcheck.passed``, with
+``use_self_check``), so that the ops never import the self-check that runs them.
 Every op body runs through ``choose`` (the one dtype rule) and ``device_guard``.
 """
 from __future__ import annotations
