@@ -1,5 +1,8 @@
 """Packaging: setuptools drives CMake (CMakeLists.txt) to build the pybind11 module mind_engine._C.
 
+The Triton kernels live in the top-level folder kernels/ and ship as the subpackage
+mind_engine.kernels (package_dir maps it, for wheels and editable installs alike).
+
 Environment: MIND_ENGINE_NO_CUDA=1 skips the CUDA kernels;
 MIND_ENGINE_CUDA_ARCHS (e.g. "80;90") sets the architectures they are compiled for.
 """
@@ -54,7 +57,8 @@ class CMakeBuild(build_ext):
 
 
 setup(
-    packages=find_packages(include=["mind_engine", "mind_engine.*"]),
+    packages=find_packages(include=["mind_engine", "mind_engine.*"]) + ["mind_engine.kernels"],
+    package_dir={"mind_engine.kernels": "kernels"},
     package_data={"mind_engine": ["weights/*.safetensors", "weights/*.md", "weights/*.png"]},
     ext_modules=[CMakeExtension("mind_engine._C")],
     cmdclass={"build_ext": CMakeBuild},

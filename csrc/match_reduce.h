@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "common.h"
+
 namespace mind_engine {
 
 constexpr int64_t kScoreHalf = 10;  // score window [x-10, x+10) x [y-10, y+10) (paper, Fig. 4)
@@ -22,10 +24,8 @@ struct Reduced {
 void match_reduce_cpu(const RowMaps& rows, const int64_t* box, Reduced out, int threads);
 
 #ifdef MIND_ENGINE_WITH_CUDA
-enum class DType { f32, f16, bf16 };
 void match_reduce_cuda(const RowMaps& rows, DType dtype, const int64_t* box, Reduced out, int device,
                        void* stream);
-int cuda_device_count();
 #endif
 
 }  // namespace mind_engine

@@ -4,8 +4,8 @@ from .engine import Engine
 from .batch import match_many
 from .interpolate import interpolate
 from .model import MindConfig, MindNet
+from .version import __version__
 from .weights import load_model, save_model
 
-__version__ = "0.2.0"
 __all__ = ["Engine", "Matches", "MindConfig", "MindNet", "interpolate", "jacobian_rows", "load_model", "match",
            "match_many", "save_model", "__version__"]

@@ -41,24 +41,6 @@ class Matches:
     def __getitem__(self, index) -> "Matches":
         return Matches(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
-    def cv_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(pts1, pts3) as (N, 2) float32 arrays for ``cv2.findHomography`` / ``findFundamentalMat``."""
-        from .interfaces.opencv import to_cv_points
-
-        return to_cv_points(self)
-
-    def cv_keypoints(self, size: float = 8.0) -> tuple[list, list]:
-        """``cv2.KeyPoint`` lists in img1 and img3 (index i of both is match i)."""
-        from .interfaces.opencv import to_cv_keypoints
-
-        return to_cv_keypoints(self, size)
-
-    def cv_matches(self) -> list:
-        """``cv2.DMatch`` i -> i per match, distance 1 / score, for ``cv2.drawMatches``."""
-        from .interfaces.opencv import to_cv_matches
-
-        return to_cv_matches(self)
-
     def top(self, k: int) -> "Matches":
         """The ``k`` best matches by score, best first (ties keep query order); all of them when
         there are fewer than ``k``."""

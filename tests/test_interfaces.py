@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import mind_engine as me
-from mind_engine.interfaces import MindMatcher
+from mind_engine.interfaces import MindMatcher, to_cv_keypoints, to_cv_matches, to_cv_points
 from mind_engine.matches import Matches
 
 from conftest import SMALL
@@ -25,7 +25,7 @@ def _translated(n=60, shift=(7, -3), seed=0):
 
 def test_points_feed_find_homography_and_recover_the_translation():
     m = _translated()
-    p1, p3 = m.cv_points()
+    p1, p3 = to_cv_points(m)
     assert p1.dtype == p3.dtype == np.float32 and p1.shape == p3.shape == (60, 2) and p1.flags.c_contiguous
     H, inliers = cv2.findHomography(p1, p3, cv2.RANSAC, 3.0)
     np.testing.assert_allclose(H / H[2, 2], [[1, 0, 7], [0, 1, -3], [0, 0, 1]], atol=1e-3)
@@ -36,8 +36,8 @@ def test_points_feed_find_homography_and_recover_the_translation():
 
 def test_keypoints_and_dmatches_draw():
     m = _translated(n=10)
-    k1, k3 = m.cv_keypoints(size=6)
-    dm = m.cv_matches()
+    k1, k3 = to_cv_keypoints(m, size=6)
+    dm = to_cv_matches(m)
     assert len(k1) == len(k3) == len(dm) == 10
     assert k3[4].pt == pytest.approx(tuple(m.pts3[4])) and k1[0].size == 6 and k1[2].response == pytest.approx(m.score[2])
     assert [d.queryIdx for d in dm] == [d.trainIdx for d in dm] == list(range(10))
@@ -47,7 +47,7 @@ def test_keypoints_and_dmatches_draw():
     drawn = cv2.drawMatches(img, k1, img, k3, dm, None)
     assert drawn.shape == (240, 480, 3) and drawn.any()
     empty = m[np.zeros(10, bool)]
-    assert empty.cv_points()[0].shape == (0, 2) and empty.cv_matches() == []
+    assert to_cv_points(empty)[0].shape == (0, 2) and to_cv_matches(empty) == []
 
 
 def test_matcher_module_has_loftr_s_calling_convention(net):

@@ -68,7 +68,7 @@ class Sink:
 
 
 def versions(backend: str) -> dict:
-    from .. import __version__
+    from ..version import __version__
 
     v = {"mind_engine": __version__, "torch": torch.__version__, "numpy": np.__version__,
          "python": platform.python_version(), "platform": platform.platform()}
@@ -77,6 +77,18 @@ def versions(backend: str) -> dict:
 
         v["ray"] = ray.__version__
     return v
+
+
+def _run_backend(backend, pending, sink, spec, settings, device, workers, threads, ray_address, retries) -> dict:
+    """Match the ``pending`` pairs into ``sink`` on ``backend``; returns what it adds to the manifest's header."""
+    if backend == "local":
+        from .local import run_local
+
+        run_local(pending, sink, spec, settings, device, threads)
+        return {}
+    from .ray_runner import run_ray
+
+    return run_ray(pending, sink, spec, settings, device, workers, threads, ray_address, retries)
 
 
 def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queries=None, tier: str = "auto",
@@ -145,16 +157,8 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
             with tqdm(total=total, desc="matching pairs", unit="pair", dynamic_ncols=True,
                       disable=None if progress is None else not progress) as bar:
                 sink = Sink(out_dir, fp, manifest, bar, callback)
-                pending = sink.pending(pairs)
-                if backend == "local":
-                    from .local import run_local
-
-                    run_local(pending, sink, spec, settings, device, threads)
-                else:
-                    from .ray_runner import run_ray
-
-                    header.update(run_ray(pending, sink, spec, settings, device, workers, threads, ray_address,
-                                          retries))
+                header.update(_run_backend(backend, sink.pending(pairs), sink, spec, settings, device, workers,
+                                           threads, ray_address, retries))
             state = "finished"
         except BaseException as e:
             if not isinstance(e, (KeyboardInterrupt, Terminated)):

@@ -82,7 +82,3 @@ class Matcher:
         out.status = "ok"
         out.arrays = {k: getattr(m, k) for k in ("pts1", "pts3", "query", "score", "score1", "score3")}
         return out
-
-    def process(self, pair: Pair) -> Outcome:
-        """Decode and match one pair."""
-        return self.match(Loaded(pair))

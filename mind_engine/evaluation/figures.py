@@ -88,22 +88,16 @@ def sensitivity_figure(model, img1, img3, queries, path, device=None, tier: str 
     with its maps S = max_c |d out / d I| in image 1 (upper) and image 3 (lower), each marked
     with the peak P and titled with P's coordinates and the score S (peak / mean of the 20 x 20
     window around P). ``radius`` is the search radius the matches used, so P is their point."""
-    from ..api import jacobian_rows
-    from ..engine.matching import search_boxes, user_queries
+    from ..engine.engine import Engine
     from ..interpolate import interpolate
-    from ..ops import match_reduce
 
     queries = np.asarray(queries, np.float64).reshape(-1, 2)
-    g1, g3 = jacobian_rows(model, img1, img3, queries, device=device, tier=tier)
-    boxes = search_boxes(user_queries(queries, tuple(g1.shape[-2:])), radius, tuple(g1.shape[-2:]))
-    maps, peaks = [], []
-    for g in (g1, g3):
-        idx, _, score = match_reduce(g, boxes)
-        w = g.shape[-1]
-        maps.append(g.abs().amax(1).cpu().numpy())
-        peaks.append((np.stack([(idx % w).cpu().numpy(), (idx // w).cpu().numpy()], 1), score.cpu().numpy()))
-    a, b = as_rgb(img1), as_rgb(img3)
-    mid = as_rgb(interpolate(img1, img3, model=model, device=device))
+    engine = Engine(img1, img3, model=model, device=device, tier=tier)  # the images are read once, here
+    m = engine.match(queries, radius=radius, progress=False)
+    maps = [g.abs().amax(1).cpu().numpy() for g in engine.rows(queries)]
+    peaks = [(m.pts1, m.score1), (m.pts3, m.score3)]
+    a, b = as_rgb(engine.t1), as_rgb(engine.t3)
+    mid = as_rgb(interpolate(engine.t1, engine.t3, model=engine.model, device=engine.device))
     n = len(queries)
     cols = max(3, n)
     h, w = a.shape[:2]

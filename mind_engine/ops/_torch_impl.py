@@ -1,7 +1,8 @@
 """Plain-PyTorch reference of every fused op (the definitions the kernels are pinned to).
 
-Each function here is the specification: the Triton kernels in ``ops/triton/`` and the C++/CUDA
-ops in ``csrc/`` compute the same thing and the tests hold them to it.
+Each function here is the specification: the Triton kernels in the top-level ``kernels/``
+(``mind_engine.kernels``) and the C++/CUDA ops in ``csrc/`` compute the same thing and the tests
+hold them to it.
 """
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """Which implementation of a fused op runs where: shared by every op's dispatcher.
 
-Implementations: ``torch`` (the reference in ``_torch_impl``), ``triton`` (``mind_engine.ops.triton``;
-CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp`` (``mind_engine._C``: its CUDA
-kernels for CUDA tensors, its C++ loops for CPU ones). ``auto`` takes cpp on a GPU when built with
-CUDA, else triton there; on the CPU it takes the op's ``cpu`` choice when the extension is built,
-each only once it has passed its self-check in this process (``selfcheck``), else the next one.
+Implementations: ``torch`` (the reference in ``_torch_impl``), ``triton`` (``mind_engine.kernels``,
+the top-level ``kernels/``; CUDA tensors, or CPU ones under TRITON_INTERPRET=1) and ``cpp``
+(``mind_engine._C``: its CUDA kernels for CUDA tensors, its C++ loops for CPU ones). ``auto``
+takes cpp on a GPU when built with CUDA, else triton there; on the CPU it takes the op's ``cpu``
+choice when the extension is built, each only once it has passed its self-check in this process,
+else the next one: the check is the gate ``mind_engine.ops`` installs (``selfcheck.passed``, with
+``use_self_check``), so that the ops never import the self-check that runs them.
 Every op body runs through ``choose`` (the one dtype rule) and ``device_guard``.
 """
 from __future__ import annotations
@@ -13,11 +15,20 @@ import contextlib
 import functools
 import os
 import warnings
+from typing import Callable
 
 import torch
 
 IMPLS = ("auto", "torch", "triton", "cpp")
 CUDA_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+_self_check: Callable[[str, torch.device], bool] | None = None
+
+
+def use_self_check(passed: Callable[[str, torch.device], bool]) -> None:
+    """Make ``passed(impl, device)`` what ``auto`` asks before it runs a compiled implementation on
+    a device (``mind_engine.ops`` installs ``selfcheck.passed`` once its ops are defined)."""
+    global _self_check
+    _self_check = passed
 
 
 @functools.cache
@@ -46,7 +57,7 @@ def cpp_cuda() -> bool:
 
 @functools.cache
 def triton() -> bool:
-    from .triton import triton_installed
+    from ..kernels import triton_installed
 
     return triton_installed()
 
@@ -68,13 +79,11 @@ def resolve(impl: str, device: torch.device, cpu: str = "cpp") -> str:
     """The implementation that ``impl`` names on ``device`` (``cpu``: what auto takes on the CPU),
     or a RuntimeError that says why it cannot run there."""
     if impl == "auto":
-        from .selfcheck import passed
-
         if device.type == "cuda":
             order = [i for i, ok in (("cpp", cpp_cuda()), ("triton", triton())) if ok]
         else:
             order = [cpu] if device.type == "cpu" and cpu != "torch" and available(cpu, device) else []
-        return next((i for i in order if passed(i, device)), "torch")
+        return next((i for i in order if _self_check(i, device)), "torch")
     if available(impl, device):
         return impl
     if impl == "cpp":

@@ -45,7 +45,7 @@ def _cpp(g, weight, origin, box, hw):
 
 
 def _triton(g, weight, origin, box, hw):
-    from .triton.input_backward_match import input_backward_match as triton_input_backward_match
+    from ..kernels.input_backward_match import input_backward_match as triton_input_backward_match
 
     return triton_input_backward_match(g, weight, origin, box, hw)
 

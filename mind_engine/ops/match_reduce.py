@@ -4,7 +4,8 @@ Every implementation computes ``_torch_impl.match_reduce`` (the definition; docs
 and tests pin them to it:
 
 - ``torch``:  that plain-PyTorch reference itself.
-- ``triton``: ``mind_engine.ops.triton.match_reduce`` (CUDA tensors; CPU ones under TRITON_INTERPRET=1).
+- ``triton``: ``mind_engine.kernels.match_reduce`` (the top-level ``kernels/``; CUDA tensors, CPU ones
+              under TRITON_INTERPRET=1).
 - ``cpp``:    ``mind_engine._C``, its CUDA kernel for CUDA tensors and its C++ loop for CPU ones.
 - ``auto``:   cpp on a GPU when built with CUDA, else triton on a GPU; cpp on the CPU; else torch
               (``dispatch.resolve``).
@@ -47,7 +48,7 @@ def _body(rows: torch.Tensor, box: torch.Tensor, impl: str):
     box = box.long().contiguous()
     with device_guard(rows.device):
         if impl == "triton":
-            from .triton.match_reduce import match_reduce as triton_match_reduce
+            from ..kernels.match_reduce import match_reduce as triton_match_reduce
 
             return tuple(triton_match_reduce(rows, box))
         _cpp(rows, box, out)

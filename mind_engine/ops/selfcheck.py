@@ -8,6 +8,9 @@ the next implementation for the rest of the process (CUDA -> Triton -> torch; C+
 A few milliseconds per implementation and device (a first Triton call also compiles its
 kernels). An explicit ``impl=`` runs what it names, unchecked. Opt out with
 ``MIND_ENGINE_SELF_CHECK=0``.
+
+The check sits above the ops it runs (none of them imports it): ``mind_engine.ops`` hands
+``passed`` to ``dispatch.use_self_check``.
 """
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ import warnings
 import torch
 
 from . import _torch_impl as ref
+from .input_backward_match import input_backward_match
+from .match_reduce import match_reduce
+from .window_ops import window_gather, window_mul
 
 ENV = "MIND_ENGINE_SELF_CHECK"
 NAMES = {"cpp": "mind_engine._C", "triton": "Triton"}
@@ -81,10 +87,6 @@ def _compare(name: str, got, want, exact: bool):
 def run(impl: str, device: torch.device) -> str | None:
     """Run ``impl``'s four ops on ``problem()`` on ``device``; None if all agree with the
     references, else what failed."""
-    from .input_backward_match import input_backward_match
-    from .match_reduce import match_reduce
-    from .window_ops import window_gather, window_mul
-
     p = problem()
     d = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in p.items()}
     checks = [

@@ -30,7 +30,7 @@ def _cpp_crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g:
 
 
 def _triton_crop(src, origin, size, g):
-    from .triton.window_ops import window_crop
+    from ..kernels.window_ops import window_crop
 
     return window_crop(src, origin, size, g)
 

@@ -1,13 +1,7 @@
 // CUDA window crops: one thread per output element (grid-stride), fp32 arithmetic whatever the
 // storage type; a product of two fp16 or bf16 values is exact in fp32, so the one rounding back
 // gives the reference's result.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <algorithm>
-#include <stdexcept>
-#include <string>
 
 #include "window_ops.h"
 
@@ -29,10 +23,6 @@ __global__ void __launch_bounds__(kThreads) crop_kernel(Windows win, const T* sr
   }
 }
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
 template <typename T>
 void launch(const Windows& win, const void* src, const void* g, void* out, cudaStream_t stream) {
   const int64_t n = win.B * win.C * win.h * win.w;
@@ -46,15 +36,9 @@ void launch(const Windows& win, const void* src, const void* g, void* out, cudaS
 
 void window_crop_cuda(const Windows& win, DType dtype, const void* src, const void* g, void* out, int device,
                       void* stream) {
-  // This module has its own (static) CUDA runtime, whose current device is not torch's.
-  check(cudaSetDevice(device), "cudaSetDevice");
-  const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::f32: launch<float>(win, src, g, out, s); break;
-    case DType::f16: launch<__half>(win, src, g, out, s); break;
-    case DType::bf16: launch<__nv_bfloat16>(win, src, g, out, s); break;
-  }
-  check(cudaGetLastError(), "window_crop_cuda launch");
+  launch_on_device(device, dtype, "window_crop_cuda launch", [&](auto storage) {
+    launch<typename decltype(storage)::type>(win, src, g, out, static_cast<cudaStream_t>(stream));
+  });
 }
 
 }  // namespace mind_engine

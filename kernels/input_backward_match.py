@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .._torch_impl import SCORE_HALF
+from ..ops._torch_impl import SCORE_HALF
 TILE_H, TILE_W = 16, 32
 LOW = 0xFFFFFFFF
 

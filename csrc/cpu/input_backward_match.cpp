@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "input_backward_match.h"
@@ -145,16 +144,11 @@ void input_backward_match_cpu(const FirstLayer& f, Reduced out, int threads) {
   for (int64_t c = 0; c < f.C; ++c)
     for (int o = 0; o < kRows; ++o)
       for (int k = 0; k < 9; ++k) wt[(c * 9 + k) * kRows + o] = f.weight[(c * kRows + o) * 9 + k];
-  // Small jobs stay on one thread: starting threads would cost more than they save.
-  const int64_t n = f.B * f.C * f.h * f.w < (1 << 16) ? 1 : std::clamp<int64_t>(threads, 1, f.B);
-  auto run = [&](int64_t t) {
+  const int64_t n = thread_count(f.B * f.C * f.h * f.w, 1 << 16, threads, f.B);
+  parallel_for(n, [&](int64_t t) {
     std::vector<float> edge(f.C * 3 * (V + 2));
     for (int64_t b = t; b < f.B; b += n) match_seed(f, b, wt.data(), edge, out);
-  };
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < n; ++t) pool.emplace_back(run, t);
-  run(0);
-  for (auto& th : pool) th.join();
+  });
 }
 
 }  // namespace mind_engine

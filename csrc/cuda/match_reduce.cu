@@ -1,13 +1,7 @@
 // CUDA matching reduction: one block per batch row. The block scans the search box for the
 // argmax of S = max_c |rows| (lowest flat index on ties), then sums S over the 20 x 20 score
 // window; all arithmetic is fp32 whatever the storage type (fp32, fp16 or bf16).
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <cub/block/block_reduce.cuh>
-#include <stdexcept>
-#include <string>
 
 #include "match_reduce.h"
 
@@ -81,28 +75,15 @@ __global__ void __launch_bounds__(kThreads) match_reduce_kernel(RowMaps r, const
   }
 }
 
-template <typename T>
-void launch(const RowMaps& r, const int64_t* box, Reduced out, cudaStream_t stream) {
-  match_reduce_kernel<T><<<static_cast<unsigned>(r.B), kThreads, 0, stream>>>(r, box, out);
-}
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
 }  // namespace
 
 void match_reduce_cuda(const RowMaps& r, DType dtype, const int64_t* box, Reduced out, int device,
                        void* stream) {
-  // This module has its own (static) CUDA runtime, whose current device is not torch's.
-  check(cudaSetDevice(device), "cudaSetDevice");
-  const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::f32: launch<float>(r, box, out, s); break;
-    case DType::f16: launch<__half>(r, box, out, s); break;
-    case DType::bf16: launch<__nv_bfloat16>(r, box, out, s); break;
-  }
-  check(cudaGetLastError(), "match_reduce_cuda launch");
+  launch_on_device(device, dtype, "match_reduce_cuda launch", [&](auto storage) {
+    using T = typename decltype(storage)::type;
+    const auto s = static_cast<cudaStream_t>(stream);
+    match_reduce_kernel<T><<<static_cast<unsigned>(r.B), kThreads, 0, s>>>(r, box, out);
+  });
 }
 
 }  // namespace mind_engine

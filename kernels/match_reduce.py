@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .._torch_impl import SCORE_HALF
+from ..ops._torch_impl import SCORE_HALF
 BLOCK = 1024
 
 

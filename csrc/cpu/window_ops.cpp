@@ -2,8 +2,6 @@
 // margins, the planes split over threads in contiguous ranges.
 #include <algorithm>
 #include <cstring>
-#include <thread>
-#include <vector>
 
 #include "window_ops.h"
 
@@ -36,19 +34,14 @@ void crop_plane(const Windows& win, const float* src, const float* g, float* out
 
 void window_crop_cpu(const Windows& win, const float* src, const float* g, float* out, int threads) {
   const int64_t planes = win.B * win.C, size = win.h * win.w;
-  // Small jobs stay on one thread: starting threads would cost more than they save.
-  const int64_t n = planes * size < (1 << 18) ? 1 : std::clamp<int64_t>(threads, 1, planes);
-  auto run = [&](int64_t t) {
+  const int64_t n = thread_count(planes * size, 1 << 18, threads, planes);
+  parallel_for(n, [&](int64_t t) {
     for (int64_t p = planes * t / n; p < planes * (t + 1) / n; ++p) {
       const int64_t b = p / win.C, c = p % win.C;
       crop_plane(win, src + b * win.src_batch + c * win.Hs * win.Ws, g ? g + p * size : nullptr, out + p * size,
                  win.origin[2 * b], win.origin[2 * b + 1]);
     }
-  };
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < n; ++t) pool.emplace_back(run, t);
-  run(0);
-  for (auto& th : pool) th.join();
+  });
 }
 
 }  // namespace mind_engine

@@ -2,7 +2,7 @@
 // so that mind_engine._C.cuda_available() is safe to call anywhere.
 #include <cuda_runtime.h>
 
-#include "match_reduce.h"
+#include "common.h"
 
 namespace mind_engine {
 

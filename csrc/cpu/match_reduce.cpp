@@ -2,8 +2,6 @@
 // NaN entries of the maps count as 0 (std::max(s, NaN) keeps s), as in the torch reference.
 #include <algorithm>
 #include <cmath>
-#include <thread>
-#include <vector>
 
 #include "match_reduce.h"
 
@@ -46,17 +44,10 @@ void reduce_row(const RowMaps& r, int64_t b, const int64_t* box, Reduced out) {
 }  // namespace
 
 void match_reduce_cpu(const RowMaps& r, const int64_t* box, Reduced out, int threads) {
-  // At most `threads` threads (torch.get_num_threads() from the front-end); small jobs stay on
-  // one thread: starting threads would cost more than they save.
-  const int64_t work = r.B * r.C * r.H * r.W;
-  const int64_t n = work < (1 << 16) ? 1 : std::clamp<int64_t>(threads, 1, std::max<int64_t>(r.B, 1));
-  auto run = [&](int64_t t) {
+  const int64_t n = thread_count(r.B * r.C * r.H * r.W, 1 << 16, threads, r.B);
+  parallel_for(n, [&](int64_t t) {
     for (int64_t b = t; b < r.B; b += n) reduce_row(r, b, box, out);
-  };
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < n; ++t) pool.emplace_back(run, t);
-  run(0);
-  for (auto& th : pool) th.join();
+  });
 }
 
 }  // namespace mind_engine

@@ -4,13 +4,7 @@
 // one 64-bit key (S's bits above, ~flat index below: the larger key is the larger S, then the
 // lower index) and atomically maxes it into idx. Pass B: one block per (seed, image) decodes the
 // key and sums S over the 20 x 20 score window around the peak.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <cub/block/block_reduce.cuh>
-#include <stdexcept>
-#include <string>
 
 #include "input_backward_match.h"
 
@@ -120,10 +114,6 @@ __global__ void __launch_bounds__(kThreads) score_kernel(FirstLayer f, const T* 
   }
 }
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
 template <typename T>
 void launch(const FirstLayer& f, Reduced out, cudaStream_t stream) {
   const T* g = static_cast<const T*>(f.g);
@@ -138,16 +128,9 @@ void launch(const FirstLayer& f, Reduced out, cudaStream_t stream) {
 }  // namespace
 
 void input_backward_match_cuda(const FirstLayer& f, DType dtype, Reduced out, int device, void* stream) {
-  // This module has its own (static) CUDA runtime, whose current device is not torch's.
-  check(cudaSetDevice(device), "cudaSetDevice");
-  if (f.B == 0) return;
-  const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::f32: launch<float>(f, out, s); break;
-    case DType::f16: launch<__half>(f, out, s); break;
-    case DType::bf16: launch<__nv_bfloat16>(f, out, s); break;
-  }
-  check(cudaGetLastError(), "input_backward_match_cuda launch");
+  launch_on_device(device, dtype, "input_backward_match_cuda launch", [&](auto storage) {
+    if (f.B > 0) launch<typename decltype(storage)::type>(f, out, static_cast<cudaStream_t>(stream));
+  });
 }
 
 }  // namespace mind_engine
