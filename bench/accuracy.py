@@ -2,6 +2,7 @@
 
     python bench/accuracy.py [--weights PATH] [--stride 16] [--radius R] [--synthetic 3] [--layered 3]
                              [--moto-width 256] [--kitti DIR] [--sintel DIR] [--keep 1.0 0.5]
+                             [--levels 2 3 auto]
 
 Datasets (``mind_engine.evaluation.pairs``): synthetic-motion pairs from held-out still images,
 layered-motion pairs (shapes moving over a moving background, occlusions, motion up to
@@ -14,7 +15,9 @@ flow 2012 / MPI-Sintel training folders (resized to 384x128 / 256x128 as in the 
 * MIND (``mind_engine.match``; ranked by its peak-to-mean score),
 * MIND+sub    (beyond the paper: sub-pixel quadratic refinement of both points),
 * MIND+FB     (beyond the paper: matches failing the forward-backward check, > 1 px, ranked last),
-* MIND+sub+FB (both).
+* MIND+sub+FB (both),
+* MIND L=K    (with ``--levels K ...``: coarse-to-fine MIND through K pyramid levels,
+  ``mind_engine.match(levels=K)``, ranked by its finest level's score; one column per K).
 
 MIND, MIND+sub and their FB variants come from two passes of the engine (img1->img3 and
 img3->img1, each computing the Jacobian rows once: ``mind_engine.engine.refine.match_subpixel(both=True)``,
@@ -48,7 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from mind_engine import match  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
+from mind_engine.checks import check_levels  # noqa: E402
 from mind_engine.engine.refine import fb_flags, match_subpixel  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
@@ -94,6 +99,8 @@ def build_parser():
     p.add_argument("--fb-tol", type=float, default=1.0)
     p.add_argument("--no-fb", action="store_true", help="skip matching img3 -> img1 (no FB columns; halves the MIND time)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--levels", nargs="+", default=[],
+                   help="also coarse-to-fine MIND with these pyramid levels (integers > 1 or 'auto'), one column each")
     add_output_args(p, "accuracy_<device>.json")
     return p
 
@@ -139,6 +146,11 @@ def run_pair(p, model, a, timings):
     kw = dict(radius=a.radius, model=model, device=a.device, tier=a.tier)
     fi, fs = match_subpixel(p.img1, p.img3, stride=a.stride, both=True, **kw)
     timings["MIND img1->img3"] += time.perf_counter() - t
+    for lv in a.levels:
+        t = time.perf_counter()
+        res[f"MIND L={lv}"] = B.Correspondences.from_matches(match(p.img1, p.img3, stride=a.stride, levels=lv, **kw),
+                                                             f"MIND L={lv}")
+        timings[f"MIND L={lv}"] = timings.get(f"MIND L={lv}", 0.0) + time.perf_counter() - t
     res["MIND"] = B.Correspondences.from_matches(fi, "MIND")
     res["MIND+sub"] = B.Correspondences.from_matches(fs, "MIND+sub")
     extra = {}
@@ -203,6 +215,10 @@ def main(argv=None):
         fail(f"--keep fractions must lie in (0, 1], got {a.keep}")
     if a.threads:
         torch.set_num_threads(a.threads)
+    try:
+        a.levels = [check_levels(lv if lv.lower() == "auto" else float(lv), name="--levels") for lv in a.levels]
+    except ValueError as e:
+        fail(str(e))
     wpath = Path(a.weights) if a.weights else W.DEFAULT_WEIGHTS
     try:
         model = W.load_model(a.weights, device=a.device)
@@ -210,7 +226,7 @@ def main(argv=None):
         fail(f"{e}" + ("" if a.weights else "\n  (no trained default model yet: pass one with --weights PATH)"))
     _, _, meta = W.read_checkpoint(wpath)
     sha = hashlib.sha256(wpath.read_bytes()).hexdigest()
-    methods = [m for m in METHODS if not (a.no_fb and "FB" in m)]
+    methods = [m for m in METHODS if not (a.no_fb and "FB" in m)] + [f"MIND L={lv}" for lv in a.levels]
     doc = {"command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
            "machine": {"platform": platform.platform(), "processor": platform.processor(),
                        "device": a.device, "torch": torch.__version__, "threads": torch.get_num_threads()},

@@ -10,7 +10,11 @@ always on a sample, extrapolated), torch.autograd.grad(..., is_grads_batched=Tru
 engine tier, with tier 3's T4 variants (t3-bf16, t3-fp16: 16-bit storage, not exact; their
 exactness columns say how far). Times are end to end: the forward (or linearisation) once, plus the matching of
 every query. With --sample N only N queries are matched and the per-query time is extrapolated
-to the job; such rows say so. Exactness: each method's matches on a common set of queries
+to the job; such rows say so. Method ``c2f`` is coarse-to-fine MIND (``Engine.match(levels="auto")``,
+``mind_engine.engine.pyramid``) on the semi-dense job (the dense one too with --sample 0), every
+query always (its coarse levels match whole grids), with its ratio to single-level t3 at R=32
+and R=None of the same run; it is not exact against tier 0 on the pair (each level is exact on
+the warped pair it sees), so it has no exactness columns. Exactness: each method's matches on a common set of queries
 against tier 0's (same match point, largest relative difference of peak and score).
 
 Prints a table and writes JSON (--out, default bench/results/latency_<device>.json; an existing
@@ -31,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mind_engine.engine.engine import Engine
 from mind_engine.engine.matching import grid_queries, search_boxes
 from mind_engine.engine.oracle import Tier0
 from mind_engine.engine.tiers import TIERS, make_tier
@@ -239,12 +244,43 @@ def time_model(args, device, clock, model, spec: str, i1, i3) -> list[dict]:
                 rows.append(rec)
                 print(f"  {spec} {name:4s} {job:10s} R={radius}: {rec['total_ms'] / 1e3:9.2f} s"
                       f"{' (extrapolated)' if rec['extrapolated'] else ''}", file=sys.stderr)
+    if not args.only or "c2f" in args.only:
+        rows += time_coarse_to_fine(args, device, clock, model, spec, i1, i3, rows)
     for rec in rows:
         t0 = next((r for r in rows if r["method"] == "t0" and r["job"] == rec["job"] and r["radius"] == rec["radius"]),
                   None)
         if t0 is not None:
             rec["speedup_vs_t0_per_query"] = t0["per_query_ms"] / rec["per_query_ms"]
             rec["speedup_vs_t0_total"] = t0["total_ms"] / rec["total_ms"]
+    return rows
+
+
+def time_coarse_to_fine(args, device, clock, model, spec: str, i1, i3, single: list[dict]) -> list[dict]:
+    """Coarse-to-fine MIND (levels "auto") over every query of each job it runs, per radius, with
+    its time against single-level t3's rows of this run (``single``) at R=32 and R=None."""
+    h, w = i1.shape[-2:]
+    rows = []
+    for radius in args.radii:
+        for job in (j for j in args.jobs if j == "semi-dense" or args.sample == 0):
+            engine = Engine(i1[0], i3[0], model=model, device=device)
+            times = []
+            for rep in range(args.warmup + args.repeats):
+                with PeakMemory(device) as mem:
+                    m, t = clock(lambda: engine.coarse_to_fine(stride=JOBS[job], radius=radius, levels="auto"))
+                if rep >= args.warmup:
+                    times.append(t)
+            total = statistics.median(times)
+            rec = {"model": spec, "method": "c2f", "label": f"coarse-to-fine, {m.levels} levels, radii {m.radii}",
+                   "job": job, "stride": JOBS[job], "radius": radius, "queries": len(m.matches), "queries_timed": len(m.matches),
+                   "extrapolated": False, "forward_ms": float("nan"), "per_query_ms": 1e3 * total / len(m.matches),
+                   "total_ms": 1e3 * total, "queries_per_s": len(m.matches) / total, "peak_memory_bytes": mem.bytes,
+                   "levels": m.levels, "level_radii": m.radii}
+            for r in (32, None):
+                t3 = next((s for s in single if s["method"] == "t3" and s["job"] == job and s["radius"] == r), None)
+                if t3 is not None:
+                    rec[f"ratio_to_t3_R{r}"] = rec["total_ms"] / t3["total_ms"]
+            rows.append(rec)
+            print(f"  {spec} c2f  {job:10s} R={radius}: {total:9.2f} s ({m.levels} levels)", file=sys.stderr)
     return rows
 
 
@@ -296,7 +332,7 @@ def main(argv=None) -> dict:
                         "GPU, 48 on the CPU)")
     p.add_argument("--t0-sample", type=int, default=4, help="queries timed for t0 and the batched VJP (default 4)")
     p.add_argument("--only", nargs="*", default=None,
-                   help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt; default all that can run)")
+                   help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt c2f; default all that can run)")
     p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS), help="default: all")
     p.add_argument("--radii", nargs="+", type=_radius, default=list(RADII),
                    help="search radii, 'none' for the whole image (default: none 32)")

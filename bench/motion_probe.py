@@ -1,12 +1,15 @@
 """The motion probe (``mind_engine.evaluation.motion_probe``): does a model move content?
 
-    python bench/motion_probe.py [--weights PATH ...] [--threads 1] [--baselines] [--out JSON] [--force]
+    python bench/motion_probe.py [--weights PATH ...] [--levels 1 2 3 auto] [--threads 1] [--baselines]
+                                 [--out JSON] [--force]
 
 Held-out still images (never training textures) moved by known translations of 1-32 px in four
 directions and two small affine motions, 96x96, queries every 12 px, search radius 24. Per
 motion: the median match displacement along the true direction (a blender scores 0, a matcher d),
 APE, Acc@1, Acc@2 of all evaluable matches, and where the Jacobian rows' centroids point. With
 ``--baselines``, OpenCV's KLT and DIS run on the same frames from the same points (in image 1).
+``--levels``: each model is probed once per number of pyramid levels (``mind_engine.match``'s
+``levels``; results keyed ``WEIGHTS`` for 1, ``WEIGHTS levels=K`` otherwise).
 About 20 s per model on one core of this project's CPU. Writes bench/results/motion_probe_<device>.json
 (or --out; an existing file only with --force).
 """
@@ -26,7 +29,8 @@ if str(ROOT) not in sys.path:
 
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
-from mind_engine.evaluation.motion_probe import passes, probe, table  # noqa: E402
+from mind_engine.checks import check_levels  # noqa: E402
+from mind_engine.evaluation.motion_probe import EngineMatcher, passes, probe, table  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 
@@ -42,19 +46,28 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", nargs="+", default=["default"],
                    help="safetensors checkpoints to probe ('default': the bundled model)")
+    p.add_argument("--levels", nargs="+", default=["1"],
+                   help="pyramid levels to probe each model with (integers or 'auto'; default: 1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--baselines", action="store_true", help="also probe KLT and DIS on the same frames")
     add_output_args(p, "motion_probe_cpu.json")
     args = p.parse_args(argv)
     out = output_path(p, args, "motion_probe_cpu.json")
+    try:
+        levels = [check_levels(lv if lv.lower() == "auto" else float(lv), name="--levels") for lv in args.levels]
+    except ValueError as e:
+        p.error(str(e))
     torch.set_num_threads(args.threads)
     results = {}
     for spec in args.weights:
         path = W.DEFAULT_WEIGHTS if spec == "default" else Path(spec)
         model = W.model_from_checkpoint(path).eval()
-        r = probe(model)
-        results[spec] = {**r, "passes": passes(r), "weights_sha256": W.weights_sha256(model)}
-        print(f"\n## {spec} ({r['seconds']:.1f} s; passes the model issue's bar: {passes(r)})\n\n{table(r)}")
+        for lv in levels:
+            engine = EngineMatcher(model, levels=lv)
+            r = probe(model, matcher=engine.match, rows=engine.rows if lv == 1 else None)
+            key = spec if lv == 1 else f"{spec} levels={lv}"
+            results[key] = {**r, "passes": passes(r), "weights_sha256": W.weights_sha256(model), "levels": lv}
+            print(f"\n## {key} ({r['seconds']:.1f} s; passes the model issue's bar: {passes(r)})\n\n{table(r)}")
     if args.baselines:
         for name, method in (("KLT", B.klt), ("DIS", B.dis)):
             r = probe(matcher=baseline_matcher(method))

@@ -11,6 +11,14 @@ the image loss to the frame average's (below 1: the network beats the blend).
     .venv/bin/python bench/probe_curves.py --run base ~/.cache/mind_runs/s_base/log.jsonl \
         --run aux ~/.cache/mind_runs/s_aux/log.jsonl --json-dir bench/results/learning_curve \
         --out bench/results/learning_curve/study.png
+
+A run continued from another one's checkpoint (``--init``) is one lineage: give its logs in order,
+comma-separated, each optionally cut at the step the next one started from (``LOG@STEP``); steps
+and training seconds then run on across the pieces, and ``--hours`` draws against CPU-hours::
+
+    .venv/bin/python bench/probe_curves.py --hours \
+        --run default_candidate runs/long_skip/log.jsonl@2000,runs/long_b/log.jsonl,runs/long_c/log.jsonl \
+        --json-dir bench/results/learning_curve --out mind_engine/weights/probe_curve.png
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -26,29 +35,58 @@ import matplotlib.pyplot as plt  # noqa: E402
 DISTANCES = ("2", "4", "8")
 
 
-def read_log(path) -> dict:
-    """{"probe": [(step, train_seconds-free record)], "loss": [...]} of one training log."""
-    probe, loss = [], []
-    for line in Path(path).read_text().splitlines():
-        rec = json.loads(line)
-        if "probe" in rec:
-            probe.append({"step": rec["step"], "score": rec["probe_score"], "match_acc10": rec["match_acc10"],
-                          "by_d": {k: {m: v[m] for m in ("median_disp", "APE", "Acc@1", "Acc@2", "centroid")}
-                                   for k, v in rec["probe"].items()}})
-        elif "train_average_loss" in rec:
-            loss.append({k: rec[k] for k in ("step", "train_image_loss", "train_average_loss", "val_ie",
-                                              "val_ie_average", "lr", "train_seconds")})
+def read_lineage(spec: str) -> dict:
+    """One lineage ``LOG[@STEP],LOG[@STEP],...``: the pieces' records in order, each piece's steps
+    and training seconds offset by where the previous piece stopped (its cut, or its last record)."""
+    probe, loss, step0, seconds0 = [], [], 0, 0.0
+    for piece in spec.split(","):
+        path, _, upto = piece.partition("@")
+        run = read_log(path, int(upto) if upto else None)
+        # a continued piece's step-0 probe repeats the previous piece's last one
+        probe += [{**r, "step": r["step"] + step0} for r in run["probe"] if not (probe and r["step"] == 0)]
+        loss += [{**r, "step": r["step"] + step0, "train_seconds": r["train_seconds"] + seconds0}
+                 for r in run["loss"]]
+        if run["loss"]:
+            step0 = (int(upto) if upto else run["loss"][-1]["step"]) + step0
+            seconds0 = loss[-1]["train_seconds"]
     return {"probe": probe, "loss": loss}
 
 
-def plot(runs: dict, out: Path) -> None:
+def read_log(path, upto: int | None = None) -> dict:
+    """{"probe": [...], "loss": [...]}: the probe and loss records of one training log, up to
+    step ``upto`` when given (a later record of the same step, written after a resume, wins)."""
+    probe, loss = {}, {}
+    for line in Path(path).expanduser().read_text().splitlines():
+        rec = json.loads(line)
+        if upto is not None and rec["step"] > upto:
+            continue
+        if "probe" in rec:
+            probe[rec["step"]] = {"step": rec["step"], "score": rec["probe_score"], "match_acc10": rec["match_acc10"],
+                                  "by_d": {k: {m: v[m] for m in ("median_disp", "APE", "Acc@1", "Acc@2", "centroid")}
+                                           for k, v in rec["probe"].items()}}
+        elif "train_average_loss" in rec:
+            loss[rec["step"]] = {k: rec[k] for k in ("step", "train_image_loss", "train_average_loss", "val_ie",
+                                                      "val_ie_average", "lr", "train_seconds")}
+    return {"probe": [probe[k] for k in sorted(probe)], "loss": [loss[k] for k in sorted(loss)]}
+
+
+def x_values(run: dict, steps: list, hours: bool) -> list:
+    """The steps, or with ``hours`` the CPU-hours of training at each, interpolated between the
+    loss records' seconds."""
+    if not hours:
+        return steps
+    known = [(0, 0.0)] + [(r["step"], r["train_seconds"] / 3600) for r in run["loss"]]
+    return [float(np.interp(s, [k for k, _ in known], [h for _, h in known])) for s in steps]
+
+
+def plot(runs: dict, out: Path, hours: bool = False) -> None:
     fig, axes = plt.subplots(1, len(DISTANCES) + 2, figsize=(4 * (len(DISTANCES) + 2), 3.6))
     for name, run in runs.items():
-        steps = [r["step"] for r in run["probe"]]
+        steps = x_values(run, [r["step"] for r in run["probe"]], hours)
         for ax, d in zip(axes, DISTANCES):
             ax.plot(steps, [r["by_d"][d]["median_disp"] for r in run["probe"]], "o-", ms=3, label=name)
         axes[-2].plot(steps, [r["score"] for r in run["probe"]], "o-", ms=3, label=name)
-        axes[-1].plot([r["step"] for r in run["loss"]],
+        axes[-1].plot(x_values(run, [r["step"] for r in run["loss"]], hours),
                       [r["train_image_loss"] / r["train_average_loss"] for r in run["loss"]], "o-", ms=3, label=name)
     for ax, d in zip(axes, DISTANCES):
         ax.axhline(float(d), ls=":", color="grey")
@@ -57,7 +95,7 @@ def plot(runs: dict, out: Path) -> None:
     axes[-1].axhline(1.0, ls=":", color="grey")
     axes[-1].set_title("image loss / frame average's")
     for ax in axes:
-        ax.set_xlabel("training step")
+        ax.set_xlabel("training CPU-hours" if hours else "training step")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,19 +104,20 @@ def plot(runs: dict, out: Path) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", nargs=2, action="append", metavar=("NAME", "LOG"), required=True,
-                   help="a run's name and its training --log file")
+    p.add_argument("--run", nargs=2, action="append", metavar=("NAME", "LOGS"), required=True,
+                   help="a run's name and its training --log file (a lineage: LOG[@STEP],LOG[@STEP],...)")
+    p.add_argument("--hours", action="store_true", help="draw against training CPU-hours, not steps")
     p.add_argument("--json-dir", default=None, help="also write probe_<NAME>.json per run here")
     p.add_argument("--out", required=True, help="PNG to write")
     a = p.parse_args(argv)
-    runs = {name: read_log(log) for name, log in a.run}
+    runs = {name: read_lineage(logs) for name, logs in a.run}
     if a.json_dir:
         for name, run in runs.items():
             path = Path(a.json_dir) / f"probe_{name}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"run": name, "log": str(dict(a.run)[name]), **run}, indent=1) + "\n")
             print(f"wrote {path}")
-    plot(runs, Path(a.out))
+    plot(runs, Path(a.out), a.hours)
     print(f"wrote {a.out}")
 
 

@@ -11,18 +11,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def add_output_args(p: argparse.ArgumentParser, default_name: str) -> None:
-    p.add_argument("--out", default=None, help=f"JSON path (default bench/results/{default_name})")
-    p.add_argument("--force", action="store_true", help="overwrite the JSON file if it exists (committed results too)")
+    kind = Path(default_name).suffix.lstrip(".").upper() or "output"
+    p.add_argument("--out", default=None, help=f"{kind} path (default bench/results/{default_name})")
+    p.add_argument("--force", action="store_true", help=f"overwrite the {kind} file if it exists (committed results too)")
 
 
 def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
-    """The JSON path of this run, refused (exit 2, before any work) when it exists and --force is
+    """The output path (JSON, figure) of this run, refused (exit 2, before any work) when it exists and --force is
     not given, or when its folder cannot be written."""
     from mind_engine.checks import check_writable
 
     path = Path(args.out) if args.out else RESULTS / default_name
     if path.exists() and not args.force:
-        p.error(f"{path} exists{' (committed results)' if path.parent == RESULTS else ''}: pass --out NEW.json "
+        p.error(f"{path} exists{' (committed results)' if path.parent == RESULTS else ''}: pass --out NEW{path.suffix} "
                 f"to write elsewhere, or --force to overwrite it")
     try:
         check_writable(path, "--out")

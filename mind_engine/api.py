@@ -8,7 +8,7 @@ from .matches import Matches
 
 def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None,
           queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
-          backend: str = "torch") -> Matches:
+          backend: str = "torch", levels: int | str = 1) -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
     Queries are a grid of ``stride`` (default) or the caller's (N, 2) ``queries``; ``radius``
@@ -17,6 +17,9 @@ def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, de
     ``memory`` bounds its working memory in bytes, ``backend`` runs it through torch or an exported
     graph ("onnxruntime", "tensorrt"), ``progress`` shows a bar (default: when many chunks run on a
     terminal). An empty query set (or a grid that misses a tiny image) gives an empty ``Matches``.
+    ``levels``: 1 (the default) matches at the images' own scale; k > 1 or "auto" matches coarse
+    to fine through an image pyramid, for motions larger than the network follows at one scale
+    (``mind_engine.engine.pyramid``; ``Engine.coarse_to_fine`` also returns the motion fields).
 
     ``device``: the one asked for, else ``model``'s device, else CUDA when available, else the CPU
     (the same rule as ``load_model`` and ``interpolate``). ``model`` is never changed: a model on
@@ -25,7 +28,7 @@ def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, de
     the estimate (``mind_engine.engine.budget``).
     """
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
-    return engine.match(queries, stride, radius, progress)
+    return engine.match(queries, stride, radius, progress, levels)
 
 
 def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", memory: int | None = None,

@@ -72,6 +72,26 @@ def check_radius(radius, name: str = "radius") -> int | None:
     return check_integer(radius, name, 0, none=True)
 
 
+def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: str = "levels") -> int | str:
+    """A pyramid depth (``mind_engine.engine.pyramid``): a positive integer or "auto". With the
+    pair's ``hw``, "auto" is resolved (for ``radius``) and a depth the pair cannot hold (its
+    coarsest level under ``pyramid.MIN_SIDE`` pixels on the shorter side) is refused."""
+    from .engine.pyramid import MIN_SIDE, auto_levels, max_levels
+
+    if isinstance(levels, str):
+        if levels.strip().lower() != "auto":
+            raise ValueError(f"{name} must be a positive integer or 'auto', got {levels!r}")
+        return "auto" if hw is None else auto_levels(hw, radius)
+    n = _number(levels)
+    if n is None or not math.isfinite(n) or n != int(n) or n < 1:
+        raise ValueError(f"{name} must be a positive integer or 'auto', got {levels!r}")
+    n = int(n)
+    if hw is not None and n > max_levels(hw):
+        raise ValueError(f"{name}={n} is too deep for a {hw[1]}x{hw[0]} pair: its coarsest level would be under "
+                         f"{MIN_SIDE} px on the shorter side; at most {max_levels(hw)} here (or 'auto')")
+    return n
+
+
 def device_bytes(device: torch.device) -> int | None:
     """All the memory ``device`` has (None where unknown)."""
     if device.type == "cuda":

@@ -32,7 +32,7 @@ from .backends import cli as export_cli
 from .batch import cli as batch_cli
 from .batch.signals import Terminated
 from .checks import FIGURE_SUFFIXES, check_distinct, check_folder, check_writable
-from .cliargs import add_model_options, check_options, number, radius, subcommand
+from .cliargs import add_model_options, check_options, levels, number, radius, subcommand
 from .images import IMAGE_SUFFIXES, check_image_path, write_image
 
 PROG = "mind-engine"
@@ -86,15 +86,19 @@ def _match_record(m, flags=None) -> list[dict]:
 
 
 def run_match(img1, img3, model, *, stride=4, radius=None, device=None, tier="auto",
-              subpixel=False, fb=False, top=None, progress=None):
+              subpixel=False, fb=False, top=None, progress=None, levels=1):
     """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
     from .api import match
     from .evaluation.metrics import rank
     from .engine.refine import match_fb, match_subpixel
 
     t = time.perf_counter()
-    run = match_subpixel if subpixel else match
-    m = run(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier, progress=progress)
+    if subpixel:
+        m = match_subpixel(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
+                           progress=progress)
+    else:
+        m = match(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
+                  progress=progress, levels=levels)
     flags = None
     if fb:
         m, flags = match_fb(img1, img3, radius=radius, model=model, device=device, tier=tier,
@@ -110,6 +114,9 @@ def _check_match_args(a) -> None:
     """The files and output paths of ``match``, before any network runs (the options are
     checked by ``cliargs.check_options``)."""
     _check_inputs(a)
+    if a.levels != 1 and (a.subpixel or a.fb):
+        raise ValueError(f"--levels {a.levels} does not combine with {'--subpixel' if a.subpixel else '--fb'}: "
+                         f"coarse-to-fine points are already sub-pixel, and its consistency test is built in")
     if a.out:
         check_writable(a.out, "--out", FIGURE_SUFFIXES)
         from .evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part
@@ -123,7 +130,7 @@ def cmd_match(a) -> int:
     img1, img3 = _read(a.img1), _read(a.img3)
     m, flags, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius,
                                device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top,
-                               progress=True)
+                               progress=True, levels=a.levels)
     h, w = img1.shape[:2]
     to_stdout = a.json == "-"
     say = (lambda *x: print(*x, file=sys.stderr)) if to_stdout else print  # keep stdout pure JSON
@@ -134,7 +141,7 @@ def cmd_match(a) -> int:
             f"  p3=({m.pts3[i][0]:.2f},{m.pts3[i][1]:.2f})  score={m.score[i]:.2f}")
     if a.json:
         doc = {"img1": str(a.img1), "img3": str(a.img3), "width": w, "height": h, "stride": a.stride,
-               "radius": a.radius, "top": a.top, "weights": a.weights or "default", "tier": a.tier,
+               "radius": a.radius, "levels": a.levels, "top": a.top, "weights": a.weights or "default", "tier": a.tier,
                "subpixel": a.subpixel, "fb": a.fb, "seconds": secs, "n": len(m),
                "matches": _match_record(m, flags)}
         if to_stdout:
@@ -256,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--stride", type=number, default=4, help="query grid stride in pixels")
     m.add_argument("--radius", type=radius, default=None,
                    help="search radius around each query ('none': the whole image, the default)")
+    m.add_argument("--levels", type=levels, default=1,
+                   help="pyramid levels: 1 matches at one scale; K or 'auto' coarse to fine, for motion larger "
+                        "than the model follows")
     m.add_argument("--top", type=number, default=None, help="keep only the K best matches (default: all)")
     m.add_argument("--out", default=None, help="draw the matches to this image file (default: no figure)")
     m.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from .checks import check_device, check_integer, check_radius, check_real, check_stride
+from .checks import check_device, check_integer, check_levels, check_radius, check_real, check_stride
 
 # option -> rule(value, its name): what the value must be, applied to every sub-command that has it
 RULES = {
     "stride": check_stride,
     "radius": check_radius,
+    "levels": lambda v, n: check_levels(v, name=n),
     "top": lambda v, n: check_integer(v, n, 1),
     "gap": lambda v, n: check_integer(v, n, 1),
     "workers": lambda v, n: check_integer(v, n, 1),
@@ -51,6 +52,11 @@ def number(s: str):
 def radius(s: str):
     """``none`` or ``full`` (the whole image), else a number."""
     return None if s.lower() in ("none", "full") else number(s)
+
+
+def levels(s: str):
+    """``auto``, else a number (``checks.check_levels`` decides)."""
+    return "auto" if s.strip().lower() == "auto" else number(s)
 
 
 def add_model_options(sp) -> None:

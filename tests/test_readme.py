@@ -135,11 +135,14 @@ def test_demo_match_and_python_example_run_as_written(tmp_path, monkeypatch, cap
             assert cli.main(argv) == 0, capsys.readouterr().err
         for f in ("mind_demo/matches.png", "mind_demo/fig4.png", "matches.png", "matches.json"):
             assert (tmp_path / f).stat().st_size > 0, f
-        api, many = blocks("python")
+        api, levels, many = blocks("python")
         scope = {}
         exec(compile(api, "README.md", "exec"), scope)
         assert len(scope["m"]) == 2 and scope["g1"].shape == (1, 3, 173, 256) and scope["mid"].shape == (173, 256, 3)
         assert scope["H"] is None or scope["H"].shape == (3, 3)
+        exec(compile(levels, "README.md", "exec"), scope)  # coarse to fine, on the same images
+        assert scope["res"].levels == 4 and len(scope["m"]) == len(scope["res"].matches)
+        assert scope["res"].fields[-1].shape == (173, 256, 2)
         scope = {}
         exec(compile(many, "README.md", "exec"), scope)
         assert scope["man"]["counts"]["ok"] == 1 and scope["d"]["pts1"].shape[1] == 2

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from ..checks import check_folder, check_queries
-from ..cliargs import add_model_options, number, radius, subcommand
+from ..cliargs import add_model_options, levels, number, radius, subcommand
 
 
 def add_parsers(sub, tiers) -> None:
@@ -28,6 +28,8 @@ def add_parsers(sub, tiers) -> None:
         sp.add_argument("--stride", type=number, default=4, help="query grid stride in pixels")
         sp.add_argument("--radius", type=radius, default=None,
                         help="search radius ('none': the whole image, the default)")
+        sp.add_argument("--levels", type=levels, default=1,
+                        help="pyramid levels: 1 matches at one scale; K or 'auto' coarse to fine, for large motion")
         sp.add_argument("--queries", default=None, metavar="FILE",
                         help="match at these points instead of a grid: a text file of x,y lines (default: the grid)")
         sp.add_argument("--tier", default="auto", choices=tiers, help="engine tier")
@@ -72,6 +74,7 @@ def _run(a, pairs, total, backend) -> int:
     from .job import match_many
 
     man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=_queries(a.queries), tier=a.tier,
+                     levels=a.levels,
                      weights=a.weights, device=a.device, backend=backend, workers=a.workers, threads=a.threads,
                      ray_address=a.ray_address, retries=a.retries, progress=False if a.no_progress else None,
                      total=total)

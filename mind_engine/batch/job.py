@@ -92,6 +92,7 @@ def _run_backend(backend, pending, sink, spec, settings, device, workers, thread
 
 
 def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queries=None, tier: str = "auto",
+               levels: int | str = 1,
                model=None, weights=None, device=None, memory: int | None = None, backend: str = "local",
                workers: int | None = None, threads: int | None = None, ray_address: str | None = None,
                retries: int = 2, progress: bool | None = None, callback: Callable | None = None,
@@ -128,7 +129,7 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
         raise TypeError(f"callback must be a function of one manifest record, or None; got {callback!r}")
     here = check_device(device, here=backend == "local")  # a Ray job's device is its workers'
     device = None if device is None else str(here)
-    settings = Settings.make(stride, radius, queries, tier, memory, device=here if backend == "local" else None)
+    settings = Settings.make(stride, radius, queries, tier, memory, here if backend == "local" else None, levels)
     spec = ModelSpec.from_args(model, weights)
     if isinstance(pairs, (str, Path)):
         pairs = read_pair_list(pairs)

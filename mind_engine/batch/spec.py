@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import check_memory, check_model, check_queries, check_radius, check_stride, check_tier
+from ..checks import check_levels, check_memory, check_model, check_queries, check_radius, check_stride, check_tier
 from ..model import MindConfig, MindNet
 from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, model_from_checkpoint, weights_sha256
 
@@ -65,19 +65,23 @@ class Settings:
     queries: tuple | None = None  # ((x, y), ...) floats, or None for the grid of ``stride``
     tier: str = "auto"
     memory: int | None = None
+    levels: int | str = 1
 
     @classmethod
     def make(cls, stride=4, radius=None, queries=None, tier="auto", memory=None,
-             device: torch.device | None = None) -> "Settings":
+             device: torch.device | None = None, levels=1) -> "Settings":
         """The settings, each checked as ``mind_engine.match`` checks it (``memory`` against
         ``device``, where the job's device is known here)."""
         q = None if queries is None else tuple(map(tuple, check_queries(queries).tolist()))
         return cls(check_stride(stride), check_radius(radius), q, check_tier(tier, "torch")[0],
-                   check_memory(memory, device))
+                   check_memory(memory, device), check_levels(levels))
 
     def to_dict(self) -> dict:
-        return {"stride": self.stride, "radius": self.radius, "tier": self.tier, "memory": self.memory,
-                "queries": None if self.queries is None else [list(q) for q in self.queries]}
+        """The settings as the manifest keeps them; ``levels`` only when not 1, so that folders
+        written before it existed keep their fingerprints."""
+        doc = {"stride": self.stride, "radius": self.radius, "tier": self.tier, "memory": self.memory,
+               "queries": None if self.queries is None else [list(q) for q in self.queries]}
+        return doc if self.levels == 1 else {**doc, "levels": self.levels}
 
 
 def fingerprint(spec: ModelSpec, settings: Settings) -> str:

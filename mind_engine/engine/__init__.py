@@ -10,6 +10,8 @@ by tiers of increasing speed that all compute tier 0's result (docs/architecture
     windowed.py       t2 / t3: t1 on windows, through torch or the fused kernels
     tiers.py          the tiers by name; "auto"
     refine.py         sub-pixel refinement and the forward-backward flag
+    densify.py        sparse grid matches -> a dense motion field, robustly
+    pyramid.py        coarse to fine: levels, warps, composition (any per-level matcher)
     engine.py         Engine: one pair, any queries
 """
 from .engine import Engine

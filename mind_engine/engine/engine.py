@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checks import check_device, check_integer, check_memory, check_model, check_stride, check_tier
+from ..checks import (check_device, check_integer, check_levels, check_memory, check_model, check_radius, check_stride,
+                      check_tier)
 from ..images import image_pair, pad_to_multiple
 from ..matches import Matches
 from ..weights import default_model
@@ -24,6 +25,7 @@ from . import refine
 from .budget import check_fits, estimate_bytes
 from .dense import DEFAULT_MEMORY
 from .matching import grid_queries, search_boxes, user_queries
+from .pyramid import CoarseToFine, Level, coarse_to_fine
 from .tiers import make_tier
 from .windowed import CPU_MEMORY
 
@@ -125,9 +127,12 @@ class Engine:
         return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
     def match(self, queries=None, stride: int = 4, radius: int | None = None,
-              progress: bool | None = None) -> Matches:
+              progress: bool | None = None, levels: int | str = 1) -> Matches:
         """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
-        each peak search to the square of that radius around its query (None: whole image)."""
+        each peak search to the square of that radius around its query (None: whole image).
+        ``levels`` > 1 or "auto": coarse to fine (``coarse_to_fine``; 1, the default, is one scale)."""
+        if check_levels(levels, self.hw, check_radius(radius)) != 1:
+            return self.coarse_to_fine(queries, stride, radius, levels, progress).matches
         q = self.queries(queries, stride)
         boxes = search_boxes(q, radius, self.hw)
         if len(q) == 0:  # nothing to match: no network runs
@@ -141,6 +146,22 @@ class Engine:
         (idx1, _, s1), (idx3, _, s3) = ([torch.cat(c) if c else torch.zeros(0) for c in zip(*parts)]
                                         for parts in (parts1, parts3))
         return Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1])
+
+    def coarse_to_fine(self, queries=None, stride: int = 4, radius: int | None = None, levels: int | str = "auto",
+                       progress: bool | None = None) -> CoarseToFine:
+        """MIND through an image pyramid of ``levels`` (an integer, or "auto": enough that the search
+        range is a few pixels at the coarsest; ``mind_engine.engine.pyramid``): the matches at the
+        queries, their finest-level scores and the dense motion field after every level. Each
+        level runs an Engine of this one's model, tier, memory, backend and precision."""
+        q = self.queries(queries, stride)
+        n = check_levels(levels, self.hw, check_radius(radius))
+
+        def mind(level: Level) -> Matches:
+            engine = Engine(level.img1, level.img3, model=self.model, device=self.device, tier=self.tier_name,
+                            memory=self.memory, backend=self.backend, precision=self.precision)
+            return engine.match(level.queries, radius=level.radius, progress=progress)
+
+        return coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
 
     def rows(self, queries) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two

@@ -4,7 +4,8 @@ match needs it.
 ``match`` runs in two passes: the first computes the rows on the box alone, which gives the
 exact peak, and the exact score wherever the peak's score window lies inside the box (nearly
 always at R = 32: the peak sits near the query); only the other seeds are run again on the box
-grown by the score window. At R = 32 the first pass computes about 0.6x the level-0 area of
+grown by the score window. Boxes narrower than the score window (R < 10) go straight to the
+grown pass. At R = 32 the first pass computes about 0.6x the level-0 area of
 one pass on the grown box.
 
 Tier 2 runs the window operations as plain torch (``ops._torch_impl``), tier 3 through the
@@ -24,7 +25,7 @@ from .linearisation import Linearisation
 from .matching import RowsTier
 from .precision import stored_in
 from .transpose import backward_walk
-from .windows import SCORE_REACH, WindowOps, encoder_reach, fit, need_windows, score_inside
+from .windows import SCORE_HALF, SCORE_REACH, WindowOps, encoder_reach, fit, need_windows, score_inside
 
 # Working memory of a chunk of windows. On the CPU small chunks keep the windows in cache: at
 # 384x128, R=32, paper widths, 2 threads (`bench/latency.py --only t3 --sample 32 --memory M`,
@@ -94,6 +95,12 @@ class Tier2(RowsTier):
             parts = self._run(q, b, hw, self.kernels[2], margin)
             return [torch.cat([p[i] for p in parts], 1) for i in range(3)]
 
+        b = boxes.cpu()
+        if ((b[:, 2] - b[:, 0] < 2 * SCORE_HALF) | (b[:, 3] - b[:, 1] < 2 * SCORE_HALF)).all():
+            # boxes narrower than the score window (small radii, as coarse-to-fine runs): the
+            # first pass could give no exact score, so run the grown boxes alone
+            idx, peak, score = run(queries, boxes, SCORE_REACH)
+            return (idx[0], peak[0], score[0]), (idx[1], peak[1], score[1])
         idx, peak, score = run(queries, boxes, (0, 0))
         redo = (~score_inside(idx, boxes, hw)).nonzero()[:, 0].cpu()
         if len(redo):

@@ -92,10 +92,11 @@ def probe_queries(gen: AffineMotion, p: dict, stride: int) -> np.ndarray:
 
 class EngineMatcher:
     """The probe's default matcher and row function: the public engine on ``model``, one
-    ``Engine`` (one linearisation) per image pair for both."""
+    ``Engine`` (one linearisation) per image pair for both; ``levels`` as ``mind_engine.match``'s
+    (the rows, for the centroid, are always the single-scale ones)."""
 
-    def __init__(self, model, tier: str = "auto"):
-        self.model, self.tier, self.pair, self.engine = model, tier, None, None
+    def __init__(self, model, tier: str = "auto", levels: int | str = 1):
+        self.model, self.tier, self.levels, self.pair, self.engine = model, tier, levels, None, None
 
     def _engine(self, i1, i3):
         from ..engine.engine import Engine
@@ -105,7 +106,7 @@ class EngineMatcher:
         return self.engine
 
     def match(self, i1, i3, queries, radius):
-        return self._engine(i1, i3).match(queries, radius=radius, progress=False)
+        return self._engine(i1, i3).match(queries, radius=radius, progress=False, levels=self.levels)
 
     def rows(self, i1, i3, queries):
         return self._engine(i1, i3).rows(queries)

@@ -20,22 +20,23 @@ import torch
 from torch import nn
 
 from ..api import match
-from ..checks import check_integer, check_model, check_radius, check_real, check_stride, check_tier
+from ..checks import check_integer, check_levels, check_model, check_radius, check_real, check_stride, check_tier
 from ..weights import load_model
 
 
 class MindMatcher(nn.Module):
     """kornia-LoFTR-style matcher. ``stride``: query grid spacing; ``radius``: search radius
     (None: whole image); ``top``: keep the best ``top`` matches per pair (None: all);
-    ``min_score``: drop matches scoring below it; ``tier``: the engine tier. Each is checked here
+    ``min_score``: drop matches scoring below it; ``tier``: the engine tier; ``levels``: pyramid
+    levels (1: one scale; k or "auto": coarse to fine, ``mind_engine.match``). Each is checked here
     (``mind_engine.checks``)."""
 
     def __init__(self, model: nn.Module | None = None, stride: int = 8, radius: int | None = 32,
-                 top: int | None = None, min_score: float = 0.0, tier: str = "auto"):
+                 top: int | None = None, min_score: float = 0.0, tier: str = "auto", levels: int | str = 1):
         super().__init__()
         self.stride, self.radius = check_stride(stride), check_radius(radius)
         self.top, self.min_score = check_integer(top, "top", 0, none=True), check_real(min_score, "min_score")
-        self.tier = check_tier(tier, "torch")[0]
+        self.tier, self.levels = check_tier(tier, "torch")[0], check_levels(levels)
         if model is not None:
             check_model(model)
         self.model = copy.deepcopy(model) if model is not None else load_model(device="cpu")
@@ -54,7 +55,8 @@ class MindMatcher(nn.Module):
                              f"{getattr(im0, 'shape', type(im0))} and {getattr(im1, 'shape', type(im1))}")
         out = {"keypoints0": [], "keypoints1": [], "confidence": [], "batch_indexes": []}
         for b in range(im0.shape[0]):
-            m = match(im0[b], im1[b], stride=self.stride, radius=self.radius, model=self.model, tier=self.tier)
+            m = match(im0[b], im1[b], stride=self.stride, radius=self.radius, model=self.model, tier=self.tier,
+                      levels=self.levels)
             m = m[m.score >= self.min_score]
             if self.top is not None:
                 m = m.top(self.top)

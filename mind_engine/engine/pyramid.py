@@ -1,0 +1,217 @@
+"""Coarse-to-fine MIND: any motion through an image pyramid, each level finding a small residual.
+
+A network trained on small motions matches small motions, and the search radius alone does not
+make it see further. So, as pyramidal KLT and SPyNet do, the pair is matched at ``levels``
+scales, coarsest first (level ``k`` is the pair downsampled by ``2**k``, area averaging):
+
+1. at the coarsest level MIND runs on the downsampled pair with the requested search range
+   scaled down (``radius / 2**k``, or the whole image for ``radius=None``), on a grid of queries
+   every ``LEVEL_STRIDE`` pixels;
+2. its matches become a symmetric motion field ``m`` at the middle frame, ``m(q) = p3 - p1``:
+   the confident ones (the best ``KEEP_SCORE`` by score) that are consistent (``p1 + p3`` within
+   ``MIDPOINT_PX`` of ``2 q``: a middle-frame query sits half way between its two ends) are
+   interpolated robustly (``densify``);
+3. at each finer level the field is upsampled (doubled), frame 1 is resampled at ``q - m(q)/2``
+   and frame 3 at ``q + m(q)/2`` (bilinear), MIND finds the residual on the warped pair within
+   ``RESIDUAL_RADIUS``, and its points are mapped back through the warps to the level's own
+   images: ``P1 = p1 - m(p1)/2``, ``P3 = p3 + m(p3)/2``;
+4. the finest level does this at the caller's queries: its points are the matches, its MIND
+   scores the scores.
+
+What the result means: at every level the rows are exact for the pair that level sees (the
+warped pair), so each level's match is an exact MIND match of the residual; the composed match
+is MIND's answer under the assumption that the coarser levels' field is right near each query.
+Where it is not -- occlusions, motion discontinuities (the field is smoothed across about one
+grid cell per level), textureless regions (no confident match; the field is filled in from the
+neighbours) -- the residual may exceed ``RESIDUAL_RADIUS`` and the finest match is then the best
+point within that radius, not the true one. The score is the finest level's peak-to-mean ratio
+on the warped pair: comparable across queries of one pair, but it does not say whether the
+coarser levels were right. A composed point may lie up to about ``RESIDUAL_RADIUS * 2**levels``
+pixels beyond the requested radius.
+
+The consistency test is the symmetric one, free from the matches themselves, not a second
+matching pass backwards (``refine.match_fb``): that pass would double the cost of every level.
+
+The per-level matcher is a parameter (``LevelMatcher``): ``Engine`` passes MIND; the tests pass
+a matcher that returns the true residual, which tests this arithmetic apart from any model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..matches import Matches
+from .densify import densify
+from .matching import grid_queries
+
+RESIDUAL_RADIUS = 4  # search radius at every level but the coarsest: what a trained model follows
+LEVEL_STRIDE = 4  # query grid of the levels above the finest (pixels of that level)
+MIN_SIDE = 16  # the coarsest level's shorter side is at least this many pixels
+KEEP_SCORE = 0.5  # the best half of a level's consistent matches make its field
+MIDPOINT_PX = 2.0  # |p1 + p3 - 2 q| above this: the match is not symmetric about its query
+
+
+@dataclass
+class Level:
+    """What a level's matcher is given: the warped pair at that level, the field it was warped
+    with (pixels of that level, (h, w, 2) as (dx, dy); zero at the coarsest), the queries and the
+    search radius. Level 0 is the caller's resolution."""
+
+    index: int
+    img1: torch.Tensor  # (3, h, w), frame 1 resampled at q - field(q) / 2
+    img3: torch.Tensor  # (3, h, w), frame 3 resampled at q + field(q) / 2
+    field: torch.Tensor
+    queries: torch.Tensor  # (N, 2) int64 (x, y)
+    radius: int | None
+
+
+LevelMatcher = Callable[[Level], Matches]  # matches in the warped images' pixels
+
+
+@dataclass
+class CoarseToFine:
+    """``matches`` at the caller's queries, in the caller's frame; ``fields`` the dense motion field
+    (h, w, 2) (dx, dy) = p3 - p1 after each level, coarsest first, each in its own level's pixels
+    (the last one, the finest, only when the queries were a grid; else it is the field the finest
+    level was warped with); ``levels`` and ``radii`` as run."""
+
+    matches: Matches
+    fields: list[np.ndarray]
+    levels: int
+    radii: list[int | None]
+
+
+def max_levels(hw: tuple[int, int]) -> int:
+    """The most levels an (h, w) pair allows: its coarsest level keeps ``MIN_SIDE`` pixels on the
+    shorter side (1 for a pair smaller than that)."""
+    side = min(hw)
+    levels = 1
+    while math.ceil(side / 2 ** levels) >= MIN_SIDE:
+        levels += 1
+    return levels
+
+
+def auto_levels(hw: tuple[int, int], radius: int | None) -> int:
+    """Enough levels that the search range (``radius``, or the longer side for the whole image)
+    is at most ``RESIDUAL_RADIUS`` at the coarsest level, within ``max_levels``."""
+    search = max(hw) if radius is None else radius
+    levels = 1
+    while search / 2 ** (levels - 1) > RESIDUAL_RADIUS and levels < max_levels(hw):
+        levels += 1
+    return levels
+
+
+def level_radii(levels: int, radius: int | None) -> list[int | None]:
+    """Search radius per level, finest first: ``RESIDUAL_RADIUS`` below the coarsest, the requested
+    range scaled at the coarsest (None stays None: the whole coarsest image)."""
+    if levels == 1:
+        return [radius]
+    coarsest = None if radius is None else max(1, math.ceil(radius / 2 ** (levels - 1)))
+    return [RESIDUAL_RADIUS] * (levels - 1) + [coarsest]
+
+
+def downsample(img: torch.Tensor) -> torch.Tensor:
+    """(3, h, w) -> (3, ceil(h/2), ceil(w/2)) by area averaging."""
+    h, w = img.shape[-2:]
+    return F.interpolate(img[None], size=(-(-h // 2), -(-w // 2)), mode="area")[0]
+
+
+def sample(field: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """(h, w, C) map sampled bilinearly at (N, 2) (x, y) pixel positions -> (N, C), edges
+    replicated."""
+    h, w = field.shape[:2]
+    norm = torch.stack([2 * pts[:, 0] / max(w - 1, 1) - 1, 2 * pts[:, 1] / max(h - 1, 1) - 1], -1)
+    out = F.grid_sample(field.permute(2, 0, 1)[None], norm.view(1, 1, -1, 2).to(field.dtype), mode="bilinear",
+                        padding_mode="border", align_corners=True)
+    return out[0, :, 0].T
+
+
+def warp(img: torch.Tensor, field: torch.Tensor, sign: float) -> torch.Tensor:
+    """(3, h, w) image resampled at ``q + sign * field(q)`` for every pixel q (bilinear, edges
+    replicated): frame 1 with sign -1/2, frame 3 with +1/2."""
+    h, w = img.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype), torch.arange(w, dtype=field.dtype), indexing="ij")
+    pts = torch.stack([xs, ys], -1) + sign * field
+    norm = torch.stack([2 * pts[..., 0] / max(w - 1, 1) - 1, 2 * pts[..., 1] / max(h - 1, 1) - 1], -1)
+    return F.grid_sample(img[None], norm[None].to(img.device, img.dtype), mode="bilinear", padding_mode="border",
+                         align_corners=True)[0]
+
+
+def upsample_field(field: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """A level's (h, w, 2) field -> the next finer level's (hw), in its pixels: pixel x of the finer
+    level is (x - 0.5) / 2 of the coarser one, and a motion doubles."""
+    h, w = hw
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype), torch.arange(w, dtype=field.dtype), indexing="ij")
+    coarse = torch.stack([(xs - 0.5) / 2, (ys - 0.5) / 2], -1).view(-1, 2)
+    return 2 * sample(field, coarse).view(h, w, 2)
+
+
+def compose(m: Matches, field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matches on the pair warped with ``field`` -> their points in the level's own images:
+    ``P1 = p1 - field(p1)/2``, ``P3 = p3 + field(p3)/2`` (not clipped: a point the motion takes out
+    of view still says how the field moves there)."""
+    p1, p3 = torch.from_numpy(np.asarray(m.pts1, np.float32)), torch.from_numpy(np.asarray(m.pts3, np.float32))
+    return p1 - sample(field, p1) / 2, p3 + sample(field, p3) / 2
+
+
+def clip_points(pts: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    """(N, 2) points clipped to an (h, w) image, as float32 numpy."""
+    h, w = hw
+    return torch.minimum(torch.maximum(pts, torch.zeros(2)), torch.tensor([w - 1.0, h - 1.0])).numpy()
+
+
+def kept_for_field(m: Matches, queries: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the matches a field is made of -- symmetric about their query (``MIDPOINT_PX``)
+    and, of those, the best ``KEEP_SCORE`` by score."""
+    mid = torch.from_numpy(np.asarray(m.pts1 + m.pts3, np.float32)) - 2 * queries.float()
+    score = torch.from_numpy(np.asarray(m.score, np.float32))
+    ok = (mid.norm(dim=1) <= MIDPOINT_PX) & torch.isfinite(score)
+    if ok.sum() > 1:
+        ok &= score >= torch.quantile(score[ok], 1 - KEEP_SCORE)
+    return ok
+
+
+def grid_field(motion: torch.Tensor, kept: torch.Tensor, hw: tuple[int, int], stride: int) -> torch.Tensor:
+    """Motions at the grid queries of ``stride`` of an (h, w) level (in ``grid_queries`` order)
+    -> the dense (h, w, 2) field (``densify``)."""
+    h, w = hw
+    first = stride // 2
+    gh, gw = len(range(first, h, stride)), len(range(first, w, stride))
+    if gh * gw == 0:
+        return torch.zeros(h, w, 2)
+    return densify(motion.view(gh, gw, 2), kept.view(gh, gw), first, stride, hw)
+
+
+def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor, radius: int | None, levels: int,
+                   matcher: LevelMatcher, grid_stride: int | None = None) -> CoarseToFine:
+    """The module docstring's steps on a (3, H, W) pair: ``queries`` (N, 2) int64 at the finest
+    level, ``levels`` >= 1 (checked by the caller), ``matcher`` MIND or a stand-in.
+    ``grid_stride``: the queries are ``grid_queries`` of that stride (the finest field can then be
+    densified from them too)."""
+    pyr1, pyr3 = [img1.float()], [img3.float()]
+    for _ in range(levels - 1):
+        pyr1.append(downsample(pyr1[-1]))
+        pyr3.append(downsample(pyr3[-1]))
+    radii = level_radii(levels, radius)
+    field = torch.zeros(*pyr1[-1].shape[-2:], 2)
+    fields = []
+    for k in reversed(range(levels)):
+        hw = tuple(pyr1[k].shape[-2:])
+        if k < levels - 1:
+            field = upsample_field(field, hw)
+        q = queries if k == 0 else grid_queries(hw, LEVEL_STRIDE)
+        m = matcher(Level(k, warp(pyr1[k], field, -0.5), warp(pyr3[k], field, 0.5), field, q, radii[k]))
+        pts1, pts3 = compose(m, field)
+        stride = LEVEL_STRIDE if k > 0 else grid_stride
+        if stride is not None:
+            field = grid_field(pts3 - pts1, kept_for_field(m, q), hw, stride)
+        fields.append(field.numpy().copy())
+    final = Matches(pts1=clip_points(pts1, hw), pts3=clip_points(pts3, hw), query=queries.cpu().float().numpy(),
+                    score=np.asarray(m.score, np.float32), score1=np.asarray(m.score1, np.float32),
+                    score3=np.asarray(m.score3, np.float32))
+    return CoarseToFine(final, fields, levels, radii[::-1])

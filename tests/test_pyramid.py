@@ -1,0 +1,281 @@
+"""Coarse-to-fine matching (mind_engine.engine.pyramid, densify): the warp and composition
+arithmetic against a known motion field through a per-level matcher that returns the true
+residual (no model involved), levels=1 unchanged, odd sizes, borders, bad levels."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mind_engine import Engine, match
+from mind_engine.checks import check_levels
+from mind_engine.cli import main
+from mind_engine.engine import pyramid
+from mind_engine.engine.densify import densify, fill_holes, reject_outliers
+from mind_engine.engine.matching import grid_queries
+from mind_engine.matches import Matches
+from mind_engine.model import MindConfig, MindNet
+
+
+def level_pixel(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Level-k pixel coordinates -> level-0 ones (each level halves, pixel centres aligned)."""
+    return 2 ** k * x + (2 ** k - 1) / 2
+
+
+class TrueResidual:
+    """A level matcher that knows the motion: for query q of level k it returns the points of
+    the warped pair that the true symmetric motion M maps q to (solving p = target -+ field(p)/2
+    by fixed-point iteration), optionally rounded to whole pixels as MIND's argmax is, and limited
+    to the level's search radius as a real search is. Records each level's residuals."""
+
+    def __init__(self, motion, whole_pixels=False, search=True):
+        self.motion, self.whole_pixels, self.search, self.residuals = motion, whole_pixels, search, {}
+
+    def true_motion(self, q: torch.Tensor, k: int) -> torch.Tensor:
+        return self.motion(level_pixel(q.double(), k)).float() / 2 ** k
+
+    def __call__(self, level: pyramid.Level) -> Matches:
+        q = level.queries.float()
+        m = self.true_motion(level.queries, level.index)
+        ends = []
+        for sign in (-0.5, 0.5):
+            target = q + sign * m
+            p = target.clone()
+            for _ in range(30):
+                p = target - sign * pyramid.sample(level.field, p)
+            ends.append(p)
+        p1, p3 = ends
+        self.residuals[level.index] = torch.maximum((p1 - q).abs().amax(1), (p3 - q).abs().amax(1))
+        if self.search and level.radius is not None:
+            p1 = q + (p1 - q).clamp(-level.radius, level.radius)
+            p3 = q + (p3 - q).clamp(-level.radius, level.radius)
+        if self.whole_pixels:
+            p1, p3 = p1.round(), p3.round()
+        ones = np.ones(len(q), np.float32)
+        return Matches(pts1=p1.numpy(), pts3=p3.numpy(), query=q.numpy(), score=ones, score1=ones, score3=ones)
+
+
+def affine_motion(x: torch.Tensor) -> torch.Tensor:
+    """A smooth symmetric motion p3 - p1 (pixels of level 0): 20 px right, 9 px up, a 3 %
+    zoom and a small rotation about the image centre (75, 50)."""
+    c = x - torch.tensor([75.0, 50.0], dtype=x.dtype)
+    a = torch.tensor([[0.03, -0.02], [0.02, 0.03]], dtype=x.dtype)
+    return torch.tensor([20.0, -9.0], dtype=x.dtype) + c @ a.T
+
+
+def run(matcher, hw=(100, 150), levels=3, radius=24, queries=None, grid_stride=None):
+    img = torch.rand(3, *hw)
+    q = grid_queries(hw, 4) if queries is None else queries
+    return pyramid.coarse_to_fine(img, img.clone(), q, radius, levels, matcher, grid_stride=grid_stride)
+
+
+def expected_points(q: torch.Tensor, hw):
+    m = affine_motion(q.double()).float()
+    lo, hi = torch.zeros(2), torch.tensor([hw[1] - 1.0, hw[0] - 1.0])
+    return (q - m / 2).clamp(lo, hi), (q + m / 2).clamp(lo, hi)
+
+
+def test_true_residual_composes_to_the_true_motion():
+    matcher = TrueResidual(affine_motion, search=False)  # exact answers even where the field is extrapolated
+    q = grid_queries((100, 150), 4)
+    res = run(matcher, queries=q)
+    e1, e3 = expected_points(q.float(), (100, 150))
+    np.testing.assert_allclose(res.matches.pts1, e1.numpy(), atol=2e-3)
+    np.testing.assert_allclose(res.matches.pts3, e3.numpy(), atol=2e-3)
+    assert res.levels == 3 and res.radii == [6, 4, 4]  # 24 / 2**2 at the coarsest
+
+
+def test_each_finer_level_only_sees_a_small_residual():
+    """The field carried down is right: below the coarsest, interior residuals are far below
+    RESIDUAL_RADIUS (a wrong sign, scale or half-pixel offset in the upsampling shows here)."""
+    matcher = TrueResidual(affine_motion)
+    run(matcher, queries=grid_queries((100, 150), 4))
+    assert matcher.residuals[2].max() > 2  # the coarsest level sees the motion (each end half of 20 / 4 px)
+    for k in (1, 0):
+        assert matcher.residuals[k].median() < 0.25, (k, matcher.residuals[k].median())
+
+
+def test_fields_follow_the_motion_at_every_level():
+    res = run(TrueResidual(affine_motion), grid_stride=4)
+    assert [f.shape[:2] for f in res.fields] == [(25, 38), (50, 75), (100, 150)]
+    for k, f in zip((2, 1, 0), res.fields):
+        h, w = f.shape[:2]
+        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
+                                indexing="ij")
+        truth = affine_motion(level_pixel(torch.stack([xs, ys], -1).view(-1, 2), k)).view(h, w, 2) / 2 ** k
+        inner = (slice(3, h - 3), slice(3, w - 3))  # the grid's edge cells are extrapolated, not interpolated
+        err = np.abs(f[inner] - truth.numpy()[inner]).max()
+        assert err < 0.05, (k, err)
+
+
+def test_whole_pixel_matches_with_a_radius_still_recover_large_motion():
+    """MIND-like answers (whole pixels, at most ``radius`` from the query): one level cannot
+    reach 20 px with radius 4; three levels do, to within the rounding."""
+    q = grid_queries((100, 150), 8)
+    e1, e3 = expected_points(q.float(), (100, 150))
+    one = pyramid.coarse_to_fine(torch.rand(3, 100, 150), torch.rand(3, 100, 150), q, 4, 1,
+                                 TrueResidual(affine_motion, whole_pixels=True))
+    three = run(TrueResidual(affine_motion, whole_pixels=True), radius=24, queries=q)
+    err_one = np.linalg.norm(one.matches.pts3 - e3.numpy(), axis=1)
+    err_three = np.linalg.norm(three.matches.pts3 - e3.numpy(), axis=1)
+    assert np.median(err_one) > 5
+    assert np.median(err_three) <= 0.75 and np.percentile(err_three, 95) <= 1.2
+
+
+def test_wrong_matches_are_voted_out_of_the_field():
+    """A fifth of each coarse level's matches points 6 px astray (symmetric, so only the median
+    test can catch them): the finest residuals stay small."""
+    class Corrupted(TrueResidual):
+        def __call__(self, level):
+            m = super().__call__(level)
+            if level.index > 0:
+                bad = np.random.default_rng(level.index).random(len(m)) < 0.2
+                m.pts1[bad] -= 3.0
+                m.pts3[bad] += 3.0
+            return m
+
+    matcher = Corrupted(affine_motion)
+    run(matcher, queries=grid_queries((100, 150), 4))
+    assert matcher.residuals[0].quantile(0.9) < 0.5
+
+
+@pytest.mark.parametrize("hw", [(37, 61), (64, 96), (70, 33)])
+def test_sizes_that_are_not_multiples_of_32_and_border_queries(hw):
+    h, w = hw
+    q = torch.tensor([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [w // 2, h // 2]])
+    levels = pyramid.max_levels(hw)
+    res = run(TrueResidual(lambda x: torch.tensor([6.0, 3.0], dtype=x.dtype).expand_as(x)), hw=hw,
+              levels=levels, radius=8, queries=q)
+    p1, p3 = res.matches.pts1, res.matches.pts3
+    assert np.isfinite(p1).all() and (p1 >= 0).all() and (p1[:, 0] <= w - 1).all() and (p1[:, 1] <= h - 1).all()
+    assert (p3 >= 0).all() and (p3[:, 0] <= w - 1).all() and (p3[:, 1] <= h - 1).all()
+    np.testing.assert_allclose(p3[-1] - p1[-1], [6.0, 3.0], atol=1e-3)  # the centre query
+
+
+def test_densify_keeps_good_vectors_and_fills_holes():
+    v = torch.zeros(6, 8, 2)
+    v[..., 0] = 2.0
+    kept = torch.ones(6, 8, dtype=torch.bool)
+    v[2, 3] = torch.tensor([40.0, -40.0])  # an outlier
+    kept[4, 6] = False  # a hole
+    kept2 = reject_outliers(v, kept)
+    assert not kept2[2, 3] and kept2.sum() == kept.sum() - 1
+    filled = fill_holes(v, kept2)
+    np.testing.assert_allclose(filled[2, 3].numpy(), [2.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(filled[4, 6].numpy(), [2.0, 0.0], atol=1e-5)
+    dense = densify(v, kept, 2, 4, (24, 32))
+    np.testing.assert_allclose(dense.numpy()[..., 0], 2.0, atol=1e-5)
+    assert not densify(v, torch.zeros(6, 8, dtype=torch.bool), 2, 4, (24, 32)).any()  # nothing known: zero
+
+
+def test_warp_and_sample_agree_with_a_known_shift():
+    h, w = 20, 30
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    img = torch.stack([xs, ys, xs + ys])  # linear: bilinear resampling is exact inside
+    field = torch.zeros(h, w, 2)
+    field[..., 0], field[..., 1] = 4.0, -2.0
+    warped = pyramid.warp(img, field, -0.5)  # resampled at q - m/2 = (x - 2, y + 1)
+    np.testing.assert_allclose(warped[0, 5:15, 5:25].numpy(), xs[5:15, 5:25].numpy() - 2, atol=1e-4)
+    np.testing.assert_allclose(warped[1, 5:15, 5:25].numpy(), ys[5:15, 5:25].numpy() + 1, atol=1e-4)
+    up = pyramid.upsample_field(field, (40, 60))
+    np.testing.assert_allclose(up.numpy(), np.broadcast_to([8.0, -4.0], (40, 60, 2)), atol=1e-5)
+
+
+def test_auto_levels_and_radii():
+    assert pyramid.auto_levels((128, 384), 32) == 4 and pyramid.level_radii(4, 32) == [4, 4, 4, 4]
+    assert pyramid.auto_levels((128, 384), 4) == 1
+    assert pyramid.auto_levels((128, 384), None) == pyramid.max_levels((128, 384)) == 4
+    assert pyramid.max_levels((20, 20)) == 1 and pyramid.level_radii(3, None) == [4, 4, None]
+
+
+# ----------------------------------------------------------------------------- through the engine
+
+
+@pytest.fixture(scope="module")
+def pair():
+    rng = np.random.default_rng(3)
+    base = rng.random((80, 110, 3)).astype(np.float32)
+    return base[:, :100], base[:, 4:104]  # a 4 px shift, 80 x 100
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(0)
+    return MindNet(MindConfig(encoder=(8, 8, 8, 8, 8), decoder=(8, 8, 8, 8, 8))).eval()
+
+
+def test_levels_1_is_the_single_scale_matcher_bit_for_bit(pair, small_model):
+    fields = ("pts1", "pts3", "query", "score", "score1", "score3")
+    for radius, levels in ((6, 1), (6, np.int64(1)), (4, "auto")):  # auto: 4 px needs no pyramid
+        a = match(*pair, stride=8, radius=radius, model=small_model)
+        b = match(*pair, stride=8, radius=radius, model=small_model, levels=levels)
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def test_coarse_to_fine_through_the_engine(pair, small_model):
+    e = Engine(*pair, model=small_model)
+    res = e.coarse_to_fine(stride=8, radius=16, levels=2)
+    assert res.levels == 2 and res.radii == [8, 4]
+    assert [f.shape for f in res.fields] == [(40, 50, 2), (80, 100, 2)]
+    m = res.matches
+    assert len(m) == len(grid_queries((80, 100), 8)) and np.isfinite(m.pts1).all() and np.isfinite(m.score).all()
+    assert np.array_equal(e.match(stride=8, radius=16, levels=2).pts1, m.pts1)  # deterministic
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "deep", True, None, [2]])
+def test_bad_levels_are_refused_naming_the_argument(bad, pair, small_model):
+    with pytest.raises(ValueError, match="levels must be a positive integer or 'auto'"):
+        match(*pair, model=small_model, levels=bad)
+
+
+def test_too_many_levels_for_the_pair_are_refused(pair, small_model):
+    with pytest.raises(ValueError, match=r"levels=9 is too deep for a 100x80 pair.*at most 3"):
+        Engine(*pair, model=small_model).match(levels=9)
+    assert check_levels("AUTO") == "auto" and check_levels(np.int32(3)) == 3
+
+
+def test_cli_levels(tmp_path, pair, capsys):
+    from PIL import Image
+
+    paths = []
+    for i, im in enumerate(pair):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray((im * 255).astype(np.uint8)).save(p)
+        paths.append(str(p))
+    assert main(["match", *paths, "--levels", "0"]) == 2
+    assert "--levels must be a positive integer or 'auto', got 0" in capsys.readouterr().err
+    assert main(["match", *paths, "--levels", "2", "--subpixel"]) == 2
+    assert "does not combine with --subpixel" in capsys.readouterr().err
+    out = tmp_path / "m.json"
+    assert main(["match", *paths, "--levels", "2", "--stride", "16", "--radius", "8", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["levels"] == 2 and doc["n"] == len(grid_queries((80, 100), 16))
+
+
+def test_batch_settings_keep_old_fingerprints_and_record_levels(tmp_path, pair, small_model):
+    from mind_engine import match_many
+    from mind_engine.batch.spec import Settings
+
+    assert "levels" not in Settings.make().to_dict()  # folders written before levels existed still resume
+    assert Settings.make(levels="Auto").to_dict()["levels"] == "auto"
+    with pytest.raises(ValueError, match="levels must be a positive integer or 'auto'"):
+        match_many([pair], tmp_path / "bad", levels=0, model=small_model)
+    assert not (tmp_path / "bad").exists()  # refused before any work
+    man = match_many([pair], tmp_path / "out", stride=16, radius=8, levels=2, model=small_model, progress=False)
+    assert man["settings"]["levels"] == 2 and man["counts"]["ok"] == 1
+    res = np.load(next((tmp_path / "out").glob("*.npz")))
+    direct = match(*pair, stride=16, radius=8, levels=2, model=small_model)
+    np.testing.assert_array_equal(res["pts1"], direct.pts1)
+
+
+def test_mind_matcher_levels(pair, small_model):
+    from mind_engine.interfaces.loftr import MindMatcher
+
+    with pytest.raises(ValueError, match="levels must be"):
+        MindMatcher(small_model, levels=-2)
+    im0, im1 = (torch.from_numpy(p).permute(2, 0, 1)[None] for p in pair)
+    out = MindMatcher(small_model, stride=16, radius=8, levels=2)({"image0": im0, "image1": im1})
+    direct = match(*pair, stride=16, radius=8, levels=2, model=small_model)
+    np.testing.assert_allclose(out["keypoints0"].numpy(), direct.pts1)
