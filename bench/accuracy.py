@@ -54,6 +54,7 @@ if str(ROOT) not in sys.path:
 from mind_engine import match  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.checks import check_levels  # noqa: E402
+from mind_engine.cliargs import levels as levels_option  # noqa: E402
 from mind_engine.engine.refine import fb_flags, match_subpixel  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
@@ -99,7 +100,7 @@ def build_parser():
     p.add_argument("--fb-tol", type=float, default=1.0)
     p.add_argument("--no-fb", action="store_true", help="skip matching img3 -> img1 (no FB columns; halves the MIND time)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--levels", nargs="+", default=[],
+    p.add_argument("--levels", nargs="+", type=levels_option, default=[],
                    help="also coarse-to-fine MIND with these pyramid levels (integers > 1 or 'auto'), one column each")
     add_output_args(p, "accuracy_<device>.json")
     return p
@@ -216,7 +217,7 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
-        a.levels = [check_levels(lv if lv.lower() == "auto" else float(lv), name="--levels") for lv in a.levels]
+        a.levels = [check_levels(lv, name="--levels") for lv in a.levels]
     except ValueError as e:
         fail(str(e))
     wpath = Path(a.weights) if a.weights else W.DEFAULT_WEIGHTS

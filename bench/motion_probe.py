@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
 from mind_engine.checks import check_levels  # noqa: E402
+from mind_engine.cliargs import levels as levels_option  # noqa: E402
 from mind_engine.evaluation.motion_probe import EngineMatcher, passes, probe, table  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
@@ -46,7 +47,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", nargs="+", default=["default"],
                    help="safetensors checkpoints to probe ('default': the bundled model)")
-    p.add_argument("--levels", nargs="+", default=["1"],
+    p.add_argument("--levels", nargs="+", type=levels_option, default=[1],
                    help="pyramid levels to probe each model with (integers or 'auto'; default: 1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--baselines", action="store_true", help="also probe KLT and DIS on the same frames")
@@ -54,7 +55,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     out = output_path(p, args, "motion_probe_cpu.json")
     try:
-        levels = [check_levels(lv if lv.lower() == "auto" else float(lv), name="--levels") for lv in args.levels]
+        levels = [check_levels(lv, name="--levels") for lv in args.levels]
     except ValueError as e:
         p.error(str(e))
     torch.set_num_threads(args.threads)

@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 
 from mind_engine import Engine, load_model  # noqa: E402
 from mind_engine.checks import check_levels  # noqa: E402
+from mind_engine.cliargs import levels as levels_option  # noqa: E402
 from mind_engine.cli import DEMO_WIDTH  # noqa: E402
 from mind_engine.evaluation.pairs import motorcycle  # noqa: E402
 from bench.report import add_output_args, output_path  # noqa: E402
@@ -41,7 +42,7 @@ def end_point_errors(m, flow: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=None, help="checkpoint (default: the bundled model)")
-    p.add_argument("--levels", default="auto", help="pyramid levels (an integer > 1 or 'auto')")
+    p.add_argument("--levels", type=levels_option, default="auto", help="pyramid levels (an integer > 1 or 'auto')")
     p.add_argument("--radius", type=lambda s: None if s.lower() == "none" else int(s), default=32,
                    help="search range in pixels ('none': the whole image)")
     p.add_argument("--stride", type=int, default=4, help="query grid stride")
@@ -57,7 +58,7 @@ def main(argv=None) -> Path:
 
     pair = motorcycle(DEMO_WIDTH)
     engine = Engine(pair.img1, pair.img3, model=load_model(a.weights, device="cpu"), device="cpu")
-    levels = check_levels(a.levels if a.levels.lower() == "auto" else int(a.levels), engine.hw, a.radius)
+    levels = check_levels(a.levels, engine.hw, a.radius, name="--levels")
     t = time.perf_counter()
     single = engine.match(stride=a.stride, radius=a.radius)
     t_single = time.perf_counter() - t

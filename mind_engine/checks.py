@@ -82,10 +82,10 @@ def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: s
         if levels.strip().lower() != "auto":
             raise ValueError(f"{name} must be a positive integer or 'auto', got {levels!r}")
         return "auto" if hw is None else auto_levels(hw, radius)
-    n = _number(levels)
-    if n is None or not math.isfinite(n) or n != int(n) or n < 1:
-        raise ValueError(f"{name} must be a positive integer or 'auto', got {levels!r}")
-    n = int(n)
+    try:
+        n = check_integer(levels, name, 1)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer or 'auto', got {levels!r}") from None
     if hw is not None and n > max_levels(hw):
         raise ValueError(f"{name}={n} is too deep for a {hw[1]}x{hw[0]} pair: its coarsest level would be under "
                          f"{MIN_SIDE} px on the shorter side; at most {max_levels(hw)} here (or 'auto')")

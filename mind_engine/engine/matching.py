@@ -6,14 +6,16 @@ import torch
 from ..checks import check_queries, check_radius, check_stride
 
 
-def grid_queries(hw: tuple[int, int], stride: int) -> torch.Tensor:
-    """Semi-dense queries: (N, 2) int64 (x, y), every ``stride`` pixels, centred in each cell
-    (none when the first cell's centre lies outside the image)."""
-    stride = check_stride(stride)
-    h, w = hw
+def grid_axes(hw: tuple[int, int], stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows ``ys`` and columns ``xs`` of the query grid of ``stride``: every ``stride`` pixels
+    from ``stride // 2``, the centre of the first cell (empty when that lies outside the image)."""
     first = stride // 2
-    ys = torch.arange(first, max(h, first), stride)
-    xs = torch.arange(first, max(w, first), stride)
+    return torch.arange(first, max(hw[0], first), stride), torch.arange(first, max(hw[1], first), stride)
+
+
+def grid_queries(hw: tuple[int, int], stride: int) -> torch.Tensor:
+    """Semi-dense queries: (N, 2) int64 (x, y) on ``grid_axes``, rows first."""
+    ys, xs = grid_axes(hw, check_stride(stride))
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([gx.flatten(), gy.flatten()], 1)
 

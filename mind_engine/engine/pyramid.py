@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from ..matches import Matches
 from .densify import densify
-from .matching import grid_queries
+from .matching import grid_axes, grid_queries
 
 RESIDUAL_RADIUS = 4  # search radius at every level but the coarsest: what a trained model follows
 LEVEL_STRIDE = 4  # query grid of the levels above the finest (pixels of that level)
@@ -122,33 +122,34 @@ def downsample(img: torch.Tensor) -> torch.Tensor:
 
 
 def sample(field: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
-    """(h, w, C) map sampled bilinearly at (N, 2) (x, y) pixel positions -> (N, C), edges
-    replicated."""
+    """(h, w, C) map sampled bilinearly at (N, 2) (x, y) pixel positions -> (N, C) on the map's
+    device, edges replicated."""
     h, w = field.shape[:2]
     norm = torch.stack([2 * pts[:, 0] / max(w - 1, 1) - 1, 2 * pts[:, 1] / max(h - 1, 1) - 1], -1)
-    out = F.grid_sample(field.permute(2, 0, 1)[None], norm.view(1, 1, -1, 2).to(field.dtype), mode="bilinear",
-                        padding_mode="border", align_corners=True)
+    out = F.grid_sample(field.permute(2, 0, 1)[None], norm.view(1, 1, -1, 2).to(field.device, field.dtype),
+                        mode="bilinear", padding_mode="border", align_corners=True)
     return out[0, :, 0].T
+
+
+def pixel_grid(hw: tuple[int, int]) -> torch.Tensor:
+    """(h * w, 2) float32 (x, y) of every pixel, rows first."""
+    ys, xs = torch.meshgrid(torch.arange(hw[0], dtype=torch.float32), torch.arange(hw[1], dtype=torch.float32),
+                            indexing="ij")
+    return torch.stack([xs, ys], -1).view(-1, 2)
 
 
 def warp(img: torch.Tensor, field: torch.Tensor, sign: float) -> torch.Tensor:
     """(3, h, w) image resampled at ``q + sign * field(q)`` for every pixel q (bilinear, edges
     replicated): frame 1 with sign -1/2, frame 3 with +1/2."""
     h, w = img.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype), torch.arange(w, dtype=field.dtype), indexing="ij")
-    pts = torch.stack([xs, ys], -1) + sign * field
-    norm = torch.stack([2 * pts[..., 0] / max(w - 1, 1) - 1, 2 * pts[..., 1] / max(h - 1, 1) - 1], -1)
-    return F.grid_sample(img[None], norm[None].to(img.device, img.dtype), mode="bilinear", padding_mode="border",
-                         align_corners=True)[0]
+    pts = pixel_grid((h, w)) + sign * field.reshape(-1, 2)
+    return sample(img.permute(1, 2, 0), pts).T.reshape(-1, h, w)
 
 
 def upsample_field(field: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """A level's (h, w, 2) field -> the next finer level's (hw), in its pixels: pixel x of the finer
     level is (x - 0.5) / 2 of the coarser one, and a motion doubles."""
-    h, w = hw
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype), torch.arange(w, dtype=field.dtype), indexing="ij")
-    coarse = torch.stack([(xs - 0.5) / 2, (ys - 0.5) / 2], -1).view(-1, 2)
-    return 2 * sample(field, coarse).view(h, w, 2)
+    return 2 * sample(field, (pixel_grid(hw) - 0.5) / 2).view(*hw, 2)
 
 
 def compose(m: Matches, field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,12 +180,10 @@ def kept_for_field(m: Matches, queries: torch.Tensor) -> torch.Tensor:
 def grid_field(motion: torch.Tensor, kept: torch.Tensor, hw: tuple[int, int], stride: int) -> torch.Tensor:
     """Motions at the grid queries of ``stride`` of an (h, w) level (in ``grid_queries`` order)
     -> the dense (h, w, 2) field (``densify``)."""
-    h, w = hw
-    first = stride // 2
-    gh, gw = len(range(first, h, stride)), len(range(first, w, stride))
-    if gh * gw == 0:
-        return torch.zeros(h, w, 2)
-    return densify(motion.view(gh, gw, 2), kept.view(gh, gw), first, stride, hw)
+    ys, xs = grid_axes(hw, stride)
+    if len(ys) * len(xs) == 0:
+        return torch.zeros(*hw, 2)
+    return densify(motion.view(len(ys), len(xs), 2), kept.view(len(ys), len(xs)), stride // 2, stride, hw)
 
 
 def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor, radius: int | None, levels: int,

@@ -96,13 +96,11 @@ class Tier2(RowsTier):
             return [torch.cat([p[i] for p in parts], 1) for i in range(3)]
 
         b = boxes.cpu()
-        if ((b[:, 2] - b[:, 0] < 2 * SCORE_HALF) | (b[:, 3] - b[:, 1] < 2 * SCORE_HALF)).all():
-            # boxes narrower than the score window (small radii, as coarse-to-fine runs): the
-            # first pass could give no exact score, so run the grown boxes alone
-            idx, peak, score = run(queries, boxes, SCORE_REACH)
-            return (idx[0], peak[0], score[0]), (idx[1], peak[1], score[1])
-        idx, peak, score = run(queries, boxes, (0, 0))
-        redo = (~score_inside(idx, boxes, hw)).nonzero()[:, 0].cpu()
+        # boxes narrower than the score window (small radii, as coarse-to-fine runs): the first
+        # pass could score none of them exactly, so the grown boxes run alone
+        narrow = bool(((b[:, 2] - b[:, 0] < 2 * SCORE_HALF) | (b[:, 3] - b[:, 1] < 2 * SCORE_HALF)).all())
+        idx, peak, score = run(queries, boxes, SCORE_REACH if narrow else (0, 0))
+        redo = torch.zeros(0, dtype=torch.long) if narrow else (~score_inside(idx, boxes, hw)).nonzero()[:, 0].cpu()
         if len(redo):
             for t, exact in zip((idx, peak, score), run(queries[redo], boxes[redo], SCORE_REACH)):
                 t[:, redo.to(t.device)] = exact
