@@ -20,7 +20,7 @@ flow 2012 / MPI-Sintel training folders (resized to 384x128 / 256x128 as in the 
   ``mind_engine.match(levels=K)``, ranked by its finest level's score; one column per K).
 
 MIND, MIND+sub and their FB variants come from two passes of the engine (img1->img3 and
-img3->img1, each computing the Jacobian rows once: ``mind_engine.engine.refine.match_subpixel(both=True)``,
+img3->img1, each computing the Jacobian rows once: ``mind_engine.match_subpixel(both=True)``,
 whose integer points are exactly ``mind_engine.match``'s). Fairness (``mind_engine.evaluation.metrics``): per
 pair, matches without ground truth at p1 are dropped, each method ranks by its own confidence,
 and the same number K = keep * (smallest evaluable count) of best matches is kept for every
@@ -55,7 +55,8 @@ from mind_engine import match  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.checks import check_levels  # noqa: E402
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
-from mind_engine.engine.refine import fb_flags, match_subpixel  # noqa: E402
+from mind_engine.api import match_subpixel  # noqa: E402
+from mind_engine.engine.refine import fb_flags  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
 from mind_engine.evaluation import pairs as E  # noqa: E402
@@ -75,7 +76,7 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=None, help="checkpoint (default: the bundled default model)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tier", default="auto", choices=["auto", *TIERS],
+    p.add_argument("--tier", default="auto", choices=["auto", *TIERS["torch"]],
                    help="engine tier for MIND (default auto: the fastest exact one available)")
     p.add_argument("--stride", type=int, default=16,
                    help="grid stride for every method (default 16 to fit a CPU run; the paper uses 4)")

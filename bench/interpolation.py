@@ -38,7 +38,7 @@ from mind_engine.interpolate import interpolate  # noqa: E402
 from mind_engine.data import sources as D  # noqa: E402
 from mind_engine.data.video import held_out_triplets  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
-from bench.report import add_output_args, output_path, write_json  # noqa: E402
+from bench.report import add_output_args, output_path, publish  # noqa: E402
 
 
 def average_baseline(f1: np.ndarray, f3: np.ndarray) -> np.ndarray:
@@ -145,10 +145,7 @@ def main(argv=None) -> dict:
     add_output_args(p, "interpolation_cpu.json")
     args = p.parse_args(argv)
     out = output_path(p, args, "interpolation_cpu.json")
-    res = run(args)
-    print_table(res)
-    write_json(res, out)
-    return res
+    return publish(run(args), print_table, out)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mind_engine.engine.engine import Engine
+from mind_engine import Engine
 from mind_engine.engine.matching import grid_queries, search_boxes
 from mind_engine.engine.oracle import Tier0
 from mind_engine.engine.tiers import TIERS, make_tier
@@ -45,7 +45,7 @@ from mind_engine.weights import load_model
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
-from bench.report import add_output_args, output_path, write_json  # noqa: E402
+from bench.report import add_output_args, output_path, publish  # noqa: E402
 
 JOBS = {"semi-dense": 4, "dense": 1}
 RADII = (None, 32)
@@ -131,7 +131,7 @@ def methods(device) -> dict:
     """Every method that can run here: t0, torch's batched VJP, each tier, and the exported
     tier-1 graph on ONNX Runtime (and TensorRT on a GPU) where installed."""
     out = {"t0": lambda m, a, b, mem: Tier0(m, a, b), "vjp": lambda m, a, b, mem: BatchedVJP(m, a, b)}
-    for name in TIERS:
+    for name in TIERS["torch"]:
         if name != "t0":
             out[name] = lambda m, a, b, mem, name=name: make_tier(name, m, a, b, memory=mem)
     for p in ("bf16", "fp16"):
@@ -348,10 +348,7 @@ def main(argv=None) -> dict:
         args.sample = 0 if gpu else 48
     if args.warmup is None:
         args.warmup = 1 if gpu else 0
-    res = run(args)
-    print_table(res)
-    write_json(res, out)
-    return res
+    return publish(run(args), print_table, out)
 
 
 if __name__ == "__main__":

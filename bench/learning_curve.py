@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench.report import save_figure  # noqa: E402
 
 KEEP = "keep=1"
 METRICS = ("Acc@10", "APE")
@@ -45,9 +51,7 @@ def plot(points: list[tuple[float, dict]], out: Path) -> None:
                 ax.set_yscale("log")
             if row == 0 and col == 0:
                 ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    save_figure(fig, out)
 
 
 def main(argv=None) -> None:

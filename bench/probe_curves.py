@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +32,11 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench.report import save_figure  # noqa: E402
 
 DISTANCES = ("2", "4", "8")
 
@@ -97,9 +103,7 @@ def plot(runs: dict, out: Path, hours: bool = False) -> None:
     for ax in axes:
         ax.set_xlabel("training CPU-hours" if hours else "training step")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    save_figure(fig, out)
 
 
 def main(argv=None) -> None:

@@ -1,6 +1,6 @@
 """What every benchmark script starts and ends with: where its JSON goes (checked before the
-bench runs: committed results under bench/results/ are never overwritten without --force), and
-the JSON itself."""
+bench runs: committed results under bench/results/ are never overwritten without --force), the
+JSON itself and its table, and figures."""
 from __future__ import annotations
 
 import argparse
@@ -37,4 +37,19 @@ def write_json(doc: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {path}")
+    return path
+
+
+def publish(doc: dict, table, path: Path) -> dict:
+    """The end of a benchmark: print ``table(doc)``, write ``doc`` to ``path``; returns ``doc``."""
+    table(doc)
+    write_json(doc, path)
+    return doc
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out and write a matplotlib figure (its folder made if missing)."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
     return path

@@ -14,7 +14,6 @@ import torch
 import triton
 import triton.language as tl
 
-from ..ops._torch_impl import SCORE_HALF
 TILE_H, TILE_W = 16, 32
 LOW = 0xFFFFFFFF
 
@@ -103,9 +102,10 @@ def _score_kernel(g, weight, origin, out_idx, out_peak, out_score, B, C, h, w, H
 
 
 def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
-                         hw: tuple[int, int]):
+                         hw: tuple[int, int], half: int):
     """g (B, C, h, w) contiguous float, weight (C, 6, 3, 3) contiguous fp32, origin (B, 2) and box
-    (B, 4) contiguous int64, all on a CUDA device (or the CPU under TRITON_INTERPRET=1).
+    (B, 4) contiguous int64, all on a CUDA device (or the CPU under TRITON_INTERPRET=1); ``half``
+    the score window's half size (the definition's ``SCORE_HALF``, passed by the op).
     Returns (idx int64, peak float32, score float32), each (2, B)."""
     B, C, h, w = g.shape
     H, W = hw
@@ -116,6 +116,6 @@ def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Te
         tiles_w = triton.cdiv(w, TILE_W)
         _search_kernel[(tiles_w * triton.cdiv(h, TILE_H), B)](g, weight, origin, box, idx, B, C, h, w, H, W, tiles_w,
                                                               TILE_H=TILE_H, TILE_W=TILE_W, LOW=LOW)
-        _score_kernel[(B, 2)](g, weight, origin, idx, peak, score, B, C, h, w, H, W, HALF=SCORE_HALF,
-                              WINDOW=triton.next_power_of_2(4 * SCORE_HALF**2), LOW=LOW)
+        _score_kernel[(B, 2)](g, weight, origin, idx, peak, score, B, C, h, w, H, W, HALF=half,
+                              WINDOW=triton.next_power_of_2(4 * half**2), LOW=LOW)
     return idx, peak, score

@@ -10,7 +10,6 @@ import torch
 import triton
 import triton.language as tl
 
-from ..ops._torch_impl import SCORE_HALF
 BLOCK = 1024
 
 
@@ -68,15 +67,16 @@ def _match_reduce_kernel(rows, box, idx_out, peak_out, score_out, C, H, W, sb, s
     tl.store(score_out + b, tl.where(peak > 0, peak / tl.where(mean > 0, mean, 1.0), 0.0))
 
 
-def match_reduce(rows: torch.Tensor, box: torch.Tensor):
+def match_reduce(rows: torch.Tensor, box: torch.Tensor, half: int):
     """rows (B, C, H, W) float on a CUDA device (or the CPU under TRITON_INTERPRET=1), any strides;
-    box (B, 4) int64 contiguous on the same device. Returns (idx int64, peak float32, score float32)."""
+    box (B, 4) int64 contiguous on the same device; ``half`` the score window's half size (the
+    definition's ``SCORE_HALF``, passed by the op). Returns (idx int64, peak float32, score float32)."""
     B, C, H, W = rows.shape
     idx = torch.empty(B, dtype=torch.int64, device=rows.device)
     peak = torch.empty(B, dtype=torch.float32, device=rows.device)
     score = torch.empty(B, dtype=torch.float32, device=rows.device)
     if B:
         _match_reduce_kernel[(B,)](rows, box, idx, peak, score, C, H, W, *rows.stride(),
-                                   BLOCK=BLOCK, HALF=SCORE_HALF,
-                                   WINDOW=triton.next_power_of_2(4 * SCORE_HALF**2))
+                                   BLOCK=BLOCK, HALF=half,
+                                   WINDOW=triton.next_power_of_2(4 * half**2))
     return idx, peak, score

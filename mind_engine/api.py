@@ -1,9 +1,197 @@
-"""The public functions: ``match`` and ``jacobian_rows``, each one
-``Engine`` over the pair."""
+"""The public face: ``Engine`` over one image pair, and the functions that are each one Engine
+call (``match``, ``match_subpixel``, ``match_fb``, ``jacobian_rows``). Every argument is checked
+here (``mind_engine.checks``), before any network runs; the engine below (``mind_engine.engine``)
+trusts what it is given.
+
+``Engine`` is what every matching entry point goes through (the batch matcher, the evaluation,
+the CLI too): the images are checked and padded once, the tier is built once (for tiers 1-3 that
+runs the forward and caches the linearisation) the first time it is needed, and any number of
+queries are then matched, their rows computed or their matches refined.
+"""
 from __future__ import annotations
 
-from .engine.engine import Engine
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
+from .checks import (check_integer, check_levels, check_memory, check_queries, check_radius, check_real,
+                     check_single_level, check_stride, check_tier)
+from .engine import refine
+from .engine.budget import check_fits, estimate_bytes
+from .engine.matching import grid_queries, search_boxes
+from .engine.pyramid import CoarseToFine, Level, coarse_to_fine
+from .engine.tiers import make_tier, tier_class
+from .images import image_pair, pad_to_multiple
 from .matches import Matches
+from .weights import resolve_model
+
+CHUNK_BYTES = 256 << 20  # rows held at once per chunk of queries
+
+
+class Engine:
+    """MIND over the pair (img1, img3): ``match``, ``rows`` and ``refine`` at any queries.
+
+    ``model`` defaults to the bundled default model; ``tier`` picks the engine
+    (``mind_engine.engine.tiers``; "auto": the fastest exact one of the backend), ``memory`` bounds its working
+    memory in bytes, ``backend`` runs it through torch or an exported graph ("onnxruntime",
+    "tensorrt"); ``precision`` "bf16" or "fp16" stores the windowed tiers' state and windows in
+    16 bits with fp32 accumulation (faster, not exact; ``mind_engine.engine.precision``).
+    Tier, backend, precision and device names are case-insensitive; every argument is checked
+    here (``mind_engine.checks``), before any network runs: the engine below trusts them.
+    """
+
+    def __init__(self, img1, img3, model=None, device=None, tier: str = "auto", memory: int | None = None,
+                 backend: str = "torch", precision: str = "fp32"):
+        self.tier_name, self.backend, self.precision = check_tier(tier, backend, precision)
+        self.model, self.device = resolve_model(model, device)
+        self.memory = check_memory(memory, self.device)
+        self.t1, self.t3 = image_pair(img1, img3, self.device)
+        self.hw = tuple(self.t1.shape[-2:])
+        self._tier = None
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        m = self.model.config.multiple
+        return tuple(-(-s // m) * m for s in self.hw)
+
+    def memory_needed(self) -> int:
+        """Estimated peak bytes of matching this pair (``mind_engine.engine.budget``)."""
+        tier = tier_class(self.tier_name, self.backend)
+        working = tier.working_memory(self.memory, self.device)
+        return estimate_bytes(self.model, self.padded_hw, working, 0 if tier.windowed else CHUNK_BYTES)
+
+    @property
+    def tier(self):
+        """The tier over the pair padded to the network's multiple, built on first use, after
+        checking that the pair fits in the device's free memory."""
+        if self._tier is None:
+            check_fits(self.memory_needed(), self.device, self.hw)
+            m = self.model.config.multiple
+            p1, _ = pad_to_multiple(self.t1[None], m)
+            p3, _ = pad_to_multiple(self.t3[None], m)
+            with torch.no_grad():
+                self._tier = make_tier(self.tier_name, self.model, p1, p3, memory=self.memory, backend=self.backend,
+                                        precision=self.precision)
+        return self._tier
+
+    @property
+    def chunk(self) -> int:
+        """Queries per chunk: the rows of one chunk within CHUNK_BYTES."""
+        h, w = self.padded_hw
+        return max(1, CHUNK_BYTES // (6 * 4 * h * w))
+
+    def queries(self, queries=None, stride: int = 4) -> torch.Tensor:
+        """(N, 2) int64 (x, y): a grid of ``stride`` or the caller's points, checked (``stride``
+        too, when points are given: a bad value is a mistake either way)."""
+        stride = check_stride(stride)
+        if queries is None:
+            return grid_queries(self.hw, stride)
+        return torch.from_numpy(check_queries(queries, self.hw)).long()
+
+    def _chunks(self, n: int, step: int, progress: bool | None, what: str):
+        """Chunk starts, with a bar on stderr when ``progress`` (None: many chunks on a terminal).
+        The bar is preceded by the plan (queries, chunks, memory estimate) and, off a terminal,
+        throttled to one line every 5 s."""
+        starts = range(0, n, step)
+        tty = sys.stderr.isatty()
+        show = progress if progress is not None else (len(starts) > 4 and tty)
+        if show:
+            print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair in {len(starts)} chunk(s) "
+                  f"on {self.device} (tier {self.tier_name}), about {self.memory_needed() / 2**30:.2f} GiB; "
+                  f"a larger stride or a smaller radius is faster", file=sys.stderr)
+        bar = tqdm(starts, desc=f"{what} ({self.tier_name})", unit="chunk", disable=not show,
+                   mininterval=0.5 if tty else 5.0, file=sys.stderr)
+        return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
+
+    def match(self, queries=None, stride: int = 4, radius: int | None = None,
+              progress: bool | None = None, levels: int | str = 1) -> Matches:
+        """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
+        each peak search to the square of that radius around its query (None: whole image).
+        ``levels`` > 1 or "auto": coarse to fine (``coarse_to_fine``; 1, the default, is one scale)."""
+        radius = check_radius(radius)
+        if check_levels(levels, self.hw, radius) != 1:
+            return self.coarse_to_fine(queries, stride, radius, levels, progress).matches
+        q = self.queries(queries, stride)
+        boxes = search_boxes(q, radius, self.hw)
+        if len(q) == 0:  # nothing to match: no network runs
+            none = torch.zeros(0, dtype=torch.long)
+            return Matches.from_peaks(q, none, none.float(), none, none.float(), self.hw[1])
+        parts1, parts3 = [], []
+        for s in self._chunks(len(q), self.chunk, progress, "matching"):
+            r1, r3 = self.tier.match(q[s:s + self.chunk].to(self.device), boxes[s:s + self.chunk], self.hw)
+            parts1.append([t.cpu() for t in r1])
+            parts3.append([t.cpu() for t in r3])
+        (idx1, _, s1), (idx3, _, s3) = ([torch.cat(c) if c else torch.zeros(0) for c in zip(*parts)]
+                                        for parts in (parts1, parts3))
+        return Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1])
+
+    def coarse_to_fine(self, queries=None, stride: int = 4, radius: int | None = None, levels: int | str = "auto",
+                       progress: bool | None = None) -> CoarseToFine:
+        """MIND through an image pyramid of ``levels`` (an integer, or "auto": enough that the search
+        range is a few pixels at the coarsest; ``mind_engine.engine.pyramid``): the matches at the
+        queries, their finest-level scores and the dense motion field after every level. Each
+        level runs an Engine of this one's model, tier, memory, backend and precision."""
+        q = self.queries(queries, stride)
+        radius = check_radius(radius)
+        n = check_levels(levels, self.hw, radius)
+
+        def mind(level: Level) -> Matches:
+            engine = Engine(level.img1, level.img3, model=self.model, device=self.device, tier=self.tier_name,
+                            memory=self.memory, backend=self.backend, precision=self.precision)
+            return engine.match(level.queries, radius=level.radius, progress=progress)
+
+        return coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
+
+    def rows(self, queries) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two
+        (N, 3, H, W) float32 tensors in the caller's frame (N full maps in memory)."""
+        q = self.queries(queries)
+        if len(q) == 0:
+            empty = self.t1.new_zeros((0, 3, *self.hw))
+            return empty, empty
+        g1, g3 = self.tier.rows(q.to(self.device))
+        h, w = self.hw
+        return g1[:, :, :h, :w], g3[:, :, :h, :w]
+
+    def refine(self, queries=None, stride: int = 4, radius: int | None = None, chunk: int | None = None,
+               both: bool = False, progress: bool | None = None):
+        """``match`` with sub-pixel match points (``mind_engine.engine.refine``): each refined point
+        lies within half a pixel of the integer point ``match`` gives; scores are identical.
+        ``chunk``: queries per pass (None: ``self.chunk``, the rows of one within CHUNK_BYTES).
+        ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from one pass."""
+        step = check_integer(chunk, "chunk", 1, none=True) or self.chunk
+        q = self.queries(queries, stride)
+        radius = check_radius(radius)
+        boxes = search_boxes(q, radius, self.hw)
+        res = {1: [], 3: []}
+        for s in self._chunks(len(q), step, progress, "refining"):
+            r1, r3 = refine.match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)
+            res[1].append(r1)
+            res[3].append(r3)
+        idx, scores, off = {}, {}, {}
+        for k in (1, 3):
+            idx[k] = torch.cat([r[0].cpu() for r in res[k]]) if res[k] else torch.zeros(0, dtype=torch.long)
+            scores[k] = torch.cat([r[2].cpu() for r in res[k]]) if res[k] else torch.zeros(0)
+            off[k] = np.concatenate([r[3] for r in res[k]]) if res[k] else np.zeros((0, 2), np.float32)
+        args = (q, idx[1], scores[1], idx[3], scores[3], self.hw[1])
+        refined = Matches.from_peaks(*args, offset1=off[1], offset3=off[3])
+        return (Matches.from_peaks(*args), refined) if both else refined
+
+
+def _with_estimate(bar, chunks: int):
+    """Yield from ``bar``; once the first chunk is done (the tier built and one chunk matched),
+    say how long the whole run should take, from that measurement."""
+    t0 = time.perf_counter()
+    for i, start in enumerate(bar):
+        if i == 1:
+            first = time.perf_counter() - t0
+            bar.write(f"mind_engine: the first chunk took {first:.1f} s, set-up included: all {chunks} "
+                      f"should take about {first * chunks:.0f} s or less", file=sys.stderr)
+        yield start
 
 
 def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None,
@@ -37,3 +225,38 @@ def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", m
     (N, 3, H, W) float32 tensors in the caller's frame (for inspection: N full maps in memory).
     Devices, checks and the caller's model as in ``match``."""
     return Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend).rows(queries)
+
+
+def match_subpixel(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None, queries=None,
+                   tier: str = "auto", chunk: int | None = None, both: bool = False, progress: bool | None = None,
+                   memory: int | None = None, backend: str = "torch") -> Matches:
+    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``; no
+    ``levels``: refinement reads the rows of one scale). ``both``: (integer Matches, refined)."""
+    engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
+    return engine.refine(queries, stride, radius, chunk, both, progress)
+
+
+def match_fb(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None, queries=None,
+             tier: str = "auto", tol: float = 1.0, forward: Matches | None = None, subpixel: bool = False,
+             memory: int | None = None, backend: str = "torch", levels: int | str = 1):
+    """MIND with the forward-backward flag (``mind_engine.engine.refine.fb_flags``): returns
+    (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px when
+    the pair is matched swapped at the same queries).
+
+    ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
+    backward pass); ``subpixel`` refines both passes before comparing them (single level only).
+    """
+    tol = check_real(tol, "tol")
+    if subpixel:
+        check_single_level(levels, "subpixel=True")
+    common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend)
+
+    def run(a, b, **kw):
+        if subpixel:
+            return match_subpixel(a, b, **common, **kw)
+        return match(a, b, levels=levels, **common, **kw)
+
+    if forward is None:
+        forward = run(img1, img3, stride=stride, queries=queries)
+    backward = run(img3, img1, queries=forward.query)
+    return forward, refine.fb_flags(forward, backward, tol)

@@ -18,6 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .engine.levels import MIN_SIDE, auto_levels, max_levels
+from .engine.precision import PRECISIONS
+from .engine.tiers import TIERS, tier_class, tier_names
+
 MIN_MEMORY = 16 << 20  # below this a chunk holds a handful of seeds and runs many times slower
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")  # what matplotlib writes
 MODEL_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # the engine runs a float32 copy
@@ -75,9 +79,7 @@ def check_radius(radius, name: str = "radius") -> int | None:
 def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: str = "levels") -> int | str:
     """A pyramid depth (``mind_engine.engine.pyramid``): a positive integer or "auto". With the
     pair's ``hw``, "auto" is resolved (for ``radius``) and a depth the pair cannot hold (its
-    coarsest level under ``pyramid.MIN_SIDE`` pixels on the shorter side) is refused."""
-    from .engine.pyramid import MIN_SIDE, auto_levels, max_levels
-
+    coarsest level under ``levels.MIN_SIDE`` pixels on the shorter side) is refused."""
     if isinstance(levels, str):
         if levels.strip().lower() != "auto":
             raise ValueError(f"{name} must be a positive integer or 'auto', got {levels!r}")
@@ -90,6 +92,19 @@ def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: s
         raise ValueError(f"{name}={n} is too deep for a {hw[1]}x{hw[0]} pair: its coarsest level would be under "
                          f"{MIN_SIDE} px on the shorter side; at most {max_levels(hw)} here (or 'auto')")
     return n
+
+
+def check_single_level(levels, other: str, name: str = "levels") -> None:
+    """``other`` (sub-pixel refinement) reads the rows of one scale: refused with ``levels`` != 1."""
+    if check_levels(levels, name=name) != 1:
+        raise ValueError(f"{name} {levels!r} does not combine with {other}: sub-pixel refinement reads the rows of "
+                         f"one scale, and coarse-to-fine points are already sub-pixel (composed through the warps)")
+
+
+def check_not_both(first: str, a, second: str, b) -> None:
+    """At most one of two alternative arguments is given."""
+    if a is not None and b is not None:
+        raise ValueError(f"pass {first}= or {second}=, not both")
 
 
 def device_bytes(device: torch.device) -> int | None:
@@ -131,18 +146,20 @@ def check_choice(value, name: str, choices) -> str:
 
 
 def check_tier(tier, backend, precision="fp32") -> tuple[str, str, str]:
-    """A known tier, backend and precision that can run together, as (tier, backend, precision)."""
-    from .engine.precision import PRECISIONS
-    from .engine.tiers import BACKENDS, TIERS
-
-    backend = check_choice(backend, "backend", BACKENDS)
-    tier = check_choice(tier, "tier", ["auto", *TIERS])
+    """A known tier, backend and precision that can run together, as (tier, backend, precision),
+    read from the tier classes' facts (``mind_engine.engine.tiers``; "auto" stays "auto")."""
+    backend = check_choice(backend, "backend", list(TIERS))
+    tier = check_choice(tier, "tier", ["auto", *tier_names()])
     precision = check_choice(precision, "precision", PRECISIONS)
-    if backend != "torch" and tier not in ("auto", "t1"):
-        raise ValueError(f"backend={backend!r} runs the exported tier-1 graph; tier={tier!r} needs backend='torch'")
-    if precision != "fp32" and (backend != "torch" or tier not in ("auto", "t2", "t3")):
-        raise ValueError(f"precision={precision!r} is for the windowed tiers (t2, t3, auto) on the torch backend, "
-                         f"got tier={tier!r}, backend={backend!r}")
+    if tier != "auto" and tier not in TIERS[backend]:
+        runs = [b for b, tiers in TIERS.items() if tier in tiers]
+        raise ValueError(f"backend={backend!r} runs tier {' and '.join(TIERS[backend])} only; tier={tier!r} needs "
+                         f"backend={' or '.join(map(repr, runs))}")
+    if precision not in tier_class(tier, backend).precisions:
+        able = [(b, n) for b, tiers in TIERS.items() for n, t in tiers.items() if precision in t.precisions]
+        on = sorted({b for b, _ in able})
+        raise ValueError(f"precision={precision!r} is for the windowed tiers ({', '.join(n for _, n in able)}, auto) "
+                         f"on the {' or '.join(on)} backend, got tier={tier!r}, backend={backend!r}")
     return tier, backend, precision
 
 
@@ -227,13 +244,6 @@ def check_model(model, name: str = "model") -> None:
     if broken:
         raise ValueError(f"{name} holds non-finite (NaN or inf) weights, a broken or diverged model: "
                          + ", ".join(broken))
-
-
-def check_output(out: torch.Tensor) -> None:
-    """The network's output at a pair is finite: otherwise every row, and so every match, is garbage."""
-    if not torch.isfinite(out).all():
-        raise ValueError("the model's output at this image pair is not finite (NaN or inf): a broken or "
-                         "diverged model, or weights too large for float32; nothing computed from it would mean anything")
 
 
 # ----------------------------------------------------------------------------- paths

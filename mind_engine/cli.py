@@ -31,7 +31,7 @@ import numpy as np
 from .backends import cli as export_cli
 from .batch import cli as batch_cli
 from .batch.signals import Terminated
-from .checks import FIGURE_SUFFIXES, check_distinct, check_folder, check_writable
+from .checks import FIGURE_SUFFIXES, check_distinct, check_folder, check_single_level, check_writable
 from .cliargs import add_model_options, check_options, levels, number, radius, subcommand
 from .images import IMAGE_SUFFIXES, check_image_path, write_image
 
@@ -88,9 +88,8 @@ def _match_record(m, flags=None) -> list[dict]:
 def run_match(img1, img3, model, *, stride=4, radius=None, device=None, tier="auto",
               subpixel=False, fb=False, top=None, progress=None, levels=1):
     """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
-    from .api import match
+    from .api import match, match_fb, match_subpixel
     from .evaluation.metrics import rank
-    from .engine.refine import match_fb, match_subpixel
 
     t = time.perf_counter()
     if subpixel:
@@ -102,7 +101,7 @@ def run_match(img1, img3, model, *, stride=4, radius=None, device=None, tier="au
     flags = None
     if fb:
         m, flags = match_fb(img1, img3, radius=radius, model=model, device=device, tier=tier,
-                            forward=m, subpixel=subpixel)
+                            forward=m, subpixel=subpixel, levels=levels)
     secs = time.perf_counter() - t
     order = rank(m.score, flags)
     if top is not None:
@@ -114,9 +113,8 @@ def _check_match_args(a) -> None:
     """The files and output paths of ``match``, before any network runs (the options are
     checked by ``cliargs.check_options``)."""
     _check_inputs(a)
-    if a.levels != 1 and (a.subpixel or a.fb):
-        raise ValueError(f"--levels {a.levels} does not combine with {'--subpixel' if a.subpixel else '--fb'}: "
-                         f"coarse-to-fine points are already sub-pixel, and its consistency test is built in")
+    if a.subpixel:
+        check_single_level(a.levels, "--subpixel", "--levels")
     if a.out:
         check_writable(a.out, "--out", FIGURE_SUFFIXES)
         from .evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part
@@ -248,9 +246,9 @@ def cmd_demo(a) -> int:
 
 
 def tier_names() -> list[str]:
-    from .engine.tiers import TIERS
+    from .engine.tiers import tier_names as names
 
-    return ["auto", *TIERS]
+    return ["auto", *names()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_output
+from .engine.matching import refuse_nonfinite
 from .images import image_pair, pad_to_multiple, to_output_like
+from .weights import resolve_model
 
 
 @torch.no_grad()
@@ -16,17 +17,15 @@ def interpolate(img1, img3, model=None, device=None):
 
     ``model`` defaults to the bundled default model; ``device`` follows the rule of
     ``mind_engine.match`` (the one asked for, else the model's, else CUDA when available, else the
-        CPU). The caller's model is checked and never moved, cast or switched to eval (a copy is, when
-    needed: ``mind_engine.engine.engine.resolve_model``); a non-finite output is refused.
+    CPU). The caller's model is checked and never moved, cast or switched to eval (a copy is, when
+    needed: ``mind_engine.weights.resolve_model``); a non-finite output is refused.
     Inputs are padded at the bottom/right to the network's multiple by edge replication, the output is
     cropped back and clamped to [0, 1] before conversion.
     """
-    from .engine.engine import resolve_model
-
     model, device = resolve_model(model, device)
     t1, t3 = image_pair(img1, img3, device=device)
     x, (h, w) = pad_to_multiple(torch.stack([t1, t3]), model.config.multiple)
     out = model(x[0:1], x[1:2])
-    check_output(out)
+    refuse_nonfinite(out)
     mid = out[0, :, :h, :w].clamp(0, 1)
     return to_output_like(mid, img1)

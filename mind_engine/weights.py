@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from .checks import check_device, nonfinite_tensors
+from .checks import check_device, check_model, nonfinite_tensors
 from .model import MindConfig, MindNet
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
@@ -111,6 +111,27 @@ def default_model(device) -> MindNet:
     """The bundled default model on ``device``, loaded once and shared by mind_engine's own entry
     points, which only read it (callers get copies from ``load_model``)."""
     return _default_model(str(torch.device(device)))
+
+
+def resolve_model(model, device):
+    """The model and device to run on, never changing the caller's model.
+
+    The device rule (``mind_engine.checks.default_device``): the one asked for; else the model's
+    when a model is given; else CUDA when available, else the CPU. ``model=None`` takes the
+    bundled default model (shared read-only). A caller's model is checked (``checks.check_model``:
+    a MindNet with real, finite weights); one that is on another device, in training mode or not
+    float32 is copied, moved, cast to float32 and set to eval; the caller's object is left as it was.
+    """
+    if model is None:
+        device = check_device(device)
+        return default_model(device), device
+    check_model(model)
+    params = list(model.parameters())
+    here = params[0].device if params else torch.device("cpu")
+    device = check_device(here if device is None else device)
+    if here != device or model.training or any(p.dtype != torch.float32 for p in params):
+        model = copy.deepcopy(model).to(device=device, dtype=torch.float32).eval()
+    return model, device
 
 
 def load_model(path=None, device=None) -> MindNet:

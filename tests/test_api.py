@@ -61,9 +61,9 @@ def test_engine_serves_match_rows_and_refine_from_one_linearisation(net, pair):
 
 
 def test_long_runs_say_their_plan_and_a_time_estimate(net, pair, monkeypatch, capsys):
-    from mind_engine.engine import engine
+    from mind_engine import api
 
-    monkeypatch.setattr(engine, "CHUNK_BYTES", 6 * 4 * 64 * 64 * 5)  # 5 queries a chunk on the padded 64x64
+    monkeypatch.setattr(api, "CHUNK_BYTES", 6 * 4 * 64 * 64 * 5)  # 5 queries a chunk on the padded 64x64
     plain = me.match(*pair, model=net, stride=10)
     m = me.Engine(*pair, model=net).match(stride=10, progress=True)
     err = capsys.readouterr().err

@@ -55,7 +55,7 @@ def test_the_caller_s_model_is_never_changed(pair):
 
 
 def test_an_eval_model_on_its_device_is_used_without_a_copy(pair):
-    from mind_engine.engine.engine import resolve_model
+    from mind_engine.weights import resolve_model
 
     net = me.MindNet(**SMALL).eval()
     assert resolve_model(net, None)[0] is net

@@ -118,7 +118,7 @@ def test_onnxruntime_tier_matches_like_tier0(net, hw):
     q = _queries(*hw, 6, seed=6)
     boxes = search_boxes(q, 9, hw)
     tier = obr.OnnxRuntimeTier(net, p1, p3)
-    assert tier.name == "onnxruntime"
+    assert (tier.backend, tier.name) == ("onnxruntime", "t1")
     tier.step = 4  # several runs per call
     got, ref = tier.match(q, boxes, hw), Tier0(net, p1, p3).match(q, boxes, hw)
     for (gi, gp, gs), (ri, rp, rs) in zip(got, ref):

@@ -56,9 +56,9 @@ def test_the_state_is_stored_in_16_bits_and_the_fp32_model_is_untouched():
 def test_precision_is_checked():
     model, i1, i3, _ = _setup()
     with pytest.raises(ValueError, match="precision must be one of"):
-        make_tier("t3", model, i1, i3, precision="fp8")
+        Engine(i1[0], i3[0], model=model, tier="t3", precision="fp8")
     with pytest.raises(ValueError, match="windowed tiers"):
-        make_tier("t1", model, i1, i3, precision="bf16")
+        Engine(i1[0], i3[0], model=model, tier="t1", precision="bf16")
     img = torch.rand(3, 32, 32)
     m = Engine(img, img, model=model, precision="bf16").match(stride=8, radius=4)
     assert len(m) == 16

@@ -13,6 +13,7 @@ from mind_engine import Engine, match
 from mind_engine.checks import check_levels
 from mind_engine.cli import main
 from mind_engine.engine import pyramid
+from mind_engine.engine.levels import auto_levels, level_radii, max_levels
 from mind_engine.engine.densify import densify, fill_holes, reject_outliers
 from mind_engine.engine.matching import grid_queries
 from mind_engine.matches import Matches
@@ -145,7 +146,7 @@ def test_wrong_matches_are_voted_out_of_the_field():
 def test_sizes_that_are_not_multiples_of_32_and_border_queries(hw):
     h, w = hw
     q = torch.tensor([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [w // 2, h // 2]])
-    levels = pyramid.max_levels(hw)
+    levels = max_levels(hw)
     res = run(TrueResidual(lambda x: torch.tensor([6.0, 3.0], dtype=x.dtype).expand_as(x)), hw=hw,
               levels=levels, radius=8, queries=q)
     p1, p3 = res.matches.pts1, res.matches.pts3
@@ -184,10 +185,11 @@ def test_warp_and_sample_agree_with_a_known_shift():
 
 
 def test_auto_levels_and_radii():
-    assert pyramid.auto_levels((128, 384), 32) == 4 and pyramid.level_radii(4, 32) == [4, 4, 4, 4]
-    assert pyramid.auto_levels((128, 384), 4) == 1
-    assert pyramid.auto_levels((128, 384), None) == pyramid.max_levels((128, 384)) == 4
-    assert pyramid.max_levels((20, 20)) == 1 and pyramid.level_radii(3, None) == [4, 4, None]
+    assert level_radii(4, 32) == [4, 4, 4, 4] and level_radii(3, 32) == [4, 4, 8]
+    assert auto_levels((128, 384), 32) == 3  # not 4: auto keeps the coarsest side >= AUTO_MIN_SIDE (32)
+    assert auto_levels((128, 384), 4) == 1 and auto_levels((128, 384), 8) == 2
+    assert auto_levels((128, 384), None) == max_levels((128, 384), 32) == 3 and max_levels((128, 384)) == 4
+    assert max_levels((20, 20)) == 1 and level_radii(3, None) == [4, 4, None]
 
 
 # ----------------------------------------------------------------------------- through the engine
@@ -252,6 +254,9 @@ def test_cli_levels(tmp_path, pair, capsys):
     assert main(["match", *paths, "--levels", "2", "--stride", "16", "--radius", "8", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["levels"] == 2 and doc["n"] == len(grid_queries((80, 100), 16))
+    assert main(["match", *paths, "--levels", "2", "--fb", "--stride", "16", "--radius", "8", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["levels"] == 2 and doc["fb"] and all("fb_consistent" in r for r in doc["matches"])
 
 
 def test_batch_settings_keep_old_fingerprints_and_record_levels(tmp_path, pair, small_model):
@@ -279,3 +284,15 @@ def test_mind_matcher_levels(pair, small_model):
     out = MindMatcher(small_model, stride=16, radius=8, levels=2)({"image0": im0, "image1": im1})
     direct = match(*pair, stride=16, radius=8, levels=2, model=small_model)
     np.testing.assert_allclose(out["keypoints0"].numpy(), direct.pts1)
+
+
+def test_match_fb_matches_the_swapped_pair_coarse_to_fine_too(pair, small_model):
+    from mind_engine import match_fb
+
+    fwd, flags = match_fb(*pair, stride=16, radius=8, model=small_model, levels=2)
+    back = match(pair[1], pair[0], queries=fwd.query, radius=8, model=small_model, levels=2)
+    d1 = np.linalg.norm(fwd.pts1 - back.pts3, axis=1)
+    d3 = np.linalg.norm(fwd.pts3 - back.pts1, axis=1)
+    assert np.array_equal(flags, (d1 > 1.0) | (d3 > 1.0))
+    with pytest.raises(ValueError, match="levels 2 does not combine with subpixel=True"):
+        match_fb(*pair, stride=16, model=small_model, levels=2, subpixel=True)

@@ -141,7 +141,7 @@ def test_demo_match_and_python_example_run_as_written(tmp_path, monkeypatch, cap
         assert len(scope["m"]) == 2 and scope["g1"].shape == (1, 3, 173, 256) and scope["mid"].shape == (173, 256, 3)
         assert scope["H"] is None or scope["H"].shape == (3, 3)
         exec(compile(levels, "README.md", "exec"), scope)  # coarse to fine, on the same images
-        assert scope["res"].levels == 4 and len(scope["m"]) == len(scope["res"].matches)
+        assert scope["res"].levels == 3 and len(scope["m"]) == len(scope["res"].matches)
         assert scope["res"].fields[-1].shape == (173, 256, 2)
         scope = {}
         exec(compile(many, "README.md", "exec"), scope)

@@ -12,6 +12,7 @@ import os
 import pytest
 import torch
 
+from mind_engine import Engine
 from mind_engine.engine.linearisation import Linearisation
 from mind_engine.engine.matching import search_boxes
 from mind_engine.model import MindNet
@@ -20,7 +21,7 @@ from mind_engine.engine.windows import score_inside
 from mind_engine.engine.tiers import TIERS, make_tier
 
 SMALL = dict(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5))
-FAST = [name for name in TIERS if name != "t0"]
+FAST = [name for name in TIERS["torch"] if name != "t0"]
 DEVICE = os.environ.get("MIND_ENGINE_TEST_DEVICE", "cpu")
 
 
@@ -146,4 +147,19 @@ def test_matches_at_radius_12_take_both_passes(hw, padded):
 def test_unknown_tier_is_named():
     model, i1, i3 = _setup(32, 32, 0)
     with pytest.raises(ValueError, match="unknown tier 't9'"):
-        make_tier("t9", model, i1, i3)
+        Engine(i1[0], i3[0], model=model, tier="t9")
+
+
+def test_the_registry_holds_each_backends_tiers_and_their_facts():
+    from mind_engine.backends.onnx.runtime import OnnxRuntimeTier
+    from mind_engine.checks import check_tier
+    from mind_engine.engine.tiers import tier_class, tier_names
+
+    assert tier_names() == ["t0", "t1", "t2", "t3"]
+    assert tier_class("auto") is TIERS["torch"]["t3"] and tier_class("auto", "onnxruntime") is OnnxRuntimeTier
+    assert [name for name, t in TIERS["torch"].items() if t.windowed] == ["t2", "t3"]
+    assert check_tier("T1", "ONNXRuntime") == ("t1", "onnxruntime", "fp32")
+    with pytest.raises(ValueError, match="backend='onnxruntime' runs tier t1 only; tier='t3' needs backend='torch'"):
+        check_tier("t3", "onnxruntime")
+    with pytest.raises(ValueError, match=r"precision='bf16' is for the windowed tiers \(t2, t3, auto\) on the torch"):
+        check_tier("auto", "tensorrt", "bf16")

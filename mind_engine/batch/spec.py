@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..checks import check_levels, check_memory, check_model, check_queries, check_radius, check_stride, check_tier
+from ..checks import (check_levels, check_memory, check_model, check_not_both, check_queries, check_radius, check_stride,
+                      check_tier)
 from ..model import MindConfig, MindNet
 from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, model_from_checkpoint, weights_sha256
 
@@ -33,8 +34,7 @@ class ModelSpec:
     def from_args(cls, model: MindNet | None = None, weights=None) -> "ModelSpec":
         """From a model in memory, a checkpoint path, or (neither) the bundled default model.
         A file is checked by loading it once here, before any worker starts."""
-        if model is not None and weights is not None:
-            raise ValueError("pass model= or weights=, not both")
+        check_not_both("model", model, "weights", weights)
         if model is not None:
             check_model(model)
             data, source = checkpoint_bytes(model), "<in-memory model>"

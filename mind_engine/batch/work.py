@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..checks import check_device
-from ..engine.engine import Engine
+from ..api import Engine
 from .pairs import Pair
 from .spec import ModelSpec, Settings
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_output
 from .linearisation import Linearisation
-from .matching import RowsTier
+from .matching import DEFAULT_MEMORY, RowsTier, refuse_nonfinite
 from .transpose import dense_rows
-
-DEFAULT_MEMORY = 1 << 30  # bytes of working memory per chunk of seeds
 
 
 def seeds_per_chunk(model, hw: tuple[int, int], memory: int = DEFAULT_MEMORY, element_size: int = 4) -> int:
@@ -27,11 +24,13 @@ class Tier1(RowsTier):
     """
 
     name = "t1"
+    speed = 1
 
-    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
+    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
+                 precision: str = "fp32"):
         self.lin = Linearisation(model, i1, i3)
-        check_output(self.lin.out)  # not in Linearisation: the ONNX export traces that
-        self.chunk = seeds_per_chunk(model, self.lin.hw, memory or DEFAULT_MEMORY, i1.element_size())
+        refuse_nonfinite(self.lin.out)  # not in Linearisation: the ONNX export traces that
+        self.chunk = seeds_per_chunk(model, self.lin.hw, self.working_memory(memory, i1.device), i1.element_size())
 
     def rows(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         parts = [dense_rows(self.lin, queries[s:s + self.chunk]) for s in range(0, len(queries), self.chunk)]

@@ -17,7 +17,7 @@ neighbours of a cell are known without a search:
    replicated).
 
 Not edge-aware: a motion discontinuity is smoothed across about one grid cell at each level,
-which the finer levels' searches (radius ``pyramid.RESIDUAL_RADIUS``) must absorb; where the
+which the finer levels' searches (radius ``levels.RESIDUAL_RADIUS``) must absorb; where the
 two sides move by more than that, the finer levels cannot recover the boundary.
 """
 from __future__ import annotations

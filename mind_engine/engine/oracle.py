@@ -10,8 +10,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..checks import check_output
-from .matching import RowsTier
+from .matching import RowsTier, refuse_nonfinite
 
 
 @contextmanager
@@ -26,12 +25,15 @@ class Tier0(RowsTier):
 
     name = "t0"
 
-    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor):
+    def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
+                 precision: str = "fp32"):
+        """``memory`` and ``precision`` are every tier's arguments; one backward per query needs
+        no budget and runs in float32 only."""
         with _autograd():
             self.i1 = i1.detach().clone().requires_grad_(True)
             self.i3 = i3.detach().clone().requires_grad_(True)
             self.out = model(self.i1, self.i3)
-        check_output(self.out)
+        refuse_nonfinite(self.out)
 
     def rows(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 2) int (x, y) queries -> rows g1, g3, each (N, 3, H, W): d sum_c out[c, y, x] / d I."""

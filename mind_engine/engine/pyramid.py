@@ -37,21 +37,17 @@ a matcher that returns the true residual, which tests this arithmetic apart from
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..matches import Matches
 from .densify import densify
+from .levels import LEVEL_STRIDE, RESIDUAL_RADIUS, level_radii
 from .matching import grid_axes, grid_queries
 
-RESIDUAL_RADIUS = 4  # search radius at every level but the coarsest: what a trained model follows
-LEVEL_STRIDE = 4  # query grid of the levels above the finest (pixels of that level)
-MIN_SIDE = 16  # the coarsest level's shorter side is at least this many pixels
 KEEP_SCORE = 0.5  # the best half of a level's consistent matches make its field
 MIDPOINT_PX = 2.0  # |p1 + p3 - 2 q| above this: the match is not symmetric about its query
 
@@ -70,7 +66,7 @@ class Level:
     radius: int | None
 
 
-LevelMatcher = Callable[[Level], Matches]  # matches in the warped images' pixels
+LevelMatcher = Callable[[Level], "Matches"]  # ``mind_engine.matches.Matches`` in the warped images' pixels
 
 
 @dataclass
@@ -84,35 +80,6 @@ class CoarseToFine:
     fields: list[np.ndarray]
     levels: int
     radii: list[int | None]
-
-
-def max_levels(hw: tuple[int, int]) -> int:
-    """The most levels an (h, w) pair allows: its coarsest level keeps ``MIN_SIDE`` pixels on the
-    shorter side (1 for a pair smaller than that)."""
-    side = min(hw)
-    levels = 1
-    while math.ceil(side / 2 ** levels) >= MIN_SIDE:
-        levels += 1
-    return levels
-
-
-def auto_levels(hw: tuple[int, int], radius: int | None) -> int:
-    """Enough levels that the search range (``radius``, or the longer side for the whole image)
-    is at most ``RESIDUAL_RADIUS`` at the coarsest level, within ``max_levels``."""
-    search = max(hw) if radius is None else radius
-    levels = 1
-    while search / 2 ** (levels - 1) > RESIDUAL_RADIUS and levels < max_levels(hw):
-        levels += 1
-    return levels
-
-
-def level_radii(levels: int, radius: int | None) -> list[int | None]:
-    """Search radius per level, finest first: ``RESIDUAL_RADIUS`` below the coarsest, the requested
-    range scaled at the coarsest (None stays None: the whole coarsest image)."""
-    if levels == 1:
-        return [radius]
-    coarsest = None if radius is None else max(1, math.ceil(radius / 2 ** (levels - 1)))
-    return [RESIDUAL_RADIUS] * (levels - 1) + [coarsest]
 
 
 def downsample(img: torch.Tensor) -> torch.Tensor:
@@ -210,7 +177,5 @@ def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor
         if stride is not None:
             field = grid_field(pts3 - pts1, kept_for_field(m, q), hw, stride)
         fields.append(field.numpy().copy())
-    final = Matches(pts1=clip_points(pts1, hw), pts3=clip_points(pts3, hw), query=queries.cpu().float().numpy(),
-                    score=np.asarray(m.score, np.float32), score1=np.asarray(m.score1, np.float32),
-                    score3=np.asarray(m.score3, np.float32))
+    final = replace(m, pts1=clip_points(pts1, hw), pts3=clip_points(pts3, hw))  # the finest level's scores
     return CoarseToFine(final, fields, levels, radii[::-1])

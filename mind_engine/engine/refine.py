@@ -14,13 +14,14 @@ peak and the scores are unchanged.
 This needs ``S`` around the peak, i.e. the rows of the tier: :func:`match_chunk` computes them
 once per chunk with ``engine.match_rows`` (on a windowed tier only where matching reads them:
 the search box grown by the score window) and reduces them exactly as ``mind_engine.match`` does,
-so :func:`match_subpixel` costs about what ``match`` costs.
+so ``mind_engine.match_subpixel`` costs about what ``match`` costs.
 
 Forward-backward consistency
 ----------------------------
 ``match(img1, img3)`` and ``match(img3, img1)`` at the same middle-frame queries must agree: the
 swapped network should trace each query to the same two pixels. A match is flagged when either
-end moves by more than ``tol`` (default 1 px, Euclidean). Costs a second matching pass.
+end moves by more than ``tol`` (default 1 px, Euclidean): :func:`fb_flags`, which
+``mind_engine.match_fb`` applies. Costs a second matching pass.
 """
 from __future__ import annotations
 
@@ -115,16 +116,6 @@ def match_chunk(engine, queries: torch.Tensor, boxes: torch.Tensor, hw):
     return tuple(out)
 
 
-def match_subpixel(img1, img3, stride: int = 4, radius=None, model=None, device=None, queries=None,
-                   tier: str = "auto", chunk: int | None = None, both: bool = False, progress=None):
-    """``mind_engine.match`` with sub-pixel match points (one pass; see the module docstring and
-    ``Engine.refine``)."""
-    from .engine import Engine
-
-    return Engine(img1, img3, model=model, device=device, tier=tier).refine(queries, stride, radius, chunk, both,
-                                                                             progress)
-
-
 def fb_flags(forward, backward, tol: float = 1.0) -> np.ndarray:
     """Forward matches (img1 -> img3) and backward matches (img3 -> img1) at the same queries ->
     (N,) bool, True where either end disagrees by more than ``tol`` pixels."""
@@ -133,20 +124,3 @@ def fb_flags(forward, backward, tol: float = 1.0) -> np.ndarray:
     d1 = np.linalg.norm(forward.pts1 - backward.pts3, axis=1)
     d3 = np.linalg.norm(forward.pts3 - backward.pts1, axis=1)
     return (d1 > tol) | (d3 > tol)
-
-
-def match_fb(img1, img3, stride: int = 4, radius=None, model=None, device=None, queries=None,
-             tier: str = "auto", tol: float = 1.0, forward=None, subpixel: bool = False):
-    """MIND with the forward-backward flag: returns (forward Matches, flags (N,) bool).
-
-    ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
-    backward pass); ``subpixel`` refines both passes before comparing them.
-    """
-    from ..api import match
-
-    run = match_subpixel if subpixel else match
-    if forward is None:
-        forward = run(img1, img3, stride=stride, radius=radius, model=model, device=device,
-                      queries=queries, tier=tier)
-    backward = run(img3, img1, radius=radius, model=model, device=device, queries=forward.query, tier=tier)
-    return forward, fb_flags(forward, backward, tol)

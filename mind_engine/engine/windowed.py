@@ -18,12 +18,10 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_output
 from ..ops import _torch_impl
-from .dense import DEFAULT_MEMORY
 from .linearisation import Linearisation
-from .matching import RowsTier
-from .precision import stored_in
+from .matching import DEFAULT_MEMORY, RowsTier, refuse_nonfinite
+from .precision import PRECISIONS, stored_in
 from .transpose import backward_walk
 from .windows import SCORE_HALF, SCORE_REACH, WindowOps, encoder_reach, fit, need_windows, score_inside
 
@@ -52,14 +50,22 @@ class Tier2(RowsTier):
     """
 
     name = "t2"
+    speed = 2
+    precisions = tuple(PRECISIONS)
+    windowed = True
     impl = "torch"
+
+    @classmethod
+    def working_memory(cls, memory: int | None, device: torch.device) -> int:
+        """Small chunks on the CPU (``CPU_MEMORY``: the windows stay in cache), large ones on a GPU."""
+        return int(memory or (CPU_MEMORY if device.type == "cpu" else DEFAULT_MEMORY))
 
     def __init__(self, model, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
                  precision: str = "fp32"):
         self.lin = Linearisation(model, i1, i3)
-        check_output(self.lin.out)  # not in Linearisation: the ONNX export traces that
+        refuse_nonfinite(self.lin.out)  # not in Linearisation: the ONNX export traces that
         self.model = stored_in(model, self.lin, precision)
-        self.memory = int(memory or (CPU_MEMORY if i1.device.type == "cpu" else DEFAULT_MEMORY))
+        self.memory = self.working_memory(memory, i1.device)
         self.reach = encoder_reach(model)
         self.kernels = _kernels(self.impl)
         self.products: dict = {}  # unpool's mask * slope maps, built once per image pair
@@ -131,4 +137,5 @@ class Tier3(Tier2):
     """Tier 2 through the fused kernels (``impl='auto'``: C++ on the CPU, CUDA or Triton on a GPU)."""
 
     name = "t3"
+    speed = 3
     impl = "auto"

@@ -88,7 +88,7 @@ def sensitivity_figure(model, img1, img3, queries, path, device=None, tier: str 
     with its maps S = max_c |d out / d I| in image 1 (upper) and image 3 (lower), each marked
     with the peak P and titled with P's coordinates and the score S (peak / mean of the 20 x 20
     window around P). ``radius`` is the search radius the matches used, so P is their point."""
-    from ..engine.engine import Engine
+    from ..api import Engine
     from ..interpolate import interpolate
 
     queries = np.asarray(queries, np.float64).reshape(-1, 2)

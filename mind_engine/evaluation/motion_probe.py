@@ -99,7 +99,7 @@ class EngineMatcher:
         self.model, self.tier, self.levels, self.pair, self.engine = model, tier, levels, None, None
 
     def _engine(self, i1, i3):
-        from ..engine.engine import Engine
+        from ..api import Engine
 
         if self.pair is None or self.pair[0] is not i1 or self.pair[1] is not i3:
             self.pair, self.engine = (i1, i3), Engine(i1, i3, model=self.model, tier=self.tier)

@@ -47,7 +47,7 @@ def _cpp(g, weight, origin, box, hw):
 def _triton(g, weight, origin, box, hw):
     from ..kernels.input_backward_match import input_backward_match as triton_input_backward_match
 
-    return triton_input_backward_match(g, weight, origin, box, hw)
+    return triton_input_backward_match(g, weight, origin, box, hw, _torch_impl.SCORE_HALF)
 
 
 @torch.library.custom_op("mind_engine::input_backward_match", mutates_args=())

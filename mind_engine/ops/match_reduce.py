@@ -50,7 +50,7 @@ def _body(rows: torch.Tensor, box: torch.Tensor, impl: str):
         if impl == "triton":
             from ..kernels.match_reduce import match_reduce as triton_match_reduce
 
-            return tuple(triton_match_reduce(rows, box))
+            return tuple(triton_match_reduce(rows, box, _torch_impl.SCORE_HALF))
         _cpp(rows, box, out)
     return out
 

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from ..engine.engine import Engine
+from ..api import Engine
 from ..evaluation.metrics import evaluate
 from ..evaluation.pairs import layered_pairs
 

@@ -3,21 +3,14 @@ weights hash, a hash of the code that defines the graphs, torch version and opse
 file serves every image size and an edited linearisation is re-exported."""
 from __future__ import annotations
 
-import hashlib
-import inspect
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from ... import model as model_module
 from ...checks import check_choice
-from ...engine import linearisation, transpose
 from ...model import MindNet
-from ...ops import _torch_impl
-from ...weights import weights_sha256
-
+from .export import GRAPHS, OPSET, code_hash, export_onnx, weights_hash
 
 
 def cache_dir() -> Path:
@@ -29,24 +22,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mind_engine"
 
 
-def weights_hash(model: MindNet) -> str:
-    """``mind_engine.weights.weights_sha256`` shortened to 16 hex digits, for file names."""
-    return weights_sha256(model)[:16]
-
-
-@lru_cache(maxsize=1)
-def code_hash() -> str:
-    """sha256 of the sources that define the graphs, so an edited linearisation is re-exported."""
-    from . import export
-
-    mods = (model_module, linearisation, transpose, _torch_impl, export)
-    return hashlib.sha256("".join(inspect.getsource(m) for m in mods).encode()).hexdigest()[:8]
-
-
 def cached_onnx(model: MindNet, graph: str, opset: int | None = None) -> Path:
     """The exported ``graph`` for this model: from the cache, or exported now (atomically)."""
-    from .export import GRAPHS, OPSET, export_onnx
-
     opset = OPSET if opset is None else opset
     graph = check_choice(graph, "graph", GRAPHS)
     torch_v = torch.__version__.split("+")[0]

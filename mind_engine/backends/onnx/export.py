@@ -20,18 +20,25 @@ costly ``rows`` export (torch.export + onnxscript, tens of seconds) happens once
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
+import sys
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ... import model as model_module
 from ...checks import check_choice
+from ...engine import linearisation, transpose
 from ...engine.transpose import LinearisedMind
 from ...model import MindNet
+from ...ops import _torch_impl
 from ...ops._torch_impl import match_reduce
-from .cache import code_hash, weights_hash
+from ...weights import weights_sha256
 
 OPSET = 20
 GRAPHS = ("forward", "rows", "match")
@@ -49,6 +56,18 @@ class ReduceGraph(nn.Module):
 
     def forward(self, g1, g3, boxes):
         return (*match_reduce(g1, boxes), *match_reduce(g3, boxes))
+
+
+def weights_hash(model: MindNet) -> str:
+    """``mind_engine.weights.weights_sha256`` shortened to 16 hex digits, for file names."""
+    return weights_sha256(model)[:16]
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """sha256 of the sources that define the graphs, so an edited linearisation is re-exported."""
+    mods = (model_module, linearisation, transpose, _torch_impl, sys.modules[__name__])
+    return hashlib.sha256("".join(inspect.getsource(m) for m in mods).encode()).hexdigest()[:8]
 
 
 def _example_args(graph: str):

@@ -8,8 +8,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ...engine.dense import DEFAULT_MEMORY, seeds_per_chunk
-from ...engine.matching import RowsTier
+from ...engine.dense import seeds_per_chunk
+from ...engine.matching import DEFAULT_MEMORY, RowsTier
+from ...engine.tiers import register
 from ...model import MindNet
 from .cache import cached_onnx
 from .export import OUTPUTS
@@ -87,16 +88,20 @@ class OrtGraph:
         return outputs
 
 
+@register
 class OnnxRuntimeTier(RowsTier):
     """T1's exported graphs run by ONNX Runtime behind the tier interface (``rows`` and ``match``
     as ``RowsTier``'s); results come back on the images' device. ``memory`` (bytes, default
     ``RUN_MEMORY``) bounds one run's activations: queries go through in runs of that size."""
 
-    name = "onnxruntime"
+    name = "t1"
+    backend = "onnxruntime"
+    speed = 1
 
-    def __init__(self, model: MindNet, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None):
+    def __init__(self, model: MindNet, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
+                 precision: str = "fp32"):
         if i1.shape[0] != 1:
-            raise ValueError(f"{self.name} matches one image pair at a time; got a batch of {i1.shape[0]}")
+            raise ValueError(f"{self.backend} matches one image pair at a time; got a batch of {i1.shape[0]}")
         self.model, self.device = model, i1.device
         self.i1, self.i3 = i1.detach().float(), i3.detach().float()
         self.step = seeds_per_chunk(model, tuple(i1.shape[-2:]), memory or RUN_MEMORY)

@@ -9,6 +9,7 @@ import torch
 
 from ...engine.dense import seeds_per_chunk
 from ...engine.matching import RowsTier
+from ...engine.tiers import register
 from ...model import MindNet
 from ..onnx.export import INPUTS, OUTPUTS
 from ..onnx.runtime import RUN_MEMORY
@@ -64,12 +65,15 @@ class TrtGraph:
         return outputs
 
 
+@register
 class TensorRTTier(RowsTier):
     """T1's exported graphs as TensorRT engines behind the tier interface (CUDA images only).
     The default profile fixes H and W to the images' and the batch to ``seeds_per_chunk(memory)``
     queries: one engine build per image size and model, cached."""
 
-    name = "tensorrt"
+    name = "t1"
+    backend = "tensorrt"
+    speed = 1
 
     def __init__(self, model: MindNet, i1: torch.Tensor, i3: torch.Tensor, memory: int | None = None,
                  precision: str = "fp32", profile: Profile | None = None):
