@@ -30,8 +30,9 @@ class LayeredWarp(AffineMotion):
     layers. ``max_motion``/``max_linear`` bound every layer's motion as in ``AffineMotion``."""
 
     def __init__(self, size=(64, 64), split: str = "train", max_motion: float = 8.0, max_linear: float = 0.0,
-                 device="cpu", images=None, max_side: int = 512, noise: float = 0.0, max_layers: int = 3):
-        super().__init__(size, split, max_motion, max_linear, device, images, max_side, noise)
+                 device="cpu", images=None, max_side: int = 512, noise: float = 0.0, max_layers: int = 3,
+                 log_share: float = 0.0):
+        super().__init__(size, split, max_motion, max_linear, device, images, max_side, noise, log_share)
         if max_layers < 1:
             raise ValueError(f"max_layers must be at least 1, got {max_layers}")
         self.max_layers = int(max_layers)

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from .sources import downscale, still_image
 from .synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES
 
+MIN_LOG_MOTION = 0.25  # px: the shortest translation of the log-uniform draws (``AffineMotion.log_share``)
+
 
 def split_images(split: str = "train", images=None) -> tuple[str, ...]:
     """The still images (skimage names) of ``split``, or ``images`` when given."""
@@ -79,19 +81,24 @@ class AffineMotion:
     """Triplets of textures moved by random affine motions, with exact correspondences.
 
     ``max_motion``: bound on the translation t (frame 1 to frame 3), drawn uniformly over the
-    disc of that radius. ``max_linear``: bound on each entry of A (0: pure translation; 0.05
+    disc of that radius; ``log_share`` of the samples instead draw its length log-uniformly in
+    [``MIN_LOG_MOTION``, ``max_motion``] (a uniform angle), so motions of 0-3 px, sub-pixel ones
+    included, are common (the disc gives them 6 % of its samples at 12 px: precision at the
+    pyramid's finest level needs them, ``bench/motion_probe.py --small``). ``max_linear``: bound on each entry of A (0: pure translation; 0.05
     moves a point 32 px from the centre by up to about 2.3 px more). ``size`` is (W, H).
     ``noise``: the largest standard deviation of the Gaussian sensor noise drawn per triplet and
     added independently to each frame (0: none).
     """
 
     def __init__(self, size=(64, 64), split: str = "train", max_motion: float = 8.0, max_linear: float = 0.0,
-                 device="cpu", images=None, max_side: int = 512, noise: float = 0.0):
+                 device="cpu", images=None, max_side: int = 512, noise: float = 0.0, log_share: float = 0.0):
         self.size = (int(size[0]), int(size[1]))
         self.max_motion, self.max_linear, self.noise = float(max_motion), float(max_linear), float(noise)
-        if self.max_motion < 0 or self.max_linear < 0 or self.max_linear >= 1 or self.noise < 0:
-            raise ValueError(f"AffineMotion needs max_motion >= 0, 0 <= max_linear < 1 and noise >= 0; got "
-                             f"{max_motion}, {max_linear}, {noise}")
+        self.log_share = float(log_share)
+        if (self.max_motion < 0 or self.max_linear < 0 or self.max_linear >= 1 or self.noise < 0
+                or not 0 <= self.log_share <= 1):
+            raise ValueError(f"AffineMotion needs max_motion >= 0, 0 <= max_linear < 1, noise >= 0 and 0 <= log_share "
+                             f"<= 1; got {max_motion}, {max_linear}, {noise}, {log_share}")
         self.device = torch.device(device)
         self.names = split_images(split, images)
         self.textures = textures_on(self.device, self.names, max_side)
@@ -102,6 +109,9 @@ class AffineMotion:
         """One sample's parameters (CPU tensors): texture index, base map, motion t and A."""
         u = torch.rand(8, generator=g, dtype=torch.float64)
         radius = self.max_motion * math.sqrt(float(u[0]))
+        if self.log_share > 0 and float(torch.rand((), generator=g, dtype=torch.float64)) < self.log_share:
+            low = min(MIN_LOG_MOTION, self.max_motion)
+            radius = low * (self.max_motion / low) ** float(u[0]) if low > 0 else 0.0
         angle = 2 * math.pi * float(u[1])
         t = torch.tensor([radius * math.cos(angle), radius * math.sin(angle)])
         a = (torch.rand(2, 2, generator=g, dtype=torch.float64) * 2 - 1) * self.max_linear

@@ -67,6 +67,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                         "random affine motion, with exact correspondences (mind_engine.data.warp; default 0)")
     p.add_argument("--warp-max-motion", type=float, default=8.0,
                    help="bound of the --warp translation between frames 1 and 3, px, uniform over the disc (default 8)")
+    p.add_argument("--warp-log-share", type=float, default=0.0,
+                   help="share of --warp triplets whose translation length is log-uniform between 0.25 px and "
+                        "--warp-max-motion instead of uniform over the disc (small and sub-pixel motions; default 0)")
     p.add_argument("--warp-linear", type=float, default=0.0,
                    help="bound of each entry of the --warp motion's linear part (0: translation only; default 0)")
     p.add_argument("--warp-layers", type=int, default=0,
@@ -139,7 +142,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", default=None, help="write the final weights here as safetensors")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
-                   help="bf16 autocast: auto = on GPU only (never on CPU)")
+                   help="bf16 autocast: auto = on a GPU, and on a CPU with bf16 units (AVX512-BF16 or AMX), "
+                        "where it about halves a step; on = always; off = never (default auto)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: MIND_THREADS or all cores)")
     p.add_argument("--log", default=None, help="append one JSON line per validation to this file")

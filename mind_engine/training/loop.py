@@ -77,7 +77,7 @@ def _dist_info():
 
 def _device(args, world: int, local_rank: int):
     """The device, with torch's thread count set (split between CPU ranks) and whether bf16
-    autocast is on (GPU only)."""
+    autocast is on (``amp_enabled``)."""
     if args.device is not None:
         device = check_device(args.device, "--device")
     elif torch.cuda.is_available():
@@ -90,9 +90,23 @@ def _device(args, world: int, local_rank: int):
     if device.type == "cpu" and world > 1:
         threads = max(1, threads // world)
     torch.set_num_threads(threads)
-    if args.amp == "on" and device.type != "cuda":
-        print("note: --amp on is ignored on CPU (bf16 autocast is used on GPU only)", file=sys.stderr)
-    return device, device.type == "cuda" and args.amp != "off"
+    return device, amp_enabled(args.amp, device)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AVX512-BF16 or AMX), where oneDNN runs bf16
+    convolutions faster than fp32 ones; elsewhere bf16 is emulated and slower."""
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in
+               ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def amp_enabled(mode: str, device: torch.device) -> bool:
+    """``--amp``: bf16 autocast on a GPU, and on a CPU with bf16 units (``auto``); ``on`` forces it
+    on any device, ``off`` never."""
+    if mode == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    return mode == "on"
 
 
 def _data(args, device):
@@ -109,7 +123,7 @@ def _data(args, device):
     if args.warp > 0:
         kind, extra = (LayeredWarp, {"max_layers": args.warp_layers}) if args.warp_layers > 0 else (AffineMotion, {})
         warp = kind(args.size, "train", args.warp_max_motion, args.warp_linear, device=device, noise=args.warp_noise,
-                    **extra)
+                    log_share=args.warp_log_share, **extra)
     mixture = Mixture(train_set, synthetic, args.synthetic, layered, args.layered, warp, args.warp)
     return clips, gaps, mixture, val_set.fixed(args.val_size, seed=12345)
 
@@ -155,7 +169,10 @@ class Trainer:
         self.clips, self.gaps, self.sampler, self.val = _data(args, self.device)
         self.model = build_model(args).to(self.device)
         head = MotionHead(self.model.config.decoder[-1]) if args.aux_motion > 0 else None
-        self.train_net = TrainingNet(self.model, head).to(self.device)
+        # channels_last lets oneDNN's bf16 convolutions run in their native layout (about 10 % per
+        # CPU step on top of autocast's 1.5x, measured on an AVX512-BF16 EPYC)
+        self.memory_format = torch.channels_last if self.amp and self.device.type == "cpu" else torch.contiguous_format
+        self.train_net = TrainingNet(self.model, head).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.Adam(self.train_net.parameters(), lr=args.lr, betas=(0.9, 0.999))
         self.schedule = Schedule(self.optimizer, args.schedule, args.steps, args.lr, args.min_lr, args.warmup,
                                  args.hold, args.lr_factor, args.lr_patience)
@@ -241,6 +258,7 @@ class Trainer:
     def train_step(self) -> float:
         args = self.args
         (i1, i2, i3), truth = self.sampler.batch(args.batch_size, self.data_gen, self.device)
+        i1, i3 = (x.contiguous(memory_format=self.memory_format) for x in (i1, i3))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out, motion = self.net(i1, i3)
         loss = charbonnier(out, i2, args.eps)
@@ -349,6 +367,7 @@ class Trainer:
                 "data": [c.name for c in self.clips], "val_fraction": args.val_fraction, "synthetic": args.synthetic,
                 "layered": args.layered, "layered_max_motion": args.layered_max_motion, "warp": args.warp,
                 "warp_max_motion": args.warp_max_motion, "warp_linear": args.warp_linear, "warp_layers": args.warp_layers,
+                "warp_log_share": args.warp_log_share,
                 "gaps": list(self.gaps), "val_gap": args.val_gap, "seed": args.seed, "device": str(self.device),
                 "world_size": self.world, "last_validation": last_val}
         save_model(self.model.cpu() if self.device.type != "cpu" else self.model, args.export, extra_metadata=meta)
