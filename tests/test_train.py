@@ -204,3 +204,13 @@ def test_warp_aux_cosine_resume_is_exact_and_the_head_is_never_exported(frames_d
     main(plain + ["--steps", "1", "--ckpt-dir", str(tmp_path / "c")])
     with pytest.raises(SystemExit, match="without --aux-motion"):
         main(common + ["--steps", "2", "--ckpt-dir", str(tmp_path / "c"), "--resume"])
+
+
+def test_amp_auto_follows_the_device_and_the_cpu_s_bf16_units(monkeypatch):
+    from mind_engine.training import loop
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loop.amp_enabled("auto", cuda) and not loop.amp_enabled("off", cuda) and loop.amp_enabled("on", cpu)
+    for has in (True, False):
+        monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has)
+        assert loop.amp_enabled("auto", cpu) is has

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mind_engine.data.layered_warp import LayeredWarp
+from mind_engine.data.residual import ResidualWarp
 from mind_engine.data.warp import AffineMotion
 
 
@@ -63,3 +64,30 @@ def test_layered_correspondences_hold_where_visible():
     assert (truth["valid"] & ~inside).sum() == 0 and (inside & ~truth["valid"]).sum() > 0  # occlusions
     with pytest.raises(ValueError, match="max_layers"):
         LayeredWarp((32, 32), max_layers=0)
+
+
+def test_log_share_draws_small_and_sub_pixel_motions():
+    disc, log = AffineMotion((32, 32), max_motion=12), AffineMotion((32, 32), max_motion=12, log_share=1.0)
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    lengths = {name: torch.stack([gen.draw(g)["t"].norm() for _ in range(400)])
+               for name, gen, g in (("disc", disc, g1), ("log", log, g2))}
+    assert float((lengths["disc"] < 2).float().mean()) < 0.1  # the disc: (2/12)^2 = 3 %
+    small = float((lengths["log"] < 2).float().mean())
+    assert 0.45 < small < 0.65  # log-uniform on [0.25, 12]: ln 8 / ln 48 = 54 %
+    assert float(lengths["log"].min()) >= 0.25 - 1e-6 and float(lengths["log"].max()) <= 12 + 1e-5
+    with pytest.raises(ValueError, match="log_share"):
+        AffineMotion((32, 32), log_share=1.5)
+
+
+def test_residual_warp_frames_show_the_middle_frame_at_the_truth():
+    gen = ResidualWarp((64, 48), max_motion=10, share=1.0, max_error=3.0)
+    (i1, i2, i3), truth = gen.batch(4, torch.Generator().manual_seed(1), truth=True)
+    residual = truth["motion"].norm(dim=-1)
+    assert float(residual.max()) <= 3.0 + 1e-4 and float(residual.max()) > 0.3  # a residual, not the 10 px motion
+    aligned, unaligned = aligned_error((i1, i2, i3), truth)
+    assert aligned < 0.7 * unaligned  # bilinear resampling blurs: not as close as AffineMotion's exact frames
+    plain = ResidualWarp((32, 32), max_motion=4, share=0.0)  # share 0: AffineMotion's samples, same draws
+    p = plain.draw(torch.Generator().manual_seed(2))
+    assert p["error"] is None and torch.equal(plain.render(p)[0], AffineMotion.render(plain, p)[0])
+    with pytest.raises(ValueError, match="share"):
+        ResidualWarp((32, 32), share=2.0)

@@ -18,6 +18,7 @@ import torch
 
 from .augment import augment_triplet, cover, draw_int, frame_tensor
 from .sources import Clip
+from .static import MAX_REDRAWS, StaticRule
 
 DEFAULT_SIZE = (384, 128)  # (W, H): the paper's working size
 
@@ -45,15 +46,17 @@ class VideoTriplets:
 
     ``split`` is 'train', 'val' or 'all' (see the module docstring for the held-out rule);
     ``gaps`` the frame spacings drawn from (1: consecutive frames). A clip is drawn uniformly,
-    then a start frame uniformly among its valid ones.
+    then a start frame uniformly among its valid ones. ``static``: the rule for near-static
+    crops (``mind_engine.data.static``; None keeps every crop).
     """
 
     def __init__(self, clips: list[Clip], size=DEFAULT_SIZE, split: str = "train", val_fraction: float = 0.2,
-                 gaps=(1,), augment: bool = True):
+                 gaps=(1,), augment: bool = True, static: StaticRule | None = None):
         if split not in ("train", "val", "all"):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
         self.clips, self.size, self.split = list(clips), (int(size[0]), int(size[1])), split
         self.val_fraction, self.gaps, self.augment = float(val_fraction), tuple(int(g) for g in gaps), augment
+        self.static = static
         self.options = [(ci, g) for ci, c in enumerate(self.clips) for g in self.gaps
                         if len(triplet_starts(len(c), split, self.val_fraction, g)) > 0]
         if not self.options:
@@ -66,7 +69,15 @@ class VideoTriplets:
         return [f[start], f[start + gap], f[start + 2 * gap]]
 
     def sample(self, g: torch.Generator):
-        """One augmented, cropped triplet (three (3, H, W) tensors) and a dict describing it."""
+        """One augmented, cropped triplet (three (3, H, W) tensors) and a dict describing it; with
+        a ``static`` rule, near-static crops are redrawn as it says (``static``)."""
+        for _ in range(MAX_REDRAWS):
+            triplet, info = self._draw(g)
+            if self.static is None or self.static.accepts(triplet[0], triplet[2], g):
+                break
+        return triplet, info
+
+    def _draw(self, g: torch.Generator):
         ci = self._clip_ids[draw_int(len(self._clip_ids), g)]
         gaps = [gp for c, gp in self.options if c == ci]
         gap = gaps[draw_int(len(gaps), g)]

@@ -6,6 +6,7 @@ import os
 
 from ..model import MindConfig
 from ..data.sources import DEFAULT_MAX_SIDE
+from ..data.static import STATIC_KEEP, STATIC_MAD
 from ..data.video import DEFAULT_SIZE
 
 
@@ -52,6 +53,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="last fraction of each clip's frames held out for validation (default 0.2)")
     p.add_argument("--gaps", default="1", help="frame spacings of triplets, comma separated (default 1)")
+    p.add_argument("--static-keep", type=float, default=STATIC_KEEP,
+                   help=f"share of near-static video crops (frames 1 and 3 differ by under {STATIC_MAD:g} grey "
+                        f"levels on average) kept; the rest are drawn again (mind_engine.data.static; "
+                        f"default {STATIC_KEEP:g}, 1 keeps all)")
     p.add_argument("--val-gap", type=int, default=1,
                    help="frame spacing of the held-out validation triplets (default 1)")
     p.add_argument("--synthetic", type=float, default=0.0,
@@ -70,6 +75,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warp-log-share", type=float, default=0.0,
                    help="share of --warp triplets whose translation length is log-uniform between 0.25 px and "
                         "--warp-max-motion instead of uniform over the disc (small and sub-pixel motions; default 0)")
+    p.add_argument("--warp-residual", type=float, default=0.0,
+                   help="share of --warp triplets resampled as the pyramid's finer levels see them: warped back "
+                        "bilinearly by their motion plus a smooth error of up to 3 px, leaving that residual "
+                        "(mind_engine.data.residual; default 0)")
     p.add_argument("--warp-linear", type=float, default=0.0,
                    help="bound of each entry of the --warp motion's linear part (0: translation only; default 0)")
     p.add_argument("--warp-layers", type=int, default=0,

@@ -31,7 +31,9 @@ from ..checks import check_device, check_integer
 from ..data.layered import LayeredMotion
 from ..data.layered_warp import LayeredWarp
 from ..data.mixture import Mixture
+from ..data.residual import ResidualWarp
 from ..data.sources import load_clips
+from ..data.static import StaticRule
 from ..data.synthetic import SyntheticMotion
 from ..data.video import VideoTriplets
 from ..data.warp import AffineMotion
@@ -114,14 +116,21 @@ def _data(args, device):
     --val-fraction, see ``video``)."""
     gaps = tuple(int(g) for g in str(args.gaps).split(","))
     clips = load_clips(args.data, args.max_side)
-    train_set = VideoTriplets(clips, args.size, "train", args.val_fraction, gaps=gaps, augment=True)
+    train_set = VideoTriplets(clips, args.size, "train", args.val_fraction, gaps=gaps, augment=True,
+                              static=StaticRule(keep=args.static_keep))
     val_set = VideoTriplets(clips, args.size, "val", args.val_fraction, gaps=(args.val_gap,), augment=False)
     synthetic = SyntheticMotion(args.size, "train", max_motion=args.max_motion) if args.synthetic > 0 else None
     layered = LayeredMotion(args.size, "train", args.layered_max_motion, clips=clips,
                             val_fraction=args.val_fraction) if args.layered > 0 else None
     warp = None
     if args.warp > 0:
-        kind, extra = (LayeredWarp, {"max_layers": args.warp_layers}) if args.warp_layers > 0 else (AffineMotion, {})
+        kind, extra = AffineMotion, {}
+        if args.warp_layers > 0:
+            kind, extra = LayeredWarp, {"max_layers": args.warp_layers}
+        if args.warp_residual > 0:
+            if args.warp_layers > 0:
+                raise SystemExit("--warp-residual and --warp-layers cannot be combined")
+            kind, extra = ResidualWarp, {"share": args.warp_residual}
         warp = kind(args.size, "train", args.warp_max_motion, args.warp_linear, device=device, noise=args.warp_noise,
                     log_share=args.warp_log_share, **extra)
     mixture = Mixture(train_set, synthetic, args.synthetic, layered, args.layered, warp, args.warp)
@@ -367,7 +376,8 @@ class Trainer:
                 "data": [c.name for c in self.clips], "val_fraction": args.val_fraction, "synthetic": args.synthetic,
                 "layered": args.layered, "layered_max_motion": args.layered_max_motion, "warp": args.warp,
                 "warp_max_motion": args.warp_max_motion, "warp_linear": args.warp_linear, "warp_layers": args.warp_layers,
-                "warp_log_share": args.warp_log_share,
+                "warp_log_share": args.warp_log_share, "warp_residual": args.warp_residual,
+                "static_keep": args.static_keep,
                 "gaps": list(self.gaps), "val_gap": args.val_gap, "seed": args.seed, "device": str(self.device),
                 "world_size": self.world, "last_validation": last_val}
         save_model(self.model.cpu() if self.device.type != "cpu" else self.model, args.export, extra_metadata=meta)
