@@ -11,6 +11,7 @@ queries are then matched, their rows computed or their matches refined.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import numpy as np
@@ -52,6 +53,7 @@ class Engine:
         self.t1, self.t3 = image_pair(img1, img3, self.device)
         self.hw = tuple(self.t1.shape[-2:])
         self._tier = None
+        self._tier_lock = threading.Lock()  # threads sharing this Engine build its tier once
 
     @property
     def padded_hw(self) -> tuple[int, int]:
@@ -68,15 +70,16 @@ class Engine:
     def tier(self):
         """The tier over the pair padded to the network's multiple, built on first use, after
         checking that the pair fits in the device's free memory."""
-        if self._tier is None:
-            check_fits(self.memory_needed(), self.device, self.hw)
-            m = self.model.config.multiple
-            p1, _ = pad_to_multiple(self.t1[None], m)
-            p3, _ = pad_to_multiple(self.t3[None], m)
-            with torch.no_grad():
-                self._tier = make_tier(self.tier_name, self.model, p1, p3, memory=self.memory, backend=self.backend,
-                                        precision=self.precision)
-        return self._tier
+        with self._tier_lock:
+            if self._tier is None:
+                check_fits(self.memory_needed(), self.device, self.hw)
+                m = self.model.config.multiple
+                p1, _ = pad_to_multiple(self.t1[None], m)
+                p3, _ = pad_to_multiple(self.t3[None], m)
+                with torch.no_grad():
+                    self._tier = make_tier(self.tier_name, self.model, p1, p3, memory=self.memory,
+                                           backend=self.backend, precision=self.precision)
+            return self._tier
 
     @property
     def chunk(self) -> int:

@@ -13,6 +13,7 @@ and the skip table (which decoder blocks also read the encoder output of their r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -73,6 +74,16 @@ class MindConfig:
 
 MULTIPLE = MindConfig().multiple  # of the paper's network, and of every network of its depth
 
+Record = Callable[[nn.Module, torch.Tensor], None]
+
+
+def observed(module: nn.Module, x: torch.Tensor, record: Record | None) -> torch.Tensor:
+    """``module(x)``, first handing ``record`` the module and its input (PReLUs and maxpools: what
+    the engine's linearisation needs from a forward)."""
+    if record is not None:
+        record(module, x)
+    return module(x)
+
 
 class ConvBlock(nn.Module):
     """3 x [conv 3x3 -> PReLU], then maxpool 2x2 (the encoder's C blocks)."""
@@ -83,10 +94,10 @@ class ConvBlock(nn.Module):
         self.acts = nn.ModuleList(nn.PReLU(cout) for _ in range(3))
         self.pool = nn.MaxPool2d(2, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         for conv, act in zip(self.convs, self.acts):
-            x = act(conv(x))
-        return self.pool(x)
+            x = observed(act, conv(x), record)
+        return observed(self.pool, x, record)
 
 
 class DeconvBlock(nn.Module):
@@ -99,9 +110,9 @@ class DeconvBlock(nn.Module):
             + [nn.Conv2d(cout, cout, 3, padding=1) for _ in range(2)])
         self.acts = nn.ModuleList(nn.PReLU(cout) for _ in range(3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         for conv, act in zip(self.convs, self.acts):
-            x = act(conv(x))
+            x = observed(act, conv(x), record)
         return x
 
 
@@ -126,26 +137,29 @@ class MindNet(nn.Module):
             elif isinstance(m, nn.PReLU):
                 nn.init.constant_(m.weight, 0.25)
 
-    def forward(self, i1: torch.Tensor, i3: torch.Tensor) -> torch.Tensor:
-        return self.image(self.features(i1, i3))
+    def forward(self, i1: torch.Tensor, i3: torch.Tensor, record: Record | None = None) -> torch.Tensor:
+        """The middle frame. ``record(module, x)``, when given, is called with the input of every
+        PReLU and maxpool before it runs: how the engine reads the forward's decisions in the call
+        itself, without hooks on the modules (which every thread sharing the model would fire)."""
+        return self.image(self.features(i1, i3, record))
 
     def image(self, features: torch.Tensor) -> torch.Tensor:
         """The middle frame from the last decoder features."""
         return self.head(features) + 0.5
 
-    def features(self, i1: torch.Tensor, i3: torch.Tensor) -> torch.Tensor:
+    def features(self, i1: torch.Tensor, i3: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         """The last decoder block's output, which ``head`` maps to RGB (training-only heads
-        read it too, ``mind_engine.training.motion_head``)."""
+        read it too, ``mind_engine.training.motion_head``); ``record`` as in ``forward``."""
         self.check_input(i1, i3)
         x = torch.cat([i1, i3], 1) - 0.5
         pooled = []
         for block in self.encoder:
-            x = block(x)
+            x = block(x, record)
             pooled.append(x)
         for k, block in enumerate(self.decoder):
             if k in self.config.skips:
                 x = torch.cat([x, pooled[self.config.skip_source(k)]], 1)
-            x = block(x)
+            x = block(x, record)
         return x
 
     def check_input(self, i1: torch.Tensor, i3: torch.Tensor) -> None:

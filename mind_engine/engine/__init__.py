@@ -3,7 +3,7 @@ by tiers of increasing speed that all compute tier 0's result (docs/architecture
 arguments arrive checked: it imports nothing from the public face (``mind_engine.api``, where
 ``Engine`` lives), the argument rules (``mind_engine.checks``) or the backends.
 
-    linearisation.py  the state the backward needs (PReLU slopes, maxpool masks), by forward hooks
+    linearisation.py  the state the backward needs (PReLU slopes, maxpool masks), per call (no hooks)
     transpose.py      backward_walk: the transposed network, once over the model's topology
     matching.py       query grids, search boxes, rows -> (peak, score); RowsTier, what a tier is
     oracle.py         t0: one autograd backward per query (the paper; the oracle)

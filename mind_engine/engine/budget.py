@@ -4,16 +4,20 @@ Tiers 1-3 keep the network linearised at the pair (``Linearisation``: one slope 
 and one mask per maxpool, each the size of that layer's input) for as long as they match; the
 forward that records them holds a few activations more while it runs. On top come one chunk's
 working memory (the tier's ``memory`` budget) and one chunk of results (``Engine.chunk``).
-The cache is measured by running the model's own forward on torch's meta device, so the
-estimate follows any topology and costs no memory.
+The cache is measured by linearising a network of the model's configuration built on torch's
+meta device, so the estimate follows any topology, costs no memory and never touches the
+caller's model (which other threads may be running).
 """
 from __future__ import annotations
 
-import copy
 import os
+from functools import lru_cache
 
 import torch
 from torch import nn
+
+from ..model import MindConfig, MindNet
+from .linearisation import Linearisation
 
 GiB = 1 << 30
 
@@ -22,19 +26,17 @@ def linearisation_bytes(model: nn.Module, hw_padded: tuple[int, int], element_si
                         largest: bool = False) -> int:
     """Bytes of the linearisation's cache for one pair of padded size ``hw_padded`` (``largest``:
     of its largest map instead)."""
-    meta = copy.deepcopy(model).to("meta")
-    sizes = []
+    sizes = _map_sizes(model.config, tuple(hw_padded))
+    return (max(sizes) if largest else sum(sizes)) * element_size
 
-    def count(module, inputs, output):
-        sizes.append(inputs[0].numel() * element_size)
 
-    hooks = [m.register_forward_hook(count) for m in meta.modules() if isinstance(m, (nn.PReLU, nn.MaxPool2d))]
-    x = torch.empty(1, 3, *hw_padded, device="meta")
-    with torch.no_grad():
-        meta(x, x)
-    for h in hooks:
-        h.remove()
-    return max(sizes) if largest else sum(sizes)
+@lru_cache(maxsize=64)
+def _map_sizes(config: MindConfig, hw_padded: tuple[int, int]) -> tuple[int, ...]:
+    """Elements of each map of the linearisation of a network of ``config`` at ``hw_padded``
+    (remembered: the meta forward costs tens of ms, and every Engine asks)."""
+    with torch.device("meta"):
+        x = torch.empty(1, 3, *hw_padded)
+        return tuple(m.numel() for m in Linearisation(MindNet(config), x, x).maps())
 
 
 def estimate_bytes(model: nn.Module, hw_padded: tuple[int, int], working: int, results: int) -> int:

@@ -5,8 +5,11 @@ only needs what the forward decided: each PReLU's slope map (1 where its input w
 its slope a, as torch's own prelu backward) and each maxpool's argmax. With those cached, a
 Jacobian row is the transposed network (``mind_engine.engine.transpose``) applied to a seed.
 
-The state is recorded by forward hooks on the model's own PReLU and maxpool modules while the
-model's own ``forward`` runs, so the linearisation follows whatever topology the model has.
+The state is recorded while the model's own ``forward`` runs, so the linearisation follows
+whatever topology the model has: the forward hands each PReLU's and maxpool's input to this
+call's ``record`` (``MindNet.forward(..., record=)``). Nothing is attached to the modules, so
+any number of threads can linearise one shared model at once, each seeing only its own forward
+(forward hooks on a shared module would fire for every thread's forward).
 """
 from __future__ import annotations
 
@@ -32,17 +35,10 @@ class Linearisation:
         self.hw = tuple(i1.shape[-2:])
         self.slopes: dict[nn.PReLU, torch.Tensor] = {}
         self.pool_masks: dict[nn.MaxPool2d, torch.Tensor] = {}
-        hooks = [m.register_forward_hook(self._record) for m in model.modules()
-                 if isinstance(m, (nn.PReLU, nn.MaxPool2d))]
-        try:
-            with torch.no_grad():
-                self.out = model(i1, i3)
-        finally:
-            for h in hooks:
-                h.remove()
+        with torch.no_grad():
+            self.out = model(i1, i3, record=self._record)
 
-    def _record(self, module: nn.Module, inputs, output) -> None:
-        x = inputs[0]
+    def _record(self, module: nn.Module, x: torch.Tensor) -> None:
         if isinstance(module, nn.PReLU):
             a = module.weight.view(1, -1, 1, 1).to(x.dtype)
             self.slopes[module] = torch.where(x > 0, torch.ones_like(x), a.expand_as(x))[0]
@@ -51,7 +47,10 @@ class Linearisation:
             mask = torch.zeros_like(x).flatten(2).scatter_(2, idx.flatten(2), 1.0).view_as(x)
             self.pool_masks[module] = mask[0]
 
+    def maps(self) -> list[torch.Tensor]:
+        """Every cached map: the slope maps, then the pool masks."""
+        return list(self.slopes.values()) + list(self.pool_masks.values())
+
     def nbytes(self) -> int:
         """Memory the cached state holds."""
-        maps = list(self.slopes.values()) + list(self.pool_masks.values())
-        return sum(m.numel() * m.element_size() for m in maps)
+        return sum(m.numel() * m.element_size() for m in self.maps())

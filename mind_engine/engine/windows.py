@@ -162,12 +162,14 @@ class WindowOps:
         product of the argmax mask and the slope map (mask is 0 or 1: the same numbers as
         multiplying by each in turn)."""
         key = (id(mask), id(slope))
-        if key not in self.products:
-            self.products[key] = (mask * slope, mask, slope)  # the maps are kept alive with their ids
+        product = self.products.get(key)
+        if product is None:  # the maps are kept alive with their ids; threads sharing one tier
+            # may both build it: the maps are equal, setdefault keeps the first
+            product = self.products.setdefault(key, (mask * slope, mask, slope))
         B, C, h, w = g.t.shape
         up = g.t[:, :, :, None, :, None].expand(B, C, h, 2, w, 2).reshape(B, C, 2 * h, 2 * w)
         o = g.o * 2
-        return Window(self.mul_maps(up, self.products[key][0], o), o)
+        return Window(self.mul_maps(up, product[0], o), o)
 
     def input(self, g: Window, weight):
         return self.fused(g.t, weight, g.o)
