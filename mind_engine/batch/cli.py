@@ -2,8 +2,10 @@
 
 Both run ``match_many`` (in this process, or on Ray with ``--ray`` / ``--ray-address``); the
 exit status is 0 when every pair matched, 1 when some failed (listed in DIR/manifest.json), 2
-for a usage error (found before any pair is matched; a folder another job holds is one), 130
-after Ctrl-C and 143 after SIGTERM (the manifest then says ``interrupted``).
+for a usage error (found before any pair is matched; a folder another job holds is one, and so
+is one holding results of other settings, whatever its manifest says: ``--restart`` moves them
+aside, ``mind_engine.batch.resume``), 130 after Ctrl-C and 143 after SIGTERM (the manifest then
+says ``interrupted``).
 """
 from __future__ import annotations
 
