@@ -16,13 +16,23 @@ A match's texture is the smaller of its two points'. Image noise counts as textu
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .ops._torch_impl import SCORE_HALF
 
 TEXTURE_MIN = 1.0  # grey levels per pixel; below it a match lies in a blank or ramp-like region
+
+
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64) / 8
+
+
+def _gradients(grey: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Sobel / 8 of an (H, W) float64 image along x and y, its edges replicated (a ramp's slope exactly)."""
+    padded = F.pad(grey[None, None], (1, 1, 1, 1), mode="replicate")
+    g = F.conv2d(padded, torch.stack([SOBEL_X, SOBEL_X.T])[:, None])[0]
+    return g[0].numpy(), g[1].numpy()
 
 
 def _window_sums(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -42,13 +52,12 @@ def texture_at(image: torch.Tensor, pts: np.ndarray) -> np.ndarray:
     pts = np.asarray(pts, np.float64).reshape(-1, 2)
     if len(pts) == 0:
         return np.zeros(0, np.float32)
-    grey = image.detach().to("cpu", torch.float64).mean(0).numpy() * 255
-    gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8
-    gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8
-    h, w = grey.shape
+    grey = image.detach().to("cpu", torch.float64).mean(0) * 255
+    gx, gy = _gradients(grey)
+    h, w = gx.shape
     x = np.clip(np.rint(pts[:, 0]), 0, w - 1).astype(np.int64)
     y = np.clip(np.rint(pts[:, 1]), 0, h - 1).astype(np.int64)
-    count = _window_sums(np.ones_like(grey), x, y)
+    count = _window_sums(np.ones_like(gx), x, y)
     jxx, jyy, jxy = (_window_sums(g, x, y) / count for g in (gx * gx, gy * gy, gx * gy))
     smaller = (jxx + jyy) / 2 - np.sqrt(((jxx - jyy) / 2) ** 2 + jxy ** 2)
     return np.sqrt(np.maximum(smaller, 0)).astype(np.float32)
