@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from .engine.pyramid import CoarseToFine, Level, coarse_to_fine
 from .engine.tiers import make_tier, tier_class
 from .images import image_pair, pad_to_multiple
 from .matches import Matches
+from .texture import match_texture
 from .weights import resolve_model
 
 CHUNK_BYTES = 256 << 20  # rows held at once per chunk of queries
@@ -122,7 +124,7 @@ class Engine:
         boxes = search_boxes(q, radius, self.hw)
         if len(q) == 0:  # nothing to match: no network runs
             none = torch.zeros(0, dtype=torch.long)
-            return Matches.from_peaks(q, none, none.float(), none, none.float(), self.hw[1])
+            return self.textured(Matches.from_peaks(q, none, none.float(), none, none.float(), self.hw[1]))
         parts1, parts3 = [], []
         for s in self._chunks(len(q), self.chunk, progress, "matching"):
             r1, r3 = self.tier.match(q[s:s + self.chunk].to(self.device), boxes[s:s + self.chunk], self.hw)
@@ -130,7 +132,12 @@ class Engine:
             parts3.append([t.cpu() for t in r3])
         (idx1, _, s1), (idx3, _, s3) = ([torch.cat(c) if c else torch.zeros(0) for c in zip(*parts)]
                                         for parts in (parts1, parts3))
-        return Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1])
+        return self.textured(Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1]))
+
+    def textured(self, m: Matches) -> Matches:
+        """``m`` with its ``texture`` measured on this pair (``mind_engine.texture``): from the
+        images and the points alone, so every tier and backend gives the same."""
+        return replace(m, texture=match_texture(self.t1, self.t3, m.pts1, m.pts3))
 
     def coarse_to_fine(self, queries=None, stride: int = 4, radius: int | None = None, levels: int | str = "auto",
                        progress: bool | None = None) -> CoarseToFine:
@@ -147,7 +154,8 @@ class Engine:
                             memory=self.memory, backend=self.backend, precision=self.precision)
             return engine.match(level.queries, radius=level.radius, progress=progress)
 
-        return coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
+        res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
+        return replace(res, matches=self.textured(res.matches))  # on this pair, not the finest warped one
 
     def rows(self, queries) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two
@@ -181,8 +189,8 @@ class Engine:
             scores[k] = torch.cat([r[2].cpu() for r in res[k]]) if res[k] else torch.zeros(0)
             off[k] = np.concatenate([r[3] for r in res[k]]) if res[k] else np.zeros((0, 2), np.float32)
         args = (q, idx[1], scores[1], idx[3], scores[3], self.hw[1])
-        refined = Matches.from_peaks(*args, offset1=off[1], offset3=off[3])
-        return (Matches.from_peaks(*args), refined) if both else refined
+        refined = self.textured(Matches.from_peaks(*args, offset1=off[1], offset3=off[3]))
+        return (self.textured(Matches.from_peaks(*args)), refined) if both else refined
 
 
 def _with_estimate(bar, chunks: int):

@@ -107,6 +107,13 @@ def check_not_both(first: str, a, second: str, b) -> None:
         raise ValueError(f"pass {first}= or {second}=, not both")
 
 
+def check_flag(value, name: str) -> bool:
+    """A yes/no argument: a bool (numpy's too), not a truthy string or number."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def device_bytes(device: torch.device) -> int | None:
     """All the memory ``device`` has (None where unknown)."""
     if device.type == "cuda":

@@ -78,7 +78,7 @@ def _match_record(m, flags=None) -> list[dict]:
     for i in range(len(m)):
         r = {"query": [float(v) for v in m.query[i]], "p1": [float(v) for v in m.pts1[i]],
              "p3": [float(v) for v in m.pts3[i]], "score": float(m.score[i]),
-             "score1": float(m.score1[i]), "score3": float(m.score3[i])}
+             "score1": float(m.score1[i]), "score3": float(m.score3[i]), "texture": float(m.texture[i])}
         if flags is not None:
             r["fb_consistent"] = not bool(flags[i])
         out.append(r)

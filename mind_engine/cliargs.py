@@ -7,6 +7,10 @@ the API refuse the same values with the same message. Every option's help shows 
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
+
+import numpy as np
 
 from .checks import check_device, check_integer, check_levels, check_radius, check_real, check_stride
 
@@ -57,6 +61,30 @@ def radius(s: str):
 def levels(s: str):
     """``auto``, else a number (``checks.check_levels`` decides)."""
     return "auto" if s.strip().lower() == "auto" else number(s)
+
+
+def read_points(path, name: str) -> np.ndarray:
+    """A text file of points, one ``x,y`` a line (comma, tab or spaces between; blank lines and
+    ``#`` comments skipped), as an (N, 2) float array. A file that cannot be read, a line that is
+    not two numbers, or no point at all is refused in one line naming the file and the line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{name} {path} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        fields = [f for f in re.split(r"[,\s]+", line.split("#", 1)[0]) if f]
+        if not fields:
+            continue
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            rows.append([float(f) for f in fields])
+        except ValueError:
+            raise ValueError(f"{name} {path} line {i}: expected two numbers x,y, got {line.strip()!r}") from None
+    if not rows:
+        raise ValueError(f"{name} {path} holds no x,y line")
+    return np.array(rows, dtype=np.float64)
 
 
 def add_model_options(sp) -> None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checks import check_integer
+from .checks import check_integer, check_real
+from .texture import TEXTURE_MIN
 
 
 @dataclass
@@ -15,6 +16,10 @@ class Matches:
 
     ``pts1[i]`` in img1 and ``pts3[i]`` in img3 match through ``query[i]`` of the middle frame;
     ``score`` ranks them (the smaller of ``score1`` and ``score3``, the peak-to-mean ratios).
+    ``texture`` says whether the images vary there at all (``mind_engine.texture``: grey levels
+    per pixel in the weakest direction, the smaller of the two points'): the score does not, and
+    matches of blank or ramp-like regions, below ``TEXTURE_MIN``, mean nothing (``textured()``).
+    Every ``Matches`` mind_engine returns carries it; one made by hand may leave it None.
     """
 
     pts1: np.ndarray
@@ -23,6 +28,7 @@ class Matches:
     score: np.ndarray
     score1: np.ndarray
     score3: np.ndarray
+    texture: np.ndarray | None = None
 
     @classmethod
     def from_peaks(cls, query: torch.Tensor, idx1: torch.Tensor, score1: torch.Tensor, idx3: torch.Tensor,
@@ -39,7 +45,14 @@ class Matches:
         return len(self.score)
 
     def __getitem__(self, index) -> "Matches":
-        return Matches(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+        return Matches(*(None if (v := getattr(self, f)) is None else v[index] for f in self.__dataclass_fields__))
+
+    def textured(self, min_texture: float = TEXTURE_MIN) -> "Matches":
+        """The matches whose ``texture`` is at least ``min_texture`` (default ``TEXTURE_MIN``, 1
+        grey level per pixel), in their order: those of blank and ramp-like regions dropped."""
+        if self.texture is None:
+            raise ValueError("these Matches carry no texture (made by hand, not returned by mind_engine)")
+        return self[self.texture >= check_real(min_texture, "min_texture")]
 
     def top(self, k: int) -> "Matches":
         """The ``k`` best matches by score, best first (ties keep query order); all of them when

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from .checks import check_device, check_model, nonfinite_tensors
+from .checks import MODEL_DTYPES, check_device, check_model, nonfinite_tensors
 from .model import MindConfig, MindNet
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
@@ -87,6 +87,10 @@ def model_from_checkpoint(path) -> MindNet:
                  for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
     if problems:
         raise CheckpointError(f"{path} does not fit MindNet:\n  " + "\n  ".join(problems))
+    odd = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.dtype not in MODEL_DTYPES})
+    if odd:  # an integer tensor would be cast to float and run, giving scores of 0 and no error
+        raise CheckpointError(f"{path} holds weights of dtype {', '.join(odd)}; a checkpoint's weights must be "
+                              f"floating point (float32, or float64, float16, bfloat16, run as float32)")
     broken = nonfinite_tensors(tensors)
     if broken:
         raise CheckpointError(f"{path} holds non-finite (NaN or inf) values, a corrupt or diverged checkpoint: "

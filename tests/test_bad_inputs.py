@@ -180,6 +180,14 @@ def test_bad_weights_are_clear_errors(files, tmp_path):
     with pytest.raises(CheckpointError, match=r"tensor head.weight: checkpoint has shape \(3, 5, 3, 3\)"):
         me.load_model(_corrupt(ck, tmp_path / "wide.safetensors", widen))
 
+    def integers(t):  # loaded as float they would run, every weight truncated, every score 0
+        t.update({k: v.to(torch.int32) for k, v in t.items()})
+    with pytest.raises(CheckpointError, match=r"holds weights of dtype int32; a checkpoint's weights must be floating"):
+        me.load_model(_corrupt(ck, tmp_path / "int.safetensors", integers))
+    half = me.load_model(_corrupt(ck, tmp_path / "half.safetensors", lambda t: t.update(
+        {k: v.half() for k, v in t.items()})))  # a float dtype other than float32 is still fine
+    assert next(half.parameters()).dtype == torch.float32
+
 
 def test_flipped_bytes_inside_tensors_are_caught(files, tmp_path):
     """An exponent byte set to 0xff in every float of the file's data turns them into inf/NaN."""

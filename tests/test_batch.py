@@ -130,6 +130,42 @@ def test_video_file_is_decoded_as_a_stream(data, tmp_path):
                  me.match(decoded[0], decoded[2], model=model, stride=16, radius=8))
 
 
+def _cut_videos(data, folder):
+    """A video whose index is lost (cut before its moov atom) and one cut in mid-stream (index first)."""
+    av = pytest.importorskip("av")
+    frames = [iio.imread(data / f"{i % 6}.png") for i in range(24)]
+    for name, options in (("tail.mp4", {}), ("front.mp4", {"movflags": "faststart"})):
+        with av.open(str(folder / name), "w", options=options) as c:
+            s = c.add_stream("libx264", rate=10)
+            s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+            for f in frames:
+                c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+            c.mux(s.encode())
+        data_ = (folder / name).read_bytes()
+        (folder / f"cut_{name}").write_bytes(data_[:len(data_) * 6 // 10])
+    return folder / "cut_tail.mp4", folder / "cut_front.mp4"
+
+
+def test_a_cut_video_is_refused_in_one_line_naming_the_file(data, tmp_path, capsys):
+    from mind_engine.data.sources import load_video
+
+    no_index, mid_stream = _cut_videos(data, tmp_path)
+    for call in (lambda: me.batch.video_pairs(no_index, gap=1), lambda: load_video(no_index)):
+        with pytest.raises(ValueError) as e:
+            call()
+        msg = str(e.value)
+        assert msg.startswith(f"cannot decode {no_index}: ") and "\n" not in msg and "pip install" not in msg, msg
+        assert "cut short or damaged" in msg and "ffmpeg version" not in msg
+    with pytest.raises(ValueError, match=rf"cannot decode {mid_stream} after frame \d+: .*cut short or damaged"):
+        me.match_many(me.batch.video_pairs(mid_stream, gap=1), tmp_path / "out", weights=data / "tiny.safetensors",
+                      **{**OPTS, "stride": 32})
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert man["state"] == "aborted" and man["counts"]["ok"] >= 1  # the frames before the cut are matched and kept
+    assert cli.main(["match-video", str(no_index), "--out", str(tmp_path / "cli"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"mind-engine match-video: error: cannot decode {no_index}: "), err
+
+
 DRIVER = """
 import sys, torch
 torch.set_num_threads(1)

@@ -208,3 +208,112 @@ def test_numpy_values_and_upper_case_names_give_the_plain_job(data, tmp_path):
     assert odd["fingerprint"] == plain["fingerprint"] and odd["settings"] == plain["settings"]
     assert np.array_equal(read_result(tmp_path / "a" / "000000.npz")["pts1"],
                           read_result(tmp_path / "b" / "000000.npz")["pts1"])
+
+
+# ----------------------------------------------------------------------------- the manifest is evidence
+
+
+def _finished_folder(data, out: Path, stride: int = 16) -> dict:
+    """A finished job of ``stride`` in ``out``; returns {result file: its bytes}."""
+    me.match_many(_pairs(data, 3), out, weights=data / "tiny.safetensors", **{**OPTS, "stride": stride})
+    return {p.name: p.read_bytes() for p in out.glob("*.npz")}
+
+
+BROKEN = {  # what replaces manifest.json -> what the one line says about it
+    "broken JSON": ('{"format": "mind_engine.batch/1", "pairs": [', "is not valid JSON"),
+    "empty": ("", "manifest.json is empty"),
+    "pairs not a list": ('{"pairs": "x"}', "is not a manifest of this job format"),
+    "a list": ("[1, 2]", "it holds [1, 2], not a JSON object"),
+    "a record without a key": (None, "its pairs[0] is {\"status\": \"ok\"}, not a record"),
+    "settings not an object": (None, "its 'settings' is \"x\", not an object"),
+    "not UTF-8": (b"\xff\xfe\x00", "manifest.json cannot be read"),
+}
+
+
+def _break(out: Path, how: str) -> None:
+    text, _ = BROKEN[how]
+    if text is None:
+        man = _manifest(out)
+        man.update({"a record without a key": {"pairs": [{"status": "ok"}]},
+                    "settings not an object": {"settings": "x"}}[how])
+        text = json.dumps(man)
+    path = out / MANIFEST
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+
+
+@pytest.mark.parametrize("how", list(BROKEN))
+def test_a_broken_manifest_never_lets_other_settings_overwrite_results(how, data, tmp_path):
+    before = _finished_folder(data, tmp_path)
+    _break(tmp_path, how)
+    broken = (tmp_path / MANIFEST).read_bytes()
+    with pytest.raises(ValueError) as e:
+        me.match_many(_pairs(data, 3), tmp_path, weights=data / "tiny.safetensors", **{**OPTS, "stride": 8})
+    msg = str(e.value)
+    assert "\n" not in msg and BROKEN[how][1] in msg and "3 result files of other settings" in msg, msg
+    assert "restart=True (mind-engine: --restart)" in msg and str(tmp_path) in msg
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.npz")} == before  # nothing overwritten
+    assert (tmp_path / MANIFEST).read_bytes() == broken  # nor the evidence
+
+
+def test_a_broken_manifest_with_this_job_s_results_is_rebuilt_from_them(data, tmp_path):
+    before = _finished_folder(data, tmp_path)
+    _break(tmp_path, "broken JSON")
+    man = me.match_many(_pairs(data, 4), tmp_path, weights=data / "tiny.safetensors", **OPTS)
+    assert man["counts"] == {"ok": 4, "failed": 0, "resumed": 3} and "is not valid JSON" in man["recovered"]
+    assert all((tmp_path / n).read_bytes() == b for n, b in before.items())
+    assert _agrees_with_files(tmp_path)["state"] == "finished"
+
+
+def test_results_without_a_manifest_are_evidence_too(data, tmp_path):
+    before = _finished_folder(data, tmp_path)
+    (tmp_path / MANIFEST).unlink()
+    with pytest.raises(ValueError, match=r"has no manifest.json and holds 3 result files of other settings"):
+        me.match_many(_pairs(data, 3), tmp_path, weights=data / "tiny.safetensors", **{**OPTS, "stride": 8})
+    (tmp_path / "000000.npz").write_bytes(b"not a result")  # unreadable: nothing says whose it was
+    with pytest.raises(ValueError, match=r"1 result file that cannot be read \(000000.npz\)"):
+        me.match_many(_pairs(data, 3), tmp_path, weights=data / "tiny.safetensors", **OPTS)
+    assert not (tmp_path / MANIFEST).exists() and (tmp_path / "000000.npz").read_bytes() == b"not a result"
+    (tmp_path / "000000.npz").write_bytes(before["000000.npz"])
+    man = me.match_many(_pairs(data, 3), tmp_path, weights=data / "tiny.safetensors", **OPTS)  # the same settings
+    assert man["counts"]["resumed"] == 3 and "was missing" in man["recovered"]
+
+
+def test_an_intact_manifest_does_not_vouch_for_results_of_another_job(data, tmp_path):
+    _finished_folder(data, tmp_path / "a", stride=16)
+    other = _finished_folder(data, tmp_path / "b", stride=8)
+    (tmp_path / "a" / "000009.npz").write_bytes(other["000001.npz"])  # a stride-8 result in a stride-16 folder
+    with pytest.raises(ValueError, match=r"other settings than its manifest says: 1 result file of other settings "
+                                         r"or another model \(000009.npz\)"):
+        me.match_many(_pairs(data, 3), tmp_path / "a", weights=data / "tiny.safetensors", **OPTS)
+    with pytest.raises(ValueError, match=r"holds results of other settings \(was, now: \{'stride': \(16, 8\)\}\)"):
+        me.match_many(_pairs(data, 3), tmp_path / "a", weights=data / "tiny.safetensors", **{**OPTS, "stride": 8})
+
+
+def test_restart_moves_the_earlier_files_aside_and_starts_over(data, tmp_path):
+    before = _finished_folder(data, tmp_path)
+    _break(tmp_path, "pairs not a list")
+    man = me.match_many(_pairs(data, 2), tmp_path, weights=data / "tiny.safetensors", restart=True,
+                        **{**OPTS, "stride": 8})
+    assert man["counts"] == {"ok": 2, "failed": 0, "resumed": 0} and man["settings"]["stride"] == 8
+    (aside,) = tmp_path.glob("replaced-*")
+    assert man["restart"].endswith(str(aside))
+    assert {p.name: p.read_bytes() for p in aside.glob("*.npz")} == before  # moved, not deleted
+    assert (aside / MANIFEST).read_text() == '{"pairs": "x"}'
+    _agrees_with_files(tmp_path)
+    with pytest.raises(ValueError, match="restart must be True or False, got 'yes'"):
+        me.match_many(_pairs(data, 1), tmp_path, weights=data / "tiny.safetensors", restart="yes", **OPTS)
+
+
+def test_the_cli_refuses_a_broken_folder_in_one_line_and_restarts_on_request(data, tmp_path):
+    before = _finished_folder(data, tmp_path / "out")
+    (tmp_path / "out" / MANIFEST).write_text("{not json")
+    argv = ["match-pairs", str(data / "four.txt"), "--out", str(tmp_path / "out"), "--weights",
+            str(data / "tiny.safetensors"), "--stride", "8", "--radius", "8", "--threads", "1", "--no-progress"]
+    proc = subprocess.run([sys.executable, "-m", "mind_engine", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("mind-engine match-pairs: error: ") and "is not valid JSON" in proc.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").glob("*.npz")} == before
+    proc = subprocess.run([sys.executable, "-m", "mind_engine", *argv, "--restart"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "4 pairs matched (0 of them by an earlier run)" in proc.stdout, proc.stderr
+    assert len(list((tmp_path / "out").glob("replaced-*/*.npz"))) == 3

@@ -39,12 +39,13 @@ def test_match_json_and_figure(files, capsys):
     doc = json.loads((d / "m.json").read_text())
     assert doc["n"] == 5 and doc["width"] == 64 and doc["height"] == 48 and doc["stride"] == 16
     rec = doc["matches"][0]
-    assert set(rec) == {"query", "p1", "p3", "score", "score1", "score3"}
+    assert set(rec) == {"query", "p1", "p3", "score", "score1", "score3", "texture"}
     scores = [r["score"] for r in doc["matches"]]
     assert scores == sorted(scores, reverse=True)
     # the same as the API
     m = me.match(str(d / "a.png"), str(d / "b.png"), stride=16, model=me.load_model(ck), tier="t0").top(5)
     np.testing.assert_array_equal(np.array([r["p1"] for r in doc["matches"]]), m.pts1)
+    np.testing.assert_allclose([r["texture"] for r in doc["matches"]], m.texture)
     assert iio.imread(d / "m.png").ndim == 3
     assert "5 matches" in capsys.readouterr().out
 

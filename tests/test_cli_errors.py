@@ -1,5 +1,6 @@
 """Every bad command line, one table: exit status 2 and one line ``mind-engine <command>: error:``
 naming the argument, no traceback, and no network run (``MindNet.forward`` fails the test)."""
+import json
 import os
 
 import imageio.v3 as iio
@@ -9,6 +10,8 @@ import torch
 
 import mind_engine as me
 from mind_engine import cli
+from mind_engine.batch.store import ARRAYS, write_result
+from safetensors.torch import save_file
 
 from conftest import SMALL
 
@@ -28,6 +31,19 @@ def d(tmp_path_factory):
     (d / "file.txt").write_text("a file")
     (d / "pairs.txt").write_text(f"{d}/a.png {d}/b.png\n")
     (d / "q.txt").write_text("1,2,3\n")
+    (d / "q1.txt").write_text("3,4\n5\n")  # a line of one column
+    (d / "q0.txt").write_text("# no points\n\n")
+    state = {k: v.to(torch.int32) for k, v in me.MindNet(**SMALL).state_dict().items()}
+    save_file(state, d / "int.safetensors", metadata={"format": "mind_engine/1",
+                                                      "config": json.dumps(me.MindNet(**SMALL).config.to_dict())})
+    (d / "junk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"cut short" * 10)
+    for name, manifest in (("brokenjson", '{"format": "mind_engine.batch/1", "pairs": ['), ("badshape", '{"pairs": "x"}')):
+        (d / name).mkdir()
+        write_result(d / name, "line000001", {k: np.zeros((0, 2) if k.startswith(("pts", "query")) else 0, np.float32)
+                                               for k in ARRAYS},
+                     {"key": "line000001", "img1": "a", "img3": "b", "fingerprint": "0" * 64, "width": 48,
+                      "height": 40, "seconds_load": 0.0, "seconds_match": 0.0})
+        (d / name / "manifest.json").write_text(manifest)
     return d
 
 
@@ -56,7 +72,20 @@ CASES = [  # (argv, text the one line must hold)
     (PAIRS + ["--workers", "1.5"], "--workers must be a positive integer, got 1.5"),
     (PAIRS + ["--retries", "-1"], "--retries must be a non-negative integer, got -1"),
     (PAIRS + ["--device", "cuda:x"], "--device='cuda:x' is not a device"),
-    (PAIRS + ["--queries", "{d}/q.txt"], "--queries {d}/q.txt: expected x,y lines, got 3 columns"),
+    (PAIRS + ["--queries", "{d}/q.txt"], "--queries {d}/q.txt line 1: expected two numbers x,y, got '1,2,3'"),
+    (PAIRS + ["--queries", "{d}/q1.txt"], "--queries {d}/q1.txt line 2: expected two numbers x,y, got '5'"),
+    (PAIRS + ["--queries", "{d}/q0.txt"], "--queries {d}/q0.txt holds no x,y line"),
+    (PAIRS + ["--queries", "{d}/noq.txt"], "--queries {d}/noq.txt cannot be read: No such file or directory"),
+    (PAIRS[:3] + ["{d}/brokenjson", "--stride", "8"] + PAIRS[4:],
+     "{d}/brokenjson/manifest.json is not valid JSON: Expecting value: line 1 column 45 (char 44), and {d}/brokenjson "
+     "holds 1 result file of other settings or another model (line000001.npz); use another output folder, or start "
+     "over with restart=True (mind-engine: --restart)"),
+    (PAIRS[:3] + ["{d}/badshape"] + PAIRS[4:], "{d}/badshape/manifest.json is not a manifest of this job format: its "
+                                                "format is null"),
+    (MATCH[:3] + ["--weights", "{d}/int.safetensors"], "{d}/int.safetensors holds weights of dtype int32; a "
+                                                        "checkpoint's weights must be floating point"),
+    (["export", "onnx", "--weights", "{d}/int.safetensors", "--out", "{d}/exported"], "holds weights of dtype int32"),
+    (["match-video", "{d}/junk.mp4", "--out", "{d}/vout"], "cannot decode {d}/junk.mp4: "),
     (PAIRS + ["--out", "{d}/file.txt"], "--out {d}/file.txt is a file; give a folder"),
     (["match-pairs", "{d}/one", "--out", "{d}/out"], "{d}/one is a folder, not a pair list"),
     (["match-pairs", "{d}/nolist.txt", "--out", "{d}/out"], "{d}/nolist.txt: no such pair list"),

@@ -174,3 +174,27 @@ def test_tensorrt_rewrite_of_pool_indices_is_exact_in_onnxruntime(net):
         np.testing.assert_array_equal(x, y)
     r1, _ = Tier0(net, i1, i3).rows(q)
     assert _rel_err(b[0], r1) < 1e-5
+
+
+def test_each_file_says_that_sizes_must_be_multiples_of_32_and_the_command_prints_it(net, tmp_path, capsys,
+                                                                                      monkeypatch):
+    from mind_engine import cli
+    from mind_engine.backends.onnx import export as obe
+
+    path = obc.cached_onnx(net, "forward")
+    sess = _session(path)
+    meta = sess.get_modelmeta()
+    assert "H and W must be multiples of 32" in meta.description and "pad_to_multiple" in meta.description
+    assert meta.custom_metadata_map["mind_engine.input_multiple"] == "32"
+    assert meta.custom_metadata_map["mind_engine.graph"] == "forward"
+    i1 = np.zeros((1, 3, 48, 48), np.float32)
+    with pytest.raises(Exception, match="Concat"):  # what the file says: other sizes fail in the runtime
+        sess.run(None, {"i1": i1, "i3": i1})
+    for graph in ("rows", "match"):
+        assert "multiples of 32" in onnx.load(str(obc.cached_onnx(net, graph))).doc_string
+    me.save_model(net, tmp_path / "w.safetensors")
+    (tmp_path / "x").mkdir()  # the stand-in export below writes the cached file, without export_onnx's mkdir
+    monkeypatch.setattr(obe, "export_onnx", lambda model, graph, out, **kw: onnx.save_model(onnx.load(str(path)), out))
+    assert cli.main(["export", "onnx", "--weights", str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "x"),
+                     "--graphs", "forward"]) == 0
+    assert "height and width are multiples of 32" in capsys.readouterr().out

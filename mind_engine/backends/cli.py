@@ -88,6 +88,9 @@ def _onnx(a) -> int:
             line += "; vs torch: " + ", ".join(
                 f"{k} {'differing' if k.startswith('idx') else 'max rel'} {v:.2g}" for k, v in diffs.items())
         print(line, flush=True)
+    print(f"these graphs take images whose height and width are multiples of {model.config.multiple} "
+          f"(other sizes fail in the runtime): pad at the bottom and right by repeating the last row and column "
+          f"(mind_engine.images.pad_to_multiple) and crop the outputs; each file's doc string says what it takes")
     return 0
 
 

@@ -2,17 +2,17 @@
 
 Both run ``match_many`` (in this process, or on Ray with ``--ray`` / ``--ray-address``); the
 exit status is 0 when every pair matched, 1 when some failed (listed in DIR/manifest.json), 2
-for a usage error (found before any pair is matched; a folder another job holds is one), 130
-after Ctrl-C and 143 after SIGTERM (the manifest then says ``interrupted``).
+for a usage error (found before any pair is matched; a folder another job holds is one, and so
+is one holding results of other settings, whatever its manifest says: ``--restart`` moves them
+aside, ``mind_engine.batch.resume``), 130 after Ctrl-C and 143 after SIGTERM (the manifest then
+says ``interrupted``).
 """
 from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 from ..checks import check_folder, check_queries
-from ..cliargs import add_model_options, levels, number, radius, subcommand
+from ..cliargs import add_model_options, levels, number, radius, read_points, subcommand
 
 
 def add_parsers(sub, tiers) -> None:
@@ -42,19 +42,14 @@ def add_parsers(sub, tiers) -> None:
                         help="torch CPU threads per worker (default: torch's own, or cores / workers on Ray)")
         sp.add_argument("--retries", type=number, default=2, help="retries of a pair whose Ray worker died")
         sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+        sp.add_argument("--restart", action="store_true",
+                        help="start over: move the folder's earlier manifest.json and results into "
+                             "OUT/replaced-<time>/ first (without it, a folder of other settings is refused)")
         add_model_options(sp)
 
 
 def _queries(path):
-    if path is None:
-        return None
-    try:
-        q = np.loadtxt(path, delimiter=",", ndmin=2, encoding="utf-8-sig")
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--queries {path}: {e}") from e
-    if q.shape[1] != 2:
-        raise ValueError(f"--queries {path}: expected x,y lines, got {q.shape[1]} columns")
-    return check_queries(q, name="--queries")
+    return None if path is None else check_queries(read_points(path, "--queries"), name="--queries")
 
 
 def _backend(a) -> str:
@@ -77,7 +72,7 @@ def _run(a, pairs, total, backend) -> int:
                      levels=a.levels,
                      weights=a.weights, device=a.device, backend=backend, workers=a.workers, threads=a.threads,
                      ray_address=a.ray_address, retries=a.retries, progress=False if a.no_progress else None,
-                     total=total)
+                     total=total, restart=a.restart)
     c = man["counts"]
     print(f"{c['ok']} pairs matched ({c['resumed']} of them by an earlier run), {c['failed']} failed, "
           f"in {man['seconds']:.1f} s; wrote {a.out}/manifest.json")

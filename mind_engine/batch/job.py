@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checks import check_choice, check_device, check_folder, check_integer
+from ..checks import check_choice, check_device, check_flag, check_folder, check_integer
 from .lock import FolderLock
 from .pairs import Pair, as_pairs, read_pair_list
+from .resume import claim
 from .signals import Terminated, terminate_raises
 from .spec import ModelSpec, Settings, fingerprint
 from .store import FORMAT, Manifest, finished, stored_record, write_result
@@ -96,7 +97,7 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
                model=None, weights=None, device=None, memory: int | None = None, backend: str = "local",
                workers: int | None = None, threads: int | None = None, ray_address: str | None = None,
                retries: int = 2, progress: bool | None = None, callback: Callable | None = None,
-               total: int | None = None) -> dict:
+               total: int | None = None, restart: bool = False) -> dict:
     """Match every pair into ``out_dir`` (``<key>.npz`` per pair and ``manifest.json``, see
     ``mind_engine.batch.store``); returns the manifest.
 
@@ -109,6 +110,9 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
     skipped (resume); a bad pair is recorded as failed with its error and the job goes on; on Ray
     a pair whose worker died is retried on a new worker up to ``retries`` times. ``callback`` is
     called in this process with each pair's manifest record as it is stored.
+
+    A folder of an earlier job's files is continued only when they prove to be this job's, else
+    refused in one line (``mind_engine.batch.resume``); ``restart=True`` moves them aside first.
 
     Every argument, and every pair key of a list, is checked before any work. The job holds
     ``out_dir``'s lock (``mind_engine.batch.lock``) from start to end: a second job on the folder
@@ -125,6 +129,7 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
     threads = check_integer(threads, "threads", 1, none=True)
     retries = check_integer(retries, "retries", 0)
     total = check_integer(total, "total", 0, none=True)
+    restart = check_flag(restart, "restart")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function of one manifest record, or None; got {callback!r}")
     here = check_device(device, here=backend == "local")  # a Ray job's device is its workers'
@@ -146,11 +151,7 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
               "versions": versions(backend), "backend": backend, "device": device, "workers": workers,
               "threads": threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv}
     with FolderLock(out_dir), terminate_raises():
-        old = Manifest.read(out_dir)
-        if old is not None and old.state == "running":  # its job died without a word: we hold the lock now
-            old.repair()
-        if old is not None:
-            old.refuse_other(header)
+        header.update(claim(out_dir, header, restart))
         manifest = Manifest(out_dir, header)
         manifest.write("running")
         t0, state = time.perf_counter(), "interrupted"

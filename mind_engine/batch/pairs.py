@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from ..checks import check_integer
+from ..data.decode import frame_count, video_frames
 from ..images import IMAGE_SUFFIXES, image_pair
 
 KEY_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -115,27 +116,16 @@ def _frames(video: Path) -> Iterator:
     if video.is_dir():
         yield from (str(p) for p in sorted(p for p in video.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
         return
-    import imageio.v3 as iio
-
-    try:
-        yield from iio.imiter(video)
-    except (ImportError, ValueError, OSError) as e:
-        raise ValueError(f"cannot decode {video}: {e} (video needs PyAV or imageio-ffmpeg: "
-                         f"pip install av)") from e
+    yield from video_frames(video)
 
 
 def video_length(video) -> int | None:
-    """Frames in a video file or image files in a folder; None when it cannot be told cheaply."""
+    """Frames in a video file or image files in a folder; None when the file's header does not
+    say. A video file that cannot be decoded is refused here, in one line (``data.decode``)."""
     video = Path(video)
     if video.is_dir():
         return sum(1 for p in video.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    try:
-        import imageio.v3 as iio
-
-        n = iio.improps(video, plugin="pyav").shape[0]
-        return int(n) if np.isfinite(n) else None
-    except Exception:  # no PyAV, or a container without a frame count: the bar goes without a total
-        return None
+    return frame_count(video)
 
 
 def video_pairs(video, gap: int = 1) -> Iterator[Pair]:

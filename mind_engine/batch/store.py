@@ -8,6 +8,8 @@ complete: a job killed at any moment leaves only whole results, and a re-run tru
 Result file (``np.load(path)``; one row per query, x right and y down in pixels):
     pts1, pts3, query   (N, 2) float32   match in img1, in img3, and the middle-frame query
     score, score1, score3  (N,) float32  confidence (min of score1, score3: peak-to-mean ratios)
+    texture        (N,) float32      the images' variation there (``Matches.texture``; results
+                                     written before it existed lack it)
     key, img1, img3, fingerprint   str   the pair and the job's model hash + settings hash
     width, height  int; seconds_load, seconds_match  float
 """
@@ -23,7 +25,9 @@ import numpy as np
 
 FORMAT = "mind_engine.batch/1"
 MANIFEST = "manifest.json"
-ARRAYS = ("pts1", "pts3", "query", "score", "score1", "score3")
+STATES = ("running", "finished", "interrupted", "aborted")
+STATUSES = ("ok", "failed")
+ARRAYS = ("pts1", "pts3", "query", "score", "score1", "score3", "texture")
 SCALARS = ("key", "img1", "img3", "fingerprint", "width", "height", "seconds_load", "seconds_match")
 
 
@@ -72,6 +76,15 @@ def stored_meta(path) -> dict | None:
         return None
 
 
+def stored_fingerprint(path) -> str | None:
+    """The fingerprint a result file carries (the job that wrote it), None when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["fingerprint"].item())
+    except Exception:  # numpy raises many types for damaged files
+        return None
+
+
 def finished(out_dir, key: str, name1: str, name3: str, fp: str) -> dict | None:
     """The stored scalars of a pair already matched with this fingerprint, else None (absent,
     made by other settings, for other images, or unreadable)."""
@@ -86,6 +99,36 @@ def stored_record(meta: dict, resumed: bool) -> dict:
     return {"key": meta["key"], "img1": meta["img1"], "img3": meta["img3"], "status": "ok", "resumed": resumed,
             "file": f"{meta['key']}.npz", "n_matches": meta["n_matches"], "width": meta["width"],
             "height": meta["height"], "seconds_load": meta["seconds_load"], "seconds_match": meta["seconds_match"]}
+
+
+class ManifestError(ValueError):
+    """``manifest.json`` exists but cannot be read, or is not a manifest of this format."""
+
+
+def _shown(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def manifest_problem(doc) -> str | None:
+    """What keeps ``doc`` (the parsed ``manifest.json``) from being a manifest this code wrote, in
+    a few words; None when it is one."""
+    if not isinstance(doc, dict):
+        return f"it holds {_shown(doc)}, not a JSON object"
+    if doc.get("format") != FORMAT:
+        return f"its format is {_shown(doc.get('format'))}, not {FORMAT!r}"
+    for key, kind, what in (("fingerprint", str, "a string"), ("settings", dict, "an object"),
+                            ("model", dict, "an object"), ("pairs", list, "a list"), ("state", str, "a string")):
+        if not isinstance(doc.get(key), kind):
+            return f"its {key!r} is {_shown(doc.get(key))}, not {what}"
+    if not isinstance(doc["model"].get("sha256"), str):
+        return f"its model's 'sha256' is {_shown(doc['model'].get('sha256'))}, not a string"
+    if doc["state"] not in STATES:
+        return f"its state is {_shown(doc['state'])}, not one of {list(STATES)}"
+    for i, r in enumerate(doc["pairs"]):
+        if not (isinstance(r, dict) and isinstance(r.get("key"), str) and r.get("status") in STATUSES):
+            return f"its pairs[{i}] is {_shown(r)}, not a record with a string 'key' and a 'status' in {list(STATUSES)}"
+    return None
 
 
 class Manifest:
@@ -104,28 +147,40 @@ class Manifest:
 
     @classmethod
     def read(cls, out_dir) -> "Manifest | None":
-        """The manifest on disk, None where there is none (or it is unreadable)."""
+        """The manifest on disk, None where there is none; ``ManifestError`` (one line) where the
+        file cannot be read, is not JSON, or does not have a manifest's structure."""
         path = Path(out_dir) / MANIFEST
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
+        if not path.exists() and not path.is_symlink():
             return None
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+            raise ManifestError(f"{path} cannot be read: {e}") from None
+        if not text.strip():
+            raise ManifestError(f"{path} is empty")
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            raise ManifestError(f"{path} is not valid JSON: {e}") from None
+        problem = manifest_problem(doc)
+        if problem is not None:
+            raise ManifestError(f"{path} is not a manifest of this job format: {problem}")
         records = {r["key"]: r for r in doc.pop("pairs", [])}
         state = doc.pop("state", None)
         for k in ("updated", "counts"):
             doc.pop(k, None)
         return cls(out_dir, doc, records, state)
 
-    def refuse_other(self, header: dict) -> None:
-        """Refuse a job of other settings (``header``) in this folder, with what differs."""
-        if self.header.get("fingerprint") in (None, header["fingerprint"]):
-            return
-        was = self.header.get("settings", {})
+    def differences(self, header: dict) -> dict | None:
+        """None when a job of ``header`` is this manifest's job (the same fingerprint), else what
+        differs: {setting: (was, now)}."""
+        if self.header["fingerprint"] == header["fingerprint"]:
+            return None
+        was = self.header["settings"]
         diff = {k: (was.get(k), v) for k, v in header["settings"].items() if was.get(k) != v}
-        if self.header.get("model", {}).get("sha256") != header["model"]["sha256"]:
-            diff["model sha256"] = (self.header.get("model", {}).get("sha256"), header["model"]["sha256"])
-        raise ValueError(f"{self.out_dir} holds results of other settings (was, now: {diff}); "
-                         f"use another output folder or empty this one")
+        if self.header["model"]["sha256"] != header["model"]["sha256"]:
+            diff["model sha256"] = (self.header["model"]["sha256"], header["model"]["sha256"])
+        return diff
 
     def reconcile(self) -> None:
         """Agree with the files: a record for every result file of this job's fingerprint (the

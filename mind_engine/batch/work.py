@@ -16,6 +16,7 @@ from ..checks import check_device
 from ..api import Engine
 from .pairs import Pair
 from .spec import ModelSpec, Settings
+from .store import ARRAYS
 
 
 @dataclass
@@ -80,5 +81,5 @@ class Matcher:
         finally:
             out.seconds_match = time.perf_counter() - t
         out.status = "ok"
-        out.arrays = {k: getattr(m, k) for k in ("pts1", "pts3", "query", "score", "score1", "score3")}
+        out.arrays = {k: getattr(m, k) for k in ARRAYS}
         return out

