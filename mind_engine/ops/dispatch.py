@@ -126,8 +126,11 @@ def choose(impl: str, t: torch.Tensor, cpu: str = "cpp", any_float: bool = False
 
 
 def kernel_input(impl: str, t: torch.Tensor, cpu_bf16: bool = False) -> torch.Tensor:
-    """``t`` as ``impl``'s kernel reads it: contiguous, in fp32 unless ``native``."""
-    return (t if native(impl, t, cpu_bf16) else t.float()).contiguous()
+    """``t`` as ``impl``'s kernel reads it: contiguous, in fp32 unless ``native`` (converted and
+    laid out in one pass: a channels-last bf16 crop took half the time so)."""
+    if native(impl, t, cpu_bf16):
+        return t.contiguous()
+    return t.to(torch.float32, memory_format=torch.contiguous_format)
 
 
 def device_guard(device: torch.device):

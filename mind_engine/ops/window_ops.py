@@ -16,6 +16,14 @@ from . import _torch_impl
 from .dispatch import CUDA_DTYPES, call, choose, device_guard, ext, kernel_input, stream
 
 
+# The C++ CPU crops run on the calling thread alone: they are memory-bound copies, and a second
+# thread of their own competed with torch's OpenMP workers, which keep spinning for a while after
+# each convolution. Coarse to fine at 384x128 (bench/c2f_profile.py --threads 2, this 2-core EPYC,
+# two runs each): bf16 4.28 / 4.35 s with one crop thread against 5.24 / 4.87 s with two (their
+# share at the finest level 0.41 s against 0.73-0.93 s); fp32 8.25 against 9.07 s.
+CPU_CROP_THREADS = 1
+
+
 def _cpp_crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: torch.Tensor | None):
     """The ``_C`` kernels on contiguous tensors (fp32 or bf16 on the CPU)."""
     B, (C, Hs, Ws), (h, w) = origin.shape[0], src.shape[-3:], size
@@ -27,7 +35,7 @@ def _cpp_crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g:
                                out.data_ptr(), src.device.index, stream(src.device))
     else:
         ext().window_crop_cpu(geometry, origin.data_ptr(), CUDA_DTYPES[src.dtype], src.data_ptr(), g_ptr,
-                              out.data_ptr(), torch.get_num_threads())
+                              out.data_ptr(), CPU_CROP_THREADS)
     return out
 
 
