@@ -89,16 +89,16 @@ PYBIND11_MODULE(_C, m) {
 
   m.def(
       "input_backward_match_cpu",
-      [](uintptr_t g, const Quad& shape, uintptr_t weight, uintptr_t origin, uintptr_t box, int64_t H, int64_t W,
-         uintptr_t idx, uintptr_t peak, uintptr_t score, int threads) {
-        mind_engine::input_backward_match_cpu(first_layer(g, shape, weight, origin, box, H, W),
+      [](uintptr_t g, const std::string& dtype, const Quad& shape, uintptr_t weight, uintptr_t origin, uintptr_t box,
+         int64_t H, int64_t W, uintptr_t idx, uintptr_t peak, uintptr_t score, int threads) {
+        mind_engine::input_backward_match_cpu(first_layer(g, shape, weight, origin, box, H, W), dtype_of(dtype),
                                               reduced(idx, peak, score), threads);
       },
-      py::arg("g"), py::arg("shape"), py::arg("weight"), py::arg("origin"), py::arg("box"), py::arg("H"),
-      py::arg("W"), py::arg("idx"), py::arg("peak"), py::arg("score"), py::arg("threads"),
+      py::arg("g"), py::arg("dtype"), py::arg("shape"), py::arg("weight"), py::arg("origin"), py::arg("box"),
+      py::arg("H"), py::arg("W"), py::arg("idx"), py::arg("peak"), py::arg("score"), py::arg("threads"),
       py::call_guard<py::gil_scoped_release>(),
-      "First-layer backward fused with the matching reduction, fp32 contiguous g (B, C, h, w) and weight "
-      "(C, 6, 3, 3); outputs (2, B).");
+      "First-layer backward fused with the matching reduction, float32 or bfloat16 contiguous g (B, C, h, w) and "
+      "fp32 weight (C, 6, 3, 3); outputs (2, B).");
 
 #ifdef MIND_ENGINE_WITH_CUDA
   m.def(

@@ -105,7 +105,8 @@ def stream(device: torch.device) -> int:
 def native(impl: str, t: torch.Tensor, cpu_bf16: bool = False) -> bool:
     """Whether ``impl``'s kernel reads ``t``'s dtype itself: float32 everywhere, float16 and
     bfloat16 on CUDA and in Triton, bfloat16 in the C++ CPU loops of the ops that say so
-    (``cpu_bf16``: the window crops); the other C++ CPU loops read an fp32 copy of the 16-bit types."""
+    (``cpu_bf16``: the window crops and the fused first layer); the match reduction's C++ CPU
+    loop reads an fp32 copy of the 16-bit types."""
     return (t.dtype == torch.float32 or (t.dtype in CUDA_DTYPES and (t.is_cuda or impl == "triton"))
             or (cpu_bf16 and impl == "cpp" and t.dtype == torch.bfloat16))
 

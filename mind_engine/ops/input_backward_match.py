@@ -24,7 +24,7 @@ CUDA_MAX_SEEDS = 65535  # the CUDA search kernel lays seeds on grid axis z, whic
 
 
 def _cpp(g, weight, origin, box, hw):
-    """The ``_C`` kernels on contiguous tensors (g fp32 on the CPU, weight fp32)."""
+    """The ``_C`` kernels on contiguous tensors (g fp32 or bf16 on the CPU, weight fp32)."""
     B, (H, W) = g.shape[0], hw
     if g.is_cuda and B > CUDA_MAX_SEEDS:  # launch in chunks the grid can hold
         parts = [_cpp(g[s:s + CUDA_MAX_SEEDS], weight, origin[s:s + CUDA_MAX_SEEDS], box[s:s + CUDA_MAX_SEEDS], hw)
@@ -40,7 +40,7 @@ def _cpp(g, weight, origin, box, hw):
         ext().input_backward_match_cuda(g.data_ptr(), CUDA_DTYPES[g.dtype], g.shape, *args, g.device.index,
                                         stream(g.device))
     else:
-        ext().input_backward_match_cpu(g.data_ptr(), g.shape, *args, torch.get_num_threads())
+        ext().input_backward_match_cpu(g.data_ptr(), CUDA_DTYPES[g.dtype], g.shape, *args, torch.get_num_threads())
     return out
 
 
@@ -57,7 +57,7 @@ def _body(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torc
         return tuple(_torch_impl.input_backward_match(g, weight, origin, box, (H, W)))
     if H * W >= 2**32:
         raise ValueError(f"images of 2^32 pixels or more are not supported, got {H} x {W}")
-    g, weight = kernel_input(impl, g), weight.float().contiguous()
+    g, weight = kernel_input(impl, g, cpu_bf16=True), weight.float().contiguous()
     origin, box = origin.long().contiguous(), box.long().contiguous()
     with device_guard(g.device):
         return tuple((_triton if impl == "triton" else _cpp)(g, weight, origin, box, (H, W)))
