@@ -331,15 +331,24 @@ def print_table(res: dict) -> None:
           f"{res['size']}")
     for m in res["models"]:
         print(f"  model {m['model']}: {m['weights']}, widths {m['widths']['encoder']} / {m['widths']['decoder']}")
-    print(f"{'model':8s} {'method':6s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
+    print(f"{'model':8s} {'method':8s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
           f"{'vs t0':>7s} {'peak MB':>8s} {'same pt':>7s}")
     for r in res["results"]:
         ex = r.get("exactness_vs_t0", {}).get("same_point")
-        print(f"{r['model'][:8]:8s} {r['method']:6s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
+        print(f"{r['model'][:8]:8s} {r['method']:8s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
               f"{r['per_query_ms']:9.2f} {r['queries_per_s']:8.1f} {r.get('speedup_vs_t0_per_query', 0):6.1f}x "
               f"{r['peak_memory_bytes'] / 2**20:8.0f} {'' if ex is None else f'{ex:7.0%}'}"
               f"{'  *' if r['extrapolated'] else ''}")
     print("* extrapolated from a sample of queries (queries_timed in the JSON)")
+    for r in res["results"]:
+        if "agreement_vs_c2f_fp32" in r:
+            a = r["agreement_vs_c2f_fp32"]
+            print(f"{r['method']} against c2f (fp32): {a['same_point']:.1%} of the matches identical, "
+                  f"{a['within_1px']:.1%} within 1 px, score error median {a['score_rel_err_median']:.2%}")
+        if "profile" in r:
+            from bench.c2f_profile import print_profile
+
+            print_profile(f"{r['method']} R={r['radius']}, instrumented run", r["profile"])
 
 
 def _size(s: str) -> tuple[int, int]:
