@@ -11,7 +11,7 @@
 #            bench/pan_clip.py, the motion probe choosing best.safetensors, brought back
 #   memcheck the CUDA kernel tests once more under compute-sanitizer --tool memcheck
 #   latency  bench/latency.py: semi-dense 384x128 at R=32 and R=None, t0, is_grads_batched,
-#            t1-t3, the T4 variants and coarse-to-fine (c2f), with exactness columns against t0
+#            t1-t3, the T4 variants and coarse-to-fine (c2f, c2f-bf16), with exactness columns against t0
 #   precision bench/precision.py: bf16 and fp16 against fp32 on every semi-dense query
 #
 # Files back (8 at most): device_run.log, stages.json, tests_cuda.log (memcheck appended),
@@ -96,7 +96,7 @@ else
   TRAIN="--size 128x128 --batch-size 64 --val-size 32 --amp on --warp 0.8 --warp-layers 3 --warp-linear 0.03"
   TRAIN="$TRAIN --warp-max-motion 12 --match-val-every 400 --select probe --match-val-pairs 2"
   FRAMES="--frames 60 --size 480x320"
-  LAT="--only t0 vjp t1 t2 t3 t3-bf16 t3-fp16 c2f --sample 0 --t0-sample 8 --repeats 2"
+  LAT="--only t0 vjp t1 t2 t3 t3-bf16 t3-fp16 c2f c2f-bf16 --sample 0 --t0-sample 8 --repeats 2"
   PREC="--precision bf16 fp16 --sample 0"
 fi
 say "device_run: dry=$DRY device=$DEV budget=$BUDGET s out=$OUT"

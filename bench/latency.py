@@ -12,9 +12,12 @@ exactness columns say how far). Times are end to end: the forward (or linearisat
 every query. With --sample N only N queries are matched and the per-query time is extrapolated
 to the job; such rows say so. Method ``c2f`` is coarse-to-fine MIND (``Engine.match(levels="auto")``,
 ``mind_engine.engine.pyramid``) on the semi-dense job (the dense one too with --sample 0), every
-query always (its coarse levels match whole grids), with its ratio to single-level t3 at R=32
-and R=None of the same run; it is not exact against tier 0 on the pair (each level is exact on
-the warped pair it sees), so it has no exactness columns. Exactness: each method's matches on a common set of queries
+query always (its coarse levels match whole grids), the median of --repeats runs (each run listed),
+with its ratio to single-level t3 at R=32 and R=None of the same run; ``c2f-bf16`` is the same in
+``precision="bf16"``, with its agreement with ``c2f`` of the same run. c2f has no exactness
+columns: it is not tier 0 on the pair (in fp32 each level is exact against tier 0 on the warped
+pair it sees, which tests/test_pyramid.py checks). --profile adds each c2f row's per-level
+breakdown (``bench/c2f_profile.py``, a second, instrumented run). Exactness: each method's matches on a common set of queries
 against tier 0's (same match point, largest relative difference of peak and score).
 
 Prints a table and writes JSON (--out, default bench/results/latency_<device>.json; an existing
@@ -244,7 +247,7 @@ def time_model(args, device, clock, model, spec: str, i1, i3) -> list[dict]:
                 rows.append(rec)
                 print(f"  {spec} {name:4s} {job:10s} R={radius}: {rec['total_ms'] / 1e3:9.2f} s"
                       f"{' (extrapolated)' if rec['extrapolated'] else ''}", file=sys.stderr)
-    if not args.only or "c2f" in args.only:
+    if not args.only or any(m in args.only for m in C2F):
         rows += time_coarse_to_fine(args, device, clock, model, spec, i1, i3, rows)
     for rec in rows:
         t0 = next((r for r in rows if r["method"] == "t0" and r["job"] == rec["job"] and r["radius"] == rec["radius"]),
@@ -255,44 +258,72 @@ def time_model(args, device, clock, model, spec: str, i1, i3) -> list[dict]:
     return rows
 
 
+C2F = {"c2f": "fp32", "c2f-bf16": "bf16"}  # coarse-to-fine methods and the precision each runs in
+
+
 def time_coarse_to_fine(args, device, clock, model, spec: str, i1, i3, single: list[dict]) -> list[dict]:
-    """Coarse-to-fine MIND (levels "auto") over every query of each job it runs, per radius, with
-    its time against single-level t3's rows of this run (``single``) at R=32 and R=None."""
-    h, w = i1.shape[-2:]
-    rows = []
+    """Coarse-to-fine MIND (levels "auto") in each chosen precision (``C2F``) over every query of
+    each job it runs, per radius, with its time against single-level t3's rows of this run
+    (``single``) at R=32 and R=None; c2f-bf16 also with its agreement with c2f (fp32) of this run,
+    and with --profile each row with a second, instrumented run's per-level breakdown."""
+    rows, fp32 = [], {}
     for radius in args.radii:
         for job in (j for j in args.jobs if j == "semi-dense" or args.sample == 0):
-            engine = Engine(i1[0], i3[0], model=model, device=device)
-            times = []
-            for rep in range(args.warmup + args.repeats):
-                with PeakMemory(device) as mem:
-                    m, t = clock(lambda: engine.coarse_to_fine(stride=JOBS[job], radius=radius, levels="auto"))
-                if rep >= args.warmup:
-                    times.append(t)
-            total = statistics.median(times)
-            rec = {"model": spec, "method": "c2f", "label": f"coarse-to-fine, {m.levels} levels, radii {m.radii}",
-                   "job": job, "stride": JOBS[job], "radius": radius, "queries": len(m.matches), "queries_timed": len(m.matches),
-                   "extrapolated": False, "forward_ms": float("nan"), "per_query_ms": 1e3 * total / len(m.matches),
-                   "total_ms": 1e3 * total, "queries_per_s": len(m.matches) / total, "peak_memory_bytes": mem.bytes,
-                   "levels": m.levels, "level_radii": m.radii}
-            for r in (32, None):
-                t3 = next((s for s in single if s["method"] == "t3" and s["job"] == job and s["radius"] == r), None)
-                if t3 is not None:
-                    rec[f"ratio_to_t3_R{r}"] = rec["total_ms"] / t3["total_ms"]
-            rows.append(rec)
-            print(f"  {spec} c2f  {job:10s} R={radius}: {total:9.2f} s ({m.levels} levels)", file=sys.stderr)
+            for method in (m for m in C2F if not args.only or m in args.only):
+                precision = C2F[method]
+                times = []
+                for rep in range(args.warmup + args.repeats):
+                    engine = Engine(i1[0], i3[0], model=model, device=device, precision=precision)
+                    with PeakMemory(device) as mem:
+                        m, t = clock(lambda: engine.coarse_to_fine(stride=JOBS[job], radius=radius, levels="auto"))
+                    if rep >= args.warmup:
+                        times.append(t)
+                rec = c2f_record(spec, method, job, radius, m, times, mem.bytes, single)
+                if precision == "fp32":
+                    fp32[job, radius] = m.matches
+                elif (job, radius) in fp32:
+                    from bench.precision import match_agreement
+
+                    rec["agreement_vs_c2f_fp32"] = match_agreement(fp32[job, radius], m.matches)
+                if args.profile:
+                    from bench.c2f_profile import profile_c2f
+
+                    rec["profile"] = profile_c2f(Engine(i1[0], i3[0], model=model, device=device, precision=precision),
+                                                 JOBS[job], radius)
+                rows.append(rec)
+                print(f"  {spec} {method:8s} {job:10s} R={radius}: {rec['total_ms'] / 1e3:9.2f} s ({m.levels} levels, "
+                      f"runs {', '.join(f'{t:.2f}' for t in times)} s)", file=sys.stderr)
     return rows
 
 
+def c2f_record(spec: str, method: str, job: str, radius, m, times: list[float], peak: int, single: list[dict]) -> dict:
+    """One coarse-to-fine row: the median of ``times`` and every run, against t3 of this run."""
+    total = statistics.median(times)
+    rec = {"model": spec, "method": method, "label": f"coarse-to-fine ({C2F[method]}), {m.levels} levels, radii {m.radii}",
+           "precision": C2F[method], "job": job, "stride": JOBS[job], "radius": radius, "queries": len(m.matches),
+           "queries_timed": len(m.matches), "extrapolated": False, "forward_ms": float("nan"),
+           "per_query_ms": 1e3 * total / len(m.matches), "total_ms": 1e3 * total, "runs_ms": [1e3 * t for t in times],
+           "queries_per_s": len(m.matches) / total, "peak_memory_bytes": peak, "levels": m.levels,
+           "level_radii": m.radii}
+    for r in (32, None):
+        t3 = next((s for s in single if s["method"] == "t3" and s["job"] == job and s["radius"] == r), None)
+        if t3 is not None:
+            rec[f"ratio_to_t3_R{r}"] = rec["total_ms"] / t3["total_ms"]
+    return rec
+
+
 def cpu_name() -> str:
-    """The CPU's model name (Linux), else what the platform module knows."""
+    """The CPU's model name (Linux; with its family and model numbers and whether it has bf16 dot
+    products, which a bare "AMD EPYC" does not say), else what the platform module knows."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        bf16 = ", AVX512-BF16" if "avx512_bf16" in info.get("flags", "").split() else ""
+        return (f"{info['model name']} ({os.cpu_count()} cores, family {info.get('cpu family', '?')} model "
+                f"{info.get('model', '?')}{bf16})")
+    except (OSError, KeyError, ValueError):
+        return platform.processor() or platform.machine() or "cpu"
 
 
 def print_table(res: dict) -> None:
@@ -300,15 +331,24 @@ def print_table(res: dict) -> None:
           f"{res['size']}")
     for m in res["models"]:
         print(f"  model {m['model']}: {m['weights']}, widths {m['widths']['encoder']} / {m['widths']['decoder']}")
-    print(f"{'model':8s} {'method':6s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
+    print(f"{'model':8s} {'method':8s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
           f"{'vs t0':>7s} {'peak MB':>8s} {'same pt':>7s}")
     for r in res["results"]:
         ex = r.get("exactness_vs_t0", {}).get("same_point")
-        print(f"{r['model'][:8]:8s} {r['method']:6s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
+        print(f"{r['model'][:8]:8s} {r['method']:8s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
               f"{r['per_query_ms']:9.2f} {r['queries_per_s']:8.1f} {r.get('speedup_vs_t0_per_query', 0):6.1f}x "
               f"{r['peak_memory_bytes'] / 2**20:8.0f} {'' if ex is None else f'{ex:7.0%}'}"
               f"{'  *' if r['extrapolated'] else ''}")
     print("* extrapolated from a sample of queries (queries_timed in the JSON)")
+    for r in res["results"]:
+        if "agreement_vs_c2f_fp32" in r:
+            a = r["agreement_vs_c2f_fp32"]
+            print(f"{r['method']} against c2f (fp32): {a['same_point']:.1%} of the matches identical, "
+                  f"{a['within_1px']:.1%} within 1 px, score error median {a['score_rel_err_median']:.2%}")
+        if "profile" in r:
+            from bench.c2f_profile import print_profile
+
+            print_profile(f"{r['method']} R={r['radius']}, instrumented run", r["profile"])
 
 
 def _size(s: str) -> tuple[int, int]:
@@ -332,7 +372,7 @@ def main(argv=None) -> dict:
                         "GPU, 48 on the CPU)")
     p.add_argument("--t0-sample", type=int, default=4, help="queries timed for t0 and the batched VJP (default 4)")
     p.add_argument("--only", nargs="*", default=None,
-                   help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt c2f; default all that can run)")
+                   help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt c2f c2f-bf16; default all that can run)")
     p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS), help="default: all")
     p.add_argument("--radii", nargs="+", type=_radius, default=list(RADII),
                    help="search radii, 'none' for the whole image (default: none 32)")
@@ -340,6 +380,8 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 1 on a GPU, 0 on the CPU)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--profile", action="store_true",
+                   help="add to each c2f row a second, instrumented run's per-level breakdown (bench/c2f_profile.py)")
     add_output_args(p, "latency_<device>.json")
     args = p.parse_args(argv)
     gpu = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")

@@ -6,18 +6,22 @@
 For each precision and search radius (32, None) the same engine tier runs the same queries in
 fp32 and in the reduced precision (``Engine(precision=...)``): agreement is the fraction of
 (query, image) pairs whose match point is fp32's; the score error is |s - s_fp32| / s_fp32 over
-the agreeing pairs (median, 99th percentile, max). No timings. Writes JSON (--out, default
+the agreeing pairs (median, 99th percentile, max). With --c2f also coarse to fine (levels
+"auto", radius 32, every query of the grid): the fraction of final matches whose two points are
+fp32's, or within 1 px of them, and the same score errors. No timings (bench/latency.py times
+c2f-bf16 beside c2f). Writes JSON (--out, default
 bench/results/precision_<device>.json; an existing file only with --force).
 """
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from mind_engine import Engine
 from mind_engine.engine.matching import grid_queries, search_boxes
 from mind_engine.engine.tiers import make_tier
 from mind_engine.model import MindConfig, MindNet
@@ -26,7 +30,7 @@ from mind_engine.weights import load_model
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report and bench.latency
-from bench.latency import test_pair  # noqa: E402
+from bench.latency import cpu_name, test_pair  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 
@@ -40,6 +44,31 @@ def agreement(ref, got) -> dict:
     q = (lambda p: float(err.quantile(p))) if len(err) else (lambda p: float("nan"))
     return {"pairs": len(same), "same_point": float(same.float().mean()), "score_rel_err_median": q(0.5),
             "score_rel_err_p99": q(0.99), "score_rel_err_max": q(1.0)}
+
+
+def match_agreement(ref, got) -> dict:
+    """Two ``Matches`` of the same queries (fp32's, a reduced precision's): the fraction whose
+    points (both images) are identical, within 1 px, and the relative score error of the
+    identical ones (median, 99th percentile, max)."""
+    d = np.maximum(np.abs(got.pts1 - ref.pts1).max(1), np.abs(got.pts3 - ref.pts3).max(1))
+    same = d == 0
+    err = np.abs(got.score - ref.score)[same] / np.maximum(np.abs(ref.score[same]), 1e-30)
+    q = (lambda p: float(np.quantile(err, p))) if len(err) else (lambda p: float("nan"))
+    return {"matches": len(d), "same_point": float(same.mean()), "within_1px": float((d <= 1).mean()),
+            "score_rel_err_median": q(0.5), "score_rel_err_p99": q(0.99), "score_rel_err_max": q(1.0)}
+
+
+def measure_c2f(model, i1, i3, stride: int, radius: int | None, precisions) -> list[dict]:
+    """Coarse to fine (levels "auto") in fp32 and in each reduced precision on the same pair: a
+    flipped point at a coarse level moves the field, so the agreement of the final matches is
+    lower than one tier's."""
+    def c2f(p):
+        return Engine(i1[0], i3[0], model=model, device=i1.device, precision=p).coarse_to_fine(stride=stride,
+                                                                                          radius=radius)
+
+    ref = c2f("fp32")
+    return [{"precision": p, "radius": radius, "mode": f"coarse to fine, {ref.levels} levels",
+             **match_agreement(ref.matches, c2f(p).matches)} for p in precisions]
 
 
 def measure(model, i1, i3, queries, radius, precisions, tier="t3", memory=None) -> list[dict]:
@@ -66,6 +95,9 @@ def main(argv=None) -> dict:
     p.add_argument("--sample", type=int, default=192, help="queries, evenly spaced over the grid (0: all)")
     p.add_argument("--radii", nargs="+", default=["32", "None"])
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--c2f", action="store_true",
+                   help="also coarse to fine (levels auto, every query of the --stride grid, radius 32): the final "
+                        "matches' agreement")
     add_output_args(p, "precision_<device>.json")
     args = p.parse_args(argv)
     out = output_path(p, args, f"precision_{torch.device(args.device).type}.json")
@@ -86,11 +118,16 @@ def main(argv=None) -> dict:
     for r in args.radii:
         rows += measure(model, i1, i3, q.to(device), None if r == "None" else int(r), args.precision)
         print(rows[-1], file=sys.stderr)
-    res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+    if args.c2f:
+        rows += measure_c2f(model, i1, i3, args.stride, 32, args.precision)
+        print(rows[-1], file=sys.stderr)
+    res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
            "device_type": device.type, "torch": torch.__version__, "size": args.size, "weights": args.weights,
            "queries": len(q), "stride": args.stride, "command": " ".join(sys.argv), "results": rows,
            "notes": "same_point: fraction of (query, image) pairs whose match point equals fp32's; score errors "
-                    "are relative to fp32's score, over the agreeing pairs."}
+                    "are relative to fp32's score, over the agreeing pairs. Rows with a 'mode' (coarse to fine) count "
+                    "final matches instead: same_point when both points equal fp32's, within_1px when both are within "
+                    "1 px."}
     write_json(res, out)
     return res
 

@@ -41,14 +41,12 @@ Reduced reduced(uintptr_t idx, uintptr_t peak, uintptr_t score) {
   return {reinterpret_cast<int64_t*>(idx), reinterpret_cast<float*>(peak), reinterpret_cast<float*>(score)};
 }
 
-#ifdef MIND_ENGINE_WITH_CUDA
 mind_engine::DType dtype_of(const std::string& name) {
   if (name == "float32") return mind_engine::DType::f32;
   if (name == "float16") return mind_engine::DType::f16;
   if (name == "bfloat16") return mind_engine::DType::bf16;
   throw std::invalid_argument("unsupported dtype " + name);
 }
-#endif
 
 }  // namespace
 
@@ -79,27 +77,28 @@ PYBIND11_MODULE(_C, m) {
 
   m.def(
       "window_crop_cpu",
-      [](const Geometry& geometry, uintptr_t origin, uintptr_t src, uintptr_t g, uintptr_t out, int threads) {
-        mind_engine::window_crop_cpu(windows(geometry, origin), reinterpret_cast<const float*>(src),
-                                     reinterpret_cast<const float*>(g), reinterpret_cast<float*>(out), threads);
+      [](const Geometry& geometry, uintptr_t origin, const std::string& dtype, uintptr_t src, uintptr_t g,
+         uintptr_t out, int threads) {
+        mind_engine::window_crop_cpu(windows(geometry, origin), dtype_of(dtype), reinterpret_cast<const void*>(src),
+                                     reinterpret_cast<const void*>(g), reinterpret_cast<void*>(out), threads);
       },
-      py::arg("geometry"), py::arg("origin"), py::arg("src"), py::arg("g"), py::arg("out"), py::arg("threads"),
-      py::call_guard<py::gil_scoped_release>(),
-      "Window crops of contiguous fp32 sources (times g when g is not 0); geometry is "
+      py::arg("geometry"), py::arg("origin"), py::arg("dtype"), py::arg("src"), py::arg("g"), py::arg("out"),
+      py::arg("threads"), py::call_guard<py::gil_scoped_release>(),
+      "Window crops of contiguous float32 or bfloat16 sources (times g when g is not 0); geometry is "
       "(B, C, h, w, Hs, Ws, src_batch), origin (B, 2) int64.");
 
   m.def(
       "input_backward_match_cpu",
-      [](uintptr_t g, const Quad& shape, uintptr_t weight, uintptr_t origin, uintptr_t box, int64_t H, int64_t W,
-         uintptr_t idx, uintptr_t peak, uintptr_t score, int threads) {
-        mind_engine::input_backward_match_cpu(first_layer(g, shape, weight, origin, box, H, W),
+      [](uintptr_t g, const std::string& dtype, const Quad& shape, uintptr_t weight, uintptr_t origin, uintptr_t box,
+         int64_t H, int64_t W, uintptr_t idx, uintptr_t peak, uintptr_t score, int threads) {
+        mind_engine::input_backward_match_cpu(first_layer(g, shape, weight, origin, box, H, W), dtype_of(dtype),
                                               reduced(idx, peak, score), threads);
       },
-      py::arg("g"), py::arg("shape"), py::arg("weight"), py::arg("origin"), py::arg("box"), py::arg("H"),
-      py::arg("W"), py::arg("idx"), py::arg("peak"), py::arg("score"), py::arg("threads"),
+      py::arg("g"), py::arg("dtype"), py::arg("shape"), py::arg("weight"), py::arg("origin"), py::arg("box"),
+      py::arg("H"), py::arg("W"), py::arg("idx"), py::arg("peak"), py::arg("score"), py::arg("threads"),
       py::call_guard<py::gil_scoped_release>(),
-      "First-layer backward fused with the matching reduction, fp32 contiguous g (B, C, h, w) and weight "
-      "(C, 6, 3, 3); outputs (2, B).");
+      "First-layer backward fused with the matching reduction, float32 or bfloat16 contiguous g (B, C, h, w) and "
+      "fp32 weight (C, 6, 3, 3); outputs (2, B).");
 
 #ifdef MIND_ENGINE_WITH_CUDA
   m.def(

@@ -25,9 +25,12 @@ void parallel_for(int64_t n, Run&& run) {
   for (auto& th : pool) th.join();
 }
 
+// The storage types the kernels read (arithmetic is fp32): all three on CUDA; the CPU window crops
+// take f32 and bf16, the other CPU ops f32.
+enum class DType { f32, f16, bf16 };
+
 #ifdef MIND_ENGINE_WITH_CUDA
-enum class DType { f32, f16, bf16 };  // the storage types the CUDA kernels read (arithmetic is fp32)
-int cuda_device_count();              // 0 without a driver or a GPU; never fails
+int cuda_device_count();  // 0 without a driver or a GPU; never fails
 #endif
 
 }  // namespace mind_engine

@@ -14,8 +14,9 @@ struct Windows {
   const int64_t* origin;  // (B, 2) int64 (x, y) of each window's top-left corner in its source
 };
 
-// out = crop of src, or g * crop of src when g is not null (window_mul); fp32.
-void window_crop_cpu(const Windows& win, const float* src, const float* g, float* out, int threads);
+// out = crop of src, or g * crop of src when g is not null (window_mul); f32 or bf16 storage (a
+// bf16 product is computed in fp32, where it is exact, and rounded once to nearest even).
+void window_crop_cpu(const Windows& win, DType dtype, const void* src, const void* g, void* out, int threads);
 
 #ifdef MIND_ENGINE_WITH_CUDA
 void window_crop_cuda(const Windows& win, DType dtype, const void* src, const void* g, void* out, int device,

@@ -152,3 +152,16 @@ def test_clear_errors():
         input_backward_match(g, weight[:, :3], origin, box, hw)
     with pytest.raises(ValueError, match="box"):
         input_backward_match(g, weight, origin, box[:1], hw)
+
+
+@pytest.mark.skipif(not available("cpp", "cpu"), reason="mind_engine._C is not built")
+def test_cpu_kernel_reads_bf16_as_its_fp32_value():
+    """The C++ CPU loop widens each seed's bf16 g itself (no fp32 copy of the batch): the result is
+    the one of the same values in fp32, bit for bit, on every border case."""
+    for seed in range(4):
+        g, weight, origin, box, hw = _geometry(seed, 6, 5, 14, 20)
+        low = g.bfloat16()
+        got = input_backward_match(low, weight, origin, box, hw, impl="cpp")
+        want = input_backward_match(low.float(), weight, origin, box, hw, impl="cpp")
+        for a, b in zip(got, want):
+            assert torch.equal(a, b)

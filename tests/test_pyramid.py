@@ -226,6 +226,37 @@ def test_coarse_to_fine_through_the_engine(pair, small_model):
     assert np.array_equal(e.match(stride=8, radius=16, levels=2).pts1, m.pts1)  # deterministic
 
 
+def test_every_level_of_the_pyramid_is_exact_against_tier0(pair):
+    """Coarse to fine is exact level by level: each level's matches on the warped pair it sees,
+    from the fast tier (t3, the default), are tier 0's (the paper's one backward per query):
+    same points, scores to 1e-4. A random model with random slopes, so that no layer is special.
+    The matcher here is the engine's own (checked: the same result as Engine.coarse_to_fine)."""
+    g = torch.Generator().manual_seed(4)
+    model = MindNet(MindConfig(encoder=(5, 6, 7, 8, 9), decoder=(9, 8, 7, 6, 5)))
+    model.reset_parameters(g)
+    with torch.no_grad():
+        for act in model.modules():
+            if isinstance(act, torch.nn.PReLU):
+                act.weight.uniform_(-0.5, 0.5, generator=g)
+    model.eval()
+    seen = []
+
+    def both(level: pyramid.Level) -> Matches:
+        fast, slow = (Engine(level.img1, level.img3, model=model, tier=t).match(level.queries, radius=level.radius)
+                      for t in ("t3", "t0"))
+        for f in ("pts1", "pts3"):
+            np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f))
+        np.testing.assert_allclose(fast.score, slow.score, rtol=1e-4)
+        seen.append((level.index, len(level.queries)))
+        return fast
+
+    e = Engine(*pair, model=model)
+    res = pyramid.coarse_to_fine(e.t1, e.t3, e.queries(stride=16), 16, 3, both, grid_stride=16)
+    assert [k for k, _ in seen] == [2, 1, 0] and all(n > 0 for _, n in seen)
+    want = e.coarse_to_fine(stride=16, radius=16, levels=3).matches
+    assert np.array_equal(res.matches.pts1, want.pts1) and np.array_equal(res.matches.score, want.score)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "deep", True, None, [2]])
 def test_bad_levels_are_refused_naming_the_argument(bad, pair, small_model):
     with pytest.raises(ValueError, match="levels must be a positive integer or 'auto'"):

@@ -97,6 +97,27 @@ def test_matches_equal_tier0(name, hw, padded, radius):
     _assert_same_matches(ref, got, t0.rows(q), hw)
 
 
+@pytest.mark.parametrize("name", [n for n in FAST if TIERS["torch"][n].windowed])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_both_crop_layouts_equal_tier0(name, channels_last, monkeypatch):
+    """The windowed tiers keep their crops channels last on the CPU (oneDNN's faster layout) and
+    NCHW elsewhere (``windowed.CHANNELS_LAST_DEVICES``); both are exact wherever they run."""
+    from mind_engine.engine import windowed
+
+    monkeypatch.setattr(windowed, "CHANNELS_LAST_DEVICES", (DEVICE,) if channels_last else ())
+    hw = (60, 90)
+    model, i1, i3 = _setup(64, 96, 5)
+    q = _queries(*hw, 8, 4)
+    t0 = Tier0(model, i1, i3)
+    tier = make_tier(name, model, i1, i3, memory=1 << 20)
+    assert tier.channels_last == channels_last
+    for radius in (None, 4, 12):
+        boxes = search_boxes(q, radius, hw)
+        _assert_same_matches(t0.match(q, boxes, hw), tier.match(q, boxes, hw), t0.rows(q), hw)
+    for r, g in zip(t0.rows(q), tier.rows(q)):
+        assert _rel(g, r) < 1e-5
+
+
 OTHER_TOPOLOGIES = {
     "depth 3, one skip": dict(encoder=(4, 6, 8), decoder=(8, 6, 4), skips=(2,)),
     "depth 4, no skip": dict(encoder=(5, 6, 7, 8), decoder=(8, 7, 6, 5), skips=()),

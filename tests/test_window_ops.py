@@ -32,6 +32,7 @@ CASES = {
 HALF_CASES = {
     "float16-per-window": lambda: (_src((3, 2, 6, 7), 8, torch.float16), (4, 5), _origins(3, 4, 5, 6, 7, 8)),
     "bfloat16-shared": lambda: (_src((2, 6, 7), 9, torch.bfloat16), (3, 4), _origins(4, 3, 4, 6, 7, 9)),
+    "bfloat16-per-window": lambda: (_src((4, 3, 8, 9), 11, torch.bfloat16), (5, 6), _origins(4, 5, 6, 8, 9, 11)),
 }
 
 
@@ -59,11 +60,24 @@ def test_mul_matches_reference(case, impl_device):
     _check(window_mul(g.to(device), maps.to(device), origin.to(device), impl=impl), _torch_impl.window_mul(g, maps, origin))
 
 
+def test_bf16_products_round_to_nearest_even_as_torch_does():
+    """The C++ CPU loops multiply bf16 natively: the product of two bf16 values is exact in fp32,
+    rounded once; over a million random products (ties among them) every bit is torch's."""
+    g = torch.Generator().manual_seed(12)
+    a = (torch.randn(1, 1, 1000, 1000, generator=g) * 1e3).bfloat16()
+    b = torch.randn(1, 1000, 1000, generator=g).bfloat16()
+    got = window_mul(a, b, torch.zeros(1, 2, dtype=torch.long), impl="cpp")
+    assert torch.equal(got.view(torch.int16), (a * b).view(torch.int16))
+
+
 def test_kernels_take_16_bit_floats_and_no_other_dtype():
-    """The dtype rule (dispatch.choose): 16-bit floats through the C++ CPU op (an fp32 copy,
-    exact), float64 only through torch (auto); an explicit kernel raises for it."""
+    """The dtype rule (dispatch.choose): 16-bit floats through the C++ CPU op (bf16 natively,
+    fp16 through an fp32 copy; both exact), float64 only through torch (auto); an explicit kernel
+    raises for it."""
     src, size, origin = HALF_CASES["float16-per-window"]()
     _check(window_gather(src, origin, size, impl="cpp"), _torch_impl.window_gather(src, origin, size))
+    src16, size16, origin16 = HALF_CASES["bfloat16-per-window"]()
+    _check(window_gather(src16, origin16, size16, impl="cpp"), _torch_impl.window_gather(src16, origin16, size16))
     with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
         window_gather(src.double(), origin, size, impl="cpp")
     _check(window_gather(src.double(), origin, size), _torch_impl.window_gather(src.double(), origin, size))

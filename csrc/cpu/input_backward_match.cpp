@@ -1,4 +1,5 @@
-// CPU fused first-layer backward + matching reduction on fp32, the seeds split over threads.
+// CPU fused first-layer backward + matching reduction in fp32 (g stored in f32 or bf16), the seeds
+// split over threads.
 // Per seed: pass A computes the 6 row channels on the search box strip by strip (V window
 // columns at a time, all in registers) and keeps each image's argmax of S; pass B recomputes S
 // on each image's 20 x 20 score window around its peak. Rows are summed in the same order in
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "input_backward_match.h"
@@ -128,9 +130,23 @@ struct Seed {
   }
 };
 
-MIND_ENGINE_CLONES void match_seed(const FirstLayer& f, int64_t b, const float* wt, std::vector<float>& edge,
-                                   Reduced out) {
-  const Seed seed{f, static_cast<const float*>(f.g) + b * f.C * f.h * f.w, wt, edge};
+// Seed b's g as fp32: in place for f32 storage, else widened into `local` (bf16: the upper half
+// of a float32), so that a 16-bit batch is never copied whole.
+const float* seed_g(const FirstLayer& f, DType dtype, int64_t b, std::vector<float>& local) {
+  const int64_t n = f.C * f.h * f.w;
+  if (dtype == DType::f32) return static_cast<const float*>(f.g) + b * n;
+  const uint16_t* src = static_cast<const uint16_t*>(f.g) + b * n;
+  local.resize(n);
+  for (int64_t e = 0; e < n; ++e) {
+    const uint32_t u = uint32_t(src[e]) << 16;
+    std::memcpy(&local[e], &u, sizeof u);
+  }
+  return local.data();
+}
+
+MIND_ENGINE_CLONES void match_seed(const FirstLayer& f, const float* g, int64_t b, const float* wt,
+                                   std::vector<float>& edge, Reduced out) {
+  const Seed seed{f, g, wt, edge};
   int64_t idx[2];
   seed.search(b, idx);
   seed.score<0>(b, idx[0], 0, out);
@@ -139,15 +155,17 @@ MIND_ENGINE_CLONES void match_seed(const FirstLayer& f, int64_t b, const float* 
 
 }  // namespace
 
-void input_backward_match_cpu(const FirstLayer& f, Reduced out, int threads) {
+void input_backward_match_cpu(const FirstLayer& f, DType dtype, Reduced out, int threads) {
+  if (dtype != DType::f32 && dtype != DType::bf16)
+    throw std::invalid_argument("input_backward_match_cpu: float32 or bfloat16 g only");
   std::vector<float> wt(f.C * 9 * kRows);  // weight[c][o][ky][kx] as [c][ky][kx][o]: 6 contiguous broadcasts
   for (int64_t c = 0; c < f.C; ++c)
     for (int o = 0; o < kRows; ++o)
       for (int k = 0; k < 9; ++k) wt[(c * 9 + k) * kRows + o] = f.weight[(c * kRows + o) * 9 + k];
   const int64_t n = thread_count(f.B * f.C * f.h * f.w, 1 << 16, threads, f.B);
   parallel_for(n, [&](int64_t t) {
-    std::vector<float> edge(f.C * 3 * (V + 2));
-    for (int64_t b = t; b < f.B; b += n) match_seed(f, b, wt.data(), edge, out);
+    std::vector<float> edge(f.C * 3 * (V + 2)), local;
+    for (int64_t b = t; b < f.B; b += n) match_seed(f, seed_g(f, dtype, b, local), b, wt.data(), edge, out);
   });
 }
 

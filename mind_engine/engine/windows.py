@@ -37,6 +37,11 @@ class Window:
     o: torch.Tensor
 
 
+def _nhwc(t: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> contiguous (B, h, w, C) (no copy when t has channels-last strides)."""
+    return t.permute(0, 2, 3, 1).contiguous()
+
+
 def encoder_reach(model) -> list[int]:
     """How far each encoder block's convs reach, in pixels at the block's input."""
     return [conv_reach(block.convs) for block in model.encoder]
@@ -86,15 +91,53 @@ def fit(lo: torch.Tensor, hi: torch.Tensor, extent: tuple[int, int]):
 
 
 class WindowOps:
-    """The transposed network's operations on windows (see ``backward_walk``)."""
+    """The transposed network's operations on windows (see ``backward_walk``).
 
-    def __init__(self, padded_hw: tuple[int, int], need, kernels, device, products: dict | None = None):
+    ``channels_last``: the crops are (B, C, h, w) tensors with channels-last strides (on the CPU
+    oneDNN's convolutions are faster so, and the crop copies move whole pixels); every crop of
+    C channels is then moved by the window kernels as one plane of width w * C (``_gather``).
+    """
+
+    def __init__(self, padded_hw: tuple[int, int], need, kernels, device, products: dict | None = None,
+                 channels_last: bool = False):
         self.ext = [(padded_hw[0] >> k, padded_hw[1] >> k) for k in range(len(need))]
         self.need = need  # per level: (lo, hi), from need_windows
         self.device = device
         self.windows: dict = {}
         self.gather, self.mul_maps, self.fused = kernels
         self.products = {} if products is None else products  # mask * slope maps, shared between chunks
+        self.channels_last = channels_last
+
+    def _gather(self, t: torch.Tensor, origin: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``window_gather`` in the crops' layout: channels last, C channels of a pixel are C
+        neighbours on one plane, so a crop at x is the plane's crop at x * C, w * C wide."""
+        if not self.channels_last:
+            return self.gather(t, origin, size)
+        B, C, H, W = t.shape
+        scale = torch.tensor([C, 1], device=origin.device)
+        flat = _nhwc(t).view(B, 1, H, W * C)
+        out = self.gather(flat, origin * scale, (size[0], size[1] * C))
+        return out.view(B, size[0], size[1], C).permute(0, 3, 1, 2)
+
+    def _map(self, maps: torch.Tensor) -> torch.Tensor:
+        """A cached (C, H, W) map as the window kernels read it in the crops' layout."""
+        if not self.channels_last:
+            return maps
+        key = ("nhwc", id(maps))
+        entry = self.products.get(key)
+        if entry is None:  # as in unpool_mul: threads sharing one tier may both build it
+            C, H, W = maps.shape
+            entry = self.products.setdefault(key, (maps.permute(1, 2, 0).reshape(1, H, W * C), maps))
+        return entry[0]
+
+    def _mul(self, t: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
+        """``window_mul`` in the crops' layout."""
+        if not self.channels_last:
+            return self.mul_maps(t, maps, origin)
+        B, C, h, w = t.shape
+        scale = torch.tensor([C, 1], device=origin.device)
+        out = self.mul_maps(_nhwc(t).view(B, 1, h, w * C), self._map(maps), origin * scale)
+        return out.view(B, h, w, C).permute(0, 3, 1, 2)
 
     def window(self, level: int, reach: int = 0):
         """(origin (B, 2), (h, w)): one window for the chunk's need at ``level`` grown by ``reach``."""
@@ -115,7 +158,7 @@ class WindowOps:
         origin = torch.minimum(g.o, ext - torch.tensor(size[::-1], device=g.o.device)).clamp(min=0)
         if size == tuple(g.t.shape[2:]) and torch.equal(origin, g.o):
             return g
-        return Window(self.gather(g.t, origin - g.o, size), origin)
+        return Window(self._gather(g.t, origin - g.o, size), origin)
 
     def conv_t(self, g: Window, weight, level, reach):
         if reach is None:  # the whole support: the crop grows by the kernel's reach
@@ -126,7 +169,7 @@ class WindowOps:
         r = weight.shape[-1] // 2
         if size == self.ext[level] == tuple(g.t.shape[2:]):  # the whole map
             return Window(F.conv_transpose2d(g.t, weight, padding=r), origin)
-        src = self.gather(g.t, origin - r - g.o, (size[0] + 2 * r, size[1] + 2 * r))
+        src = self._gather(g.t, origin - r - g.o, (size[0] + 2 * r, size[1] + 2 * r))
         return Window(F.conv_transpose2d(src, weight, padding=2 * r), origin)
 
     def down(self, g: Window, weight, level):
@@ -138,12 +181,12 @@ class WindowOps:
         h, w = g.t.shape[2:]
         size = (h + int(odd[:, 1].max()), w + int(odd[:, 0].max()))
         size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
-        t = g.t if size == (h, w) else self.gather(g.t, -odd, size)
+        t = g.t if size == (h, w) else self._gather(g.t, -odd, size)
         t = F.conv2d(t, weight, stride=2, padding=k - 1)
         return self._clip(Window(t, (g.o - odd - k + 2) // 2), level + 1)
 
     def mul(self, g: Window, maps, level):
-        return Window(self.mul_maps(g.t, maps, g.o), g.o)
+        return Window(self._mul(g.t, maps, g.o), g.o)
 
     def split(self, g: Window, c):
         return Window(g.t[:, :c], g.o), Window(g.t[:, c:], g.o)
@@ -152,7 +195,7 @@ class WindowOps:
         origin, size = self.window(block + 1)
         if size == tuple(g.t.shape[2:]) and torch.equal(origin, g.o):
             return g
-        return Window(self.gather(g.t, origin - g.o, size), origin)
+        return Window(self._gather(g.t, origin - g.o, size), origin)
 
     def add(self, a: Window, b: Window) -> Window:
         return Window(a.t + b.t, a.o)
@@ -167,8 +210,13 @@ class WindowOps:
             # may both build it: the maps are equal, setdefault keeps the first
             product = self.products.setdefault(key, (mask * slope, mask, slope))
         B, C, h, w = g.t.shape
-        up = g.t[:, :, :, None, :, None].expand(B, C, h, 2, w, 2).reshape(B, C, 2 * h, 2 * w)
         o = g.o * 2
+        if self.channels_last:  # the product's crop times g, each value over its 2 x 2 pixels, in place
+            scale = torch.tensor([C, 1], device=o.device)
+            prod = self.gather(self._map(product[0]), o * scale, (2 * h, 2 * w * C))
+            prod.view(B, h, 2, w, 2, C).mul_(_nhwc(g.t)[:, :, None, :, None, :])
+            return Window(prod.view(B, 2 * h, 2 * w, C).permute(0, 3, 1, 2), o)
+        up = g.t[:, :, :, None, :, None].expand(B, C, h, 2, w, 2).reshape(B, C, 2 * h, 2 * w)
         return Window(self.mul_maps(up, product[0], o), o)
 
     def input(self, g: Window, weight):

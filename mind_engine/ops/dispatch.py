@@ -102,10 +102,13 @@ def stream(device: torch.device) -> int:
     return torch.cuda.current_stream(device).cuda_stream
 
 
-def native(impl: str, t: torch.Tensor) -> bool:
+def native(impl: str, t: torch.Tensor, cpu_bf16: bool = False) -> bool:
     """Whether ``impl``'s kernel reads ``t``'s dtype itself: float32 everywhere, float16 and
-    bfloat16 on CUDA and in Triton; the C++ CPU loops read an fp32 copy of the 16-bit types."""
-    return t.dtype == torch.float32 or (t.dtype in CUDA_DTYPES and (t.is_cuda or impl == "triton"))
+    bfloat16 on CUDA and in Triton, bfloat16 in the C++ CPU loops of the ops that say so
+    (``cpu_bf16``: the window crops and the fused first layer); the match reduction's C++ CPU
+    loop reads an fp32 copy of the 16-bit types."""
+    return (t.dtype == torch.float32 or (t.dtype in CUDA_DTYPES and (t.is_cuda or impl == "triton"))
+            or (cpu_bf16 and impl == "cpp" and t.dtype == torch.bfloat16))
 
 
 def choose(impl: str, t: torch.Tensor, cpu: str = "cpp", any_float: bool = False) -> str:
@@ -123,12 +126,23 @@ def choose(impl: str, t: torch.Tensor, cpu: str = "cpp", any_float: bool = False
     raise ValueError(f"impl={impl!r} takes float32, float16 or bfloat16, got {t.dtype} on {t.device}")
 
 
-def kernel_input(impl: str, t: torch.Tensor) -> torch.Tensor:
-    """``t`` as ``impl``'s kernel reads it: contiguous, in fp32 unless ``native``."""
-    return (t if native(impl, t) else t.float()).contiguous()
+def kernel_input(impl: str, t: torch.Tensor, cpu_bf16: bool = False) -> torch.Tensor:
+    """``t`` as ``impl``'s kernel reads it: contiguous, in fp32 unless ``native`` (converted and
+    laid out in one pass: a channels-last bf16 crop took half the time so)."""
+    if native(impl, t, cpu_bf16):
+        return t.contiguous()
+    return t.to(torch.float32, memory_format=torch.contiguous_format)
 
 
 def device_guard(device: torch.device):
     """Make ``device`` current around a launch (CUDA kernels and Triton use the current device),
     so that tensors on cuda:1 run on cuda:1."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def call(op, body, *args):
+    """Run a fused op: its registered torch operator ``op`` while ``torch.compile`` traces (which
+    needs the operator and its fake implementation), else its ``body`` directly. The eager path
+    skips the dispatcher, whose first custom-op call imports torch._dynamo (1.2-1.3 s of CPU on
+    the dev machine, paid by the first match of a process) and costs ~20 us a call."""
+    return op(*args) if torch.compiler.is_compiling() else body(*args)

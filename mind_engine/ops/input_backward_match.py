@@ -17,14 +17,14 @@ from __future__ import annotations
 import torch
 
 from . import _torch_impl
-from .dispatch import CUDA_DTYPES, choose, device_guard, ext, kernel_input, stream
+from .dispatch import CUDA_DTYPES, call, choose, device_guard, ext, kernel_input, stream
 
 CPU_AUTO = "cpp"
 CUDA_MAX_SEEDS = 65535  # the CUDA search kernel lays seeds on grid axis z, which holds at most this
 
 
 def _cpp(g, weight, origin, box, hw):
-    """The ``_C`` kernels on contiguous tensors (g fp32 on the CPU, weight fp32)."""
+    """The ``_C`` kernels on contiguous tensors (g fp32 or bf16 on the CPU, weight fp32)."""
     B, (H, W) = g.shape[0], hw
     if g.is_cuda and B > CUDA_MAX_SEEDS:  # launch in chunks the grid can hold
         parts = [_cpp(g[s:s + CUDA_MAX_SEEDS], weight, origin[s:s + CUDA_MAX_SEEDS], box[s:s + CUDA_MAX_SEEDS], hw)
@@ -40,7 +40,7 @@ def _cpp(g, weight, origin, box, hw):
         ext().input_backward_match_cuda(g.data_ptr(), CUDA_DTYPES[g.dtype], g.shape, *args, g.device.index,
                                         stream(g.device))
     else:
-        ext().input_backward_match_cpu(g.data_ptr(), g.shape, *args, torch.get_num_threads())
+        ext().input_backward_match_cpu(g.data_ptr(), CUDA_DTYPES[g.dtype], g.shape, *args, torch.get_num_threads())
     return out
 
 
@@ -50,18 +50,23 @@ def _triton(g, weight, origin, box, hw):
     return triton_input_backward_match(g, weight, origin, box, hw, _torch_impl.SCORE_HALF)
 
 
-@torch.library.custom_op("mind_engine::input_backward_match", mutates_args=())
-def _input_backward_match_op(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
-                             H: int, W: int, impl: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _body(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor, H: int, W: int,
+          impl: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     impl = choose(impl, g, cpu=CPU_AUTO, any_float=True)
     if impl == "torch":
         return tuple(_torch_impl.input_backward_match(g, weight, origin, box, (H, W)))
     if H * W >= 2**32:
         raise ValueError(f"images of 2^32 pixels or more are not supported, got {H} x {W}")
-    g, weight = kernel_input(impl, g), weight.float().contiguous()
+    g, weight = kernel_input(impl, g, cpu_bf16=True), weight.float().contiguous()
     origin, box = origin.long().contiguous(), box.long().contiguous()
     with device_guard(g.device):
         return tuple((_triton if impl == "triton" else _cpp)(g, weight, origin, box, (H, W)))
+
+
+@torch.library.custom_op("mind_engine::input_backward_match", mutates_args=())
+def _input_backward_match_op(g: torch.Tensor, weight: torch.Tensor, origin: torch.Tensor, box: torch.Tensor,
+                             H: int, W: int, impl: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _body(g, weight, origin, box, H, W, impl)
 
 
 @_input_backward_match_op.register_fake
@@ -76,7 +81,7 @@ def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Te
     """(idx, peak, score), each (2, B) (image 1, image 3; int64, float32, float32), of the rows
     conv_transpose2d(g, weight, padding=1) on windows at ``origin`` pasted into (H, W) = ``hw``
     maps and searched in ``box``, as ``_torch_impl.input_backward_match``; the work is done by
-    the torch operator ``torch.ops.mind_engine.input_backward_match``.
+    the torch operator ``torch.ops.mind_engine.input_backward_match`` (its body outside ``torch.compile``).
 
     g (B, C, h, w) float; weight (C, 6, 3, 3); origin (B, 2) and box (B, 4) ints, any device;
     boxes must be non-empty and inside the image and the window.
@@ -89,4 +94,5 @@ def input_backward_match(g: torch.Tensor, weight: torch.Tensor, origin: torch.Te
         raise ValueError(f"origin must be (B, 2) and box (B, 4) with B = {B}, got {tuple(origin.shape)} "
                          f"and {tuple(box.shape)}")
     origin, box = (t.to(g.device).long() for t in (origin, box))
-    return torch.ops.mind_engine.input_backward_match(g, weight.to(g.device), origin, box, int(H), int(W), impl)
+    return call(torch.ops.mind_engine.input_backward_match, _body, g, weight.to(g.device), origin, box, int(H), int(W),
+                impl)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from . import _torch_impl
-from .dispatch import CUDA_DTYPES, IMPLS, available, choose, device_guard, stream
+from .dispatch import CUDA_DTYPES, IMPLS, available, call, choose, device_guard, stream
 from .dispatch import ext as _ext
 
 __all__ = ["IMPLS", "available", "match_reduce"]
@@ -72,7 +72,8 @@ def match_reduce(rows: torch.Tensor, box: torch.Tensor | None = None, impl: str 
 
     box: optional (B, 4) [x0, y0, x1, y1) half-open search boxes (any int or float dtype, any
     device); None searches the whole map. Returns idx (B,) int64, peak and score (B,) float32,
-    on ``rows``' device. The torch operator ``torch.ops.mind_engine.match_reduce`` does the work.
+    on ``rows``' device. The torch operator ``torch.ops.mind_engine.match_reduce`` does the work (its body directly
+    outside ``torch.compile``: ``dispatch.call``).
     """
     if rows.dim() != 4 or not rows.is_floating_point():
         raise ValueError(f"rows must be a (B, C, H, W) float tensor, got {tuple(rows.shape)} {rows.dtype}")
@@ -83,4 +84,4 @@ def match_reduce(rows: torch.Tensor, box: torch.Tensor | None = None, impl: str 
         box = torch.tensor([0, 0, W, H], device=rows.device).repeat(B, 1)
     elif tuple(box.shape) != (B, 4):
         raise ValueError(f"box must be (B, 4) = ({B}, 4), got {tuple(box.shape)}")
-    return torch.ops.mind_engine.match_reduce(rows, box.to(rows.device).long(), impl)
+    return call(torch.ops.mind_engine.match_reduce, _body, rows, box.to(rows.device).long(), impl)

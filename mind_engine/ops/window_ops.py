@@ -1,8 +1,10 @@
 """Window crops, dispatched over their implementations (``dispatch``): ``window_gather`` and
-``window_mul`` compute ``_torch_impl.window_gather`` and ``_torch_impl.window_mul`` exactly.
+``window_mul`` compute ``_torch_impl.window_gather`` and ``_torch_impl.window_mul`` exactly
+(bfloat16 natively in the C++ CPU loops too: a product is rounded once, as torch rounds it).
 
 Both are torch operators (``torch.ops.mind_engine.window_gather`` and ``.window_mul``, with fake
-implementations, so ``torch.compile`` traces through them). The kernels take float32, float16
+implementations, so ``torch.compile`` traces through them; eager calls run the bodies directly,
+``dispatch.call``). The kernels take float32, float16
 and bfloat16 (``dispatch.choose``); ``auto`` falls back to torch for any other dtype, an
 explicit impl raises.
 """
@@ -11,11 +13,19 @@ from __future__ import annotations
 import torch
 
 from . import _torch_impl
-from .dispatch import CUDA_DTYPES, choose, device_guard, ext, kernel_input, stream
+from .dispatch import CUDA_DTYPES, call, choose, device_guard, ext, kernel_input, stream
+
+
+# The C++ CPU crops run on the calling thread alone: they are memory-bound copies, and a second
+# thread of their own competed with torch's OpenMP workers, which keep spinning for a while after
+# each convolution. Coarse to fine at 384x128 (bench/c2f_profile.py --threads 2, this 2-core EPYC,
+# two runs each): bf16 4.28 / 4.35 s with one crop thread against 5.24 / 4.87 s with two (their
+# share at the finest level 0.41 s against 0.73-0.93 s); fp32 8.25 against 9.07 s.
+CPU_CROP_THREADS = 1
 
 
 def _cpp_crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: torch.Tensor | None):
-    """The ``_C`` kernels on contiguous tensors (fp32 on the CPU)."""
+    """The ``_C`` kernels on contiguous tensors (fp32 or bf16 on the CPU)."""
     B, (C, Hs, Ws), (h, w) = origin.shape[0], src.shape[-3:], size
     out = torch.empty(B, C, h, w, dtype=src.dtype, device=src.device)
     geometry = (B, C, h, w, Hs, Ws, C * Hs * Ws if src.dim() == 4 else 0)
@@ -24,8 +34,8 @@ def _cpp_crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g:
         ext().window_crop_cuda(geometry, origin.data_ptr(), CUDA_DTYPES[src.dtype], src.data_ptr(), g_ptr,
                                out.data_ptr(), src.device.index, stream(src.device))
     else:
-        ext().window_crop_cpu(geometry, origin.data_ptr(), src.data_ptr(), g_ptr, out.data_ptr(),
-                              torch.get_num_threads())
+        ext().window_crop_cpu(geometry, origin.data_ptr(), CUDA_DTYPES[src.dtype], src.data_ptr(), g_ptr,
+                              out.data_ptr(), CPU_CROP_THREADS)
     return out
 
 
@@ -42,8 +52,8 @@ def _crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: tor
         out = _torch_impl.window_gather(src, origin, size) if g is None else _torch_impl.window_mul(g, src, origin)
         return out.contiguous()  # the fake implementation promises contiguous crops
     dtype = src.dtype
-    src, origin = kernel_input(impl, src), origin.long().contiguous()
-    g = None if g is None else kernel_input(impl, g)
+    src, origin = kernel_input(impl, src, cpu_bf16=True), origin.long().contiguous()
+    g = None if g is None else kernel_input(impl, g, cpu_bf16=True)
     if origin.shape[0] * src.shape[-3] * size[0] * size[1] == 0:
         return torch.empty(origin.shape[0], src.shape[-3], *size, dtype=dtype, device=src.device)
     with device_guard(src.device):
@@ -51,9 +61,17 @@ def _crop(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int], g: tor
     return out.to(dtype)
 
 
+def _gather_body(src: torch.Tensor, origin: torch.Tensor, h: int, w: int, impl: str) -> torch.Tensor:
+    return _crop(src, origin, (h, w), None, impl)
+
+
+def _mul_body(g: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor, impl: str) -> torch.Tensor:
+    return _crop(maps, origin, tuple(g.shape[-2:]), g, impl)
+
+
 @torch.library.custom_op("mind_engine::window_gather", mutates_args=())
 def _window_gather_op(src: torch.Tensor, origin: torch.Tensor, h: int, w: int, impl: str) -> torch.Tensor:
-    return _crop(src, origin, (h, w), None, impl)
+    return _gather_body(src, origin, h, w, impl)
 
 
 @_window_gather_op.register_fake
@@ -63,7 +81,7 @@ def _(src, origin, h, w, impl):
 
 @torch.library.custom_op("mind_engine::window_mul", mutates_args=())
 def _window_mul_op(g: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor, impl: str) -> torch.Tensor:
-    return _crop(maps, origin, tuple(g.shape[-2:]), g, impl)
+    return _mul_body(g, maps, origin, impl)
 
 
 @_window_mul_op.register_fake
@@ -85,7 +103,8 @@ def window_gather(src: torch.Tensor, origin: torch.Tensor, size: tuple[int, int]
     ((B, 2) ints (x, y), any device), zero outside ``src``; as ``_torch_impl.window_gather``."""
     _check(src, origin)
     h, w = size
-    return torch.ops.mind_engine.window_gather(src, origin.to(src.device).long(), int(h), int(w), impl)
+    return call(torch.ops.mind_engine.window_gather, _gather_body, src, origin.to(src.device).long(), int(h), int(w),
+                impl)
 
 
 def window_mul(g: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor, impl: str = "auto") -> torch.Tensor:
@@ -97,4 +116,4 @@ def window_mul(g: torch.Tensor, maps: torch.Tensor, origin: torch.Tensor, impl: 
     if origin.shape[0] != g.shape[0]:
         raise ValueError(f"origin must be (B, 2) with B = {g.shape[0]}, got {tuple(origin.shape)}")
     _check(maps, origin)
-    return torch.ops.mind_engine.window_mul(g, maps, origin.to(g.device).long(), impl)
+    return call(torch.ops.mind_engine.window_mul, _mul_body, g, maps, origin.to(g.device).long(), impl)
