@@ -75,12 +75,13 @@ def test_speed_line_says_how_long_the_rest_takes():
     assert "the 1990 steps left, to step 2000, take about 13 min" in line
 
 
-def test_frames_smaller_than_the_crop_are_refused_never_upscaled(clip_dir, capsys):
+def test_frames_smaller_than_the_crop_are_refused_never_upscaled(clip_dir, tmp_path, capsys):
     frames = np.zeros((6, 144, 176, 3), np.uint8)
     with pytest.raises(ValueError, match=r"clip 'carphone' has 176x144 frames, smaller than the 384x128 crop "
                                          r"\(--size\); frames are never upscaled: pass --size 160x128"):
         VideoTriplets([Clip("carphone", frames)], (384, 128))
-    assert run_cli(FAST + ["--data", str(clip_dir), "--size", "128x64", "--steps", "1"]) == 2
+    args = FAST + ["--data", str(clip_dir), "--size", "128x64", "--steps", "1", "--ckpt-dir", str(tmp_path)]
+    assert run_cli(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("mind-engine train: error: clip 'clip") and "96x64 frames" in err[-1]
     assert "pass --size 96x64" in err[-1]
