@@ -67,6 +67,35 @@ def check_real(value, name: str, positive: bool = False) -> float:
     return float(n)
 
 
+def _interval(low, high, open_low: bool, open_high: bool) -> str:
+    """The interval's name in a message: ``> 0``, ``>= 0``, ``in [0, 1]``, ``in (0, 1)`` ..."""
+    if high is None:
+        return f"{'>' if open_low else '>='} {low:g}"
+    if low is None:
+        return f"{'<' if open_high else '<='} {high:g}"
+    return f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+
+def check_interval(value, name: str, low: float | None = None, high: float | None = None,
+                   open_low: bool = False, open_high: bool = False) -> float:
+    """``value`` as a finite float between ``low`` and ``high`` (None: unbounded on that side;
+    ``open_*``: that bound itself excluded), e.g. a learning rate (> 0) or a share (in [0, 1])."""
+    n = _number(value)
+    ok = n is not None and math.isfinite(n)
+    if ok and low is not None:
+        ok = n > low if open_low else n >= low
+    if ok and high is not None:
+        ok = n < high if open_high else n <= high
+    if not ok:
+        raise ValueError(f"{name} must be a number {_interval(low, high, open_low, open_high)}, got {value!r}")
+    return float(n)
+
+
+def check_fraction(value, name: str, open_ends: bool = False) -> float:
+    """A share or fraction: a number in [0, 1] (``open_ends``: in (0, 1))."""
+    return check_interval(value, name, 0.0, 1.0, open_ends, open_ends)
+
+
 def check_stride(stride, name: str = "stride") -> int:
     return check_integer(stride, name, 1)
 

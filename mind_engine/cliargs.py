@@ -97,10 +97,11 @@ def flag(attr: str) -> str:
     return "--" + attr.replace("_", "-")
 
 
-def check_options(a: argparse.Namespace) -> None:
-    """Every option of ``a`` that ``RULES`` (and the device rule) know, checked and normalised in
-    place, before the command runs. A Ray job's ``--device`` is checked on its workers."""
-    for attr, rule in RULES.items():
+def check_options(a: argparse.Namespace, rules: dict | None = None) -> None:
+    """Every option of ``a`` that ``rules`` (default ``RULES``; and the device rule) know, checked
+    and normalised in place, before the command runs. A Ray job's ``--device`` is checked on its
+    workers."""
+    for attr, rule in (RULES if rules is None else rules).items():
         value = getattr(a, attr, None)
         if value is not None:
             setattr(a, attr, rule(value, flag(attr)))

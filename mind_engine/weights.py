@@ -19,6 +19,8 @@ from .model import MindConfig, MindNet
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
 FORMAT = "mind_engine/1"
+TORCH_ZIP_MAGIC = b"PK\x03\x04"  # how a torch.save file starts (a zip); safetensors: its header's length
+PICKLE_PROTO = b"\x80"  # how a legacy (pre-zip) torch.save pickle starts
 
 
 class CheckpointError(ValueError):
@@ -54,11 +56,24 @@ def save_model(model: MindNet, path, extra_metadata: dict | None = None) -> Path
     return path
 
 
+def _refuse_training_checkpoint(path: Path) -> None:
+    """A ``torch.save`` file (a zip, or a legacy pickle) is the training command's ``last.pt``,
+    not weights: say so, and how to export them, instead of safetensors' "header too large"."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    safetensors_like = head[8:9] == b"{"  # 8 bytes of header length, then the JSON header
+    if not safetensors_like and (head[:4] == TORCH_ZIP_MAGIC or head[:1] == PICKLE_PROTO):
+        raise CheckpointError(f"{path} is a training checkpoint (last.pt), not a weights file; export its weights "
+                              f"with `mind-engine train --resume {path} --export-only --export W.safetensors` "
+                              f"and load W.safetensors")
+
+
 def read_checkpoint(path) -> tuple[MindConfig, dict[str, torch.Tensor], dict[str, str]]:
     """The configuration, tensors and metadata of a checkpoint file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    _refuse_training_checkpoint(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

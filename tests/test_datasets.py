@@ -74,8 +74,10 @@ def test_flip_modes():
     assert [float(x) for x in r] == [3.0, 2.0, 1.0]
 
 
-def test_sampling_is_deterministic_and_small_frames_are_upscaled():
-    clip = coded_clip(n=8, h=20, w=24)
+def test_sampling_is_deterministic_and_small_frames_are_refused():
+    with pytest.raises(ValueError, match="clip 'coded' has 24x20 frames, smaller than the 64x32 crop"):
+        VideoTriplets([coded_clip(n=8, h=20, w=24)], size=(64, 32), split="all")  # never upscaled
+    clip = coded_clip(n=8, h=40, w=72)
     ds = VideoTriplets([clip], size=(64, 32), split="all")
     b1 = ds.batch(3, torch.Generator().manual_seed(7))
     b2 = ds.batch(3, torch.Generator().manual_seed(7))

@@ -20,7 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--widths", "4,4,4,4,4", "--size", "64x32", "--batch-size", "2", "--threads", "1", "--no-progress",
-        "--val-size", "2", "--val-every", "0", "--ckpt-every", "1"]
+        "--val-size", "2", "--val-every", "0", "--ckpt-every", "1", "--match-val-every", "0"]
 
 JOB = """
 import os, socket, sys, torch

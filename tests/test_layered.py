@@ -195,7 +195,8 @@ def test_best_checkpoint_by_matching_accuracy_and_resume(clip_dir, tmp_path):
 
     common = ["--widths", "8,8,8,8,8", "--size", "64x32", "--batch-size", "2", "--threads", "1", "--no-progress",
               "--val-size", "2", "--val-every", "0", "--data", str(clip_dir), "--layered", "0.5",
-              "--match-val-every", "2", "--match-val-pairs", "1", "--match-val-size", "64x64"]
+              "--match-val-every", "2", "--match-val-pairs", "1", "--match-val-size", "64x64", "--select", "match",
+              "--warp", "0"]
     full = main(common + ["--steps", "4", "--ckpt-dir", str(tmp_path / "a"), "--log", str(tmp_path / "a.log")])
     recs = full["match_history"]
     assert [r["step"] for r in recs] == [0, 2, 4] and all(0 <= r["match_acc10"] <= 1 for r in recs)

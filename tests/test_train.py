@@ -22,6 +22,10 @@ from mind_engine.training.loop import charbonnier, main
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--widths", "8,8,8,8,8", "--size", "64x32", "--batch-size", "2", "--threads", "1", "--no-progress",
         "--val-size", "4"]
+# the paper's recipe, the defaults before 0.3, which these tests were written for (video only, no
+# checkpoint choice); the recipe's defaults are tested in test_train_front_door.py
+TINY += ["--schedule", "plateau", "--lr", "1e-3", "--clip-grad", "none", "--eps", "0.1", "--gaps", "1", "--warp", "0",
+         "--warp-max-motion", "8", "--warp-log-share", "0", "--match-val-every", "0", "--val-every", "200"]
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +129,12 @@ def test_init_starts_from_given_weights_and_checks_widths(frames_dir, tmp_path):
         for p in start.parameters():
             p.uniform_(-0.1, 0.1)
     save_model(start, tmp_path / "start.safetensors")
-    out = main(TINY + ["--data", str(frames_dir), "--steps", "0", "--val-every", "0", "--ckpt-dir", str(tmp_path),
-                       "--init", str(tmp_path / "start.safetensors")])
+    out = main(TINY + ["--data", str(frames_dir), "--steps", "1", "--stop-at", "0", "--val-every", "0",
+                       "--ckpt-dir", str(tmp_path), "--init", str(tmp_path / "start.safetensors")])
     for a, b in zip(out["model"].state_dict().values(), start.state_dict().values()):
         assert torch.equal(a, b)
-    with pytest.raises(SystemExit, match="pass the same --widths"):
-        main(TINY + ["--widths", "4,4,4,4,4", "--data", str(frames_dir), "--steps", "0", "--ckpt-dir", str(tmp_path),
+    with pytest.raises(ValueError, match="pass the same --widths"):
+        main(TINY + ["--widths", "4,4,4,4,4", "--data", str(frames_dir), "--steps", "1", "--ckpt-dir", str(tmp_path),
                      "--init", str(tmp_path / "start.safetensors")])
 
 
@@ -138,7 +142,8 @@ def test_init_default_is_the_bundled_model_with_its_widths(frames_dir, tmp_path)
     from mind_engine.weights import DEFAULT_WEIGHTS, model_from_checkpoint
 
     args = ["--size", "64x32", "--batch-size", "2", "--threads", "1", "--no-progress", "--val-every", "0",
-            "--data", str(frames_dir), "--steps", "0", "--ckpt-dir", str(tmp_path), "--resume"]
+            "--match-val-every", "0", "--data", str(frames_dir), "--steps", "1", "--stop-at", "0", "--ckpt-dir",
+            str(tmp_path), "--resume"]
     out = main(args + ["--init", "default"])  # no --widths: the checkpoint's; no checkpoint in CKPT_DIR yet
     bundled = model_from_checkpoint(DEFAULT_WEIGHTS)
     assert out["model"].config == bundled.config
@@ -202,7 +207,7 @@ def test_warp_aux_cosine_resume_is_exact_and_the_head_is_never_exported(frames_d
     assert config.skips == (1, 2, 3, 4) and set(tensors) == set(MindNet(config).state_dict())
     plain = [a for a in common if a not in ("--aux-motion", "1.0")]
     main(plain + ["--steps", "1", "--ckpt-dir", str(tmp_path / "c")])
-    with pytest.raises(SystemExit, match="without --aux-motion"):
+    with pytest.raises(ValueError, match="without --aux-motion"):
         main(common + ["--steps", "2", "--ckpt-dir", str(tmp_path / "c"), "--resume"])
 
 

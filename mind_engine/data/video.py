@@ -9,18 +9,38 @@ triplet only frames at or after it, so no frame is seen in both (:func:`split_in
 
 Augmentation (the paper's, ``augment.augment_triplet``): a triplet is taken forward or backward in time with
 equal probability, and flipped in one of four ways with equal probability; then cropped at a
-random position to the working size (``size=(W, H)``, 384x128 by default).
+random position to the working size (``size=(W, H)``, 384x128 by default). Frames are never
+resized here: a clip whose frames are smaller than the crop is refused (``check_crop``).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .augment import augment_triplet, cover, draw_int, frame_tensor
+from .augment import augment_triplet, draw_int, frame_tensor
 from .sources import Clip
 from .static import MAX_REDRAWS, StaticRule
 
 DEFAULT_SIZE = (384, 128)  # (W, H): the paper's working size
+CROP_MULTIPLE = 32  # the network's input sides are multiples of this (five 2x poolings)
+
+
+def check_crop(clips: list[Clip], size) -> None:
+    """Refuse a crop larger than some clip's frames, naming the clip, its frame size and the
+    largest crop (in multiples of ``CROP_MULTIPLE``) that every clip holds: upscaling the
+    frames would train the network on interpolated, blurred pixels without saying so."""
+    w, h = int(size[0]), int(size[1])
+    small = [c for c in clips if c.frames.shape[2] < w or c.frames.shape[1] < h]
+    if not small:
+        return
+    fit_w = min(c.frames.shape[2] for c in clips) // CROP_MULTIPLE * CROP_MULTIPLE
+    fit_h = min(c.frames.shape[1] for c in clips) // CROP_MULTIPLE * CROP_MULTIPLE
+    c = small[0]
+    fits = (f"pass --size {min(w, fit_w)}x{min(h, fit_h)} (the largest crop every clip holds) or larger frames"
+            if fit_w and fit_h else f"frames under {CROP_MULTIPLE} px on a side cannot be trained on")
+    others = f" (and {len(small) - 1} more clips)" if len(small) > 1 else ""
+    raise ValueError(f"clip {c.name!r} has {c.frames.shape[2]}x{c.frames.shape[1]} frames{others}, smaller than the "
+                     f"{w}x{h} crop (--size); frames are never upscaled: {fits}")
 
 
 def split_index(n_frames: int, val_fraction: float) -> int:
@@ -57,12 +77,18 @@ class VideoTriplets:
         self.clips, self.size, self.split = list(clips), (int(size[0]), int(size[1])), split
         self.val_fraction, self.gaps, self.augment = float(val_fraction), tuple(int(g) for g in gaps), augment
         self.static = static
+        check_crop(self.clips, self.size)
         self.options = [(ci, g) for ci, c in enumerate(self.clips) for g in self.gaps
                         if len(triplet_starts(len(c), split, self.val_fraction, g)) > 0]
         if not self.options:
             raise ValueError(f"no {split} triplets with gaps {self.gaps} in clips of lengths "
                              f"{[len(c) for c in self.clips]}")
         self._clip_ids = sorted({ci for ci, _ in self.options})
+
+    def triplet_counts(self) -> dict[int, int]:
+        """Distinct triplets of this split per gap, over all clips (before augmentation and crops)."""
+        return {g: sum(len(triplet_starts(len(c), self.split, self.val_fraction, g)) for c in self.clips)
+                for g in self.gaps}
 
     def triplet_frames(self, clip: int, start: int, gap: int) -> list[np.ndarray]:
         f = self.clips[clip].frames
@@ -85,7 +111,7 @@ class VideoTriplets:
         start = starts[draw_int(len(starts), g)]
         reverse, flip_mode = (bool(draw_int(2, g)), draw_int(4, g)) if self.augment else (False, 0)
         w, h = self.size
-        frames = cover(self.triplet_frames(ci, start, gap), w, h)
+        frames = self.triplet_frames(ci, start, gap)
         fh, fw = frames[0].shape[:2]
         y0, x0 = draw_int(fh - h + 1, g), draw_int(fw - w + 1, g)
         crops = [frame_tensor(f[y0:y0 + h, x0:x0 + w]) for f in frames]
@@ -108,7 +134,7 @@ class VideoTriplets:
             if len(starts) == 0:
                 continue
             start = starts[(k // len(self._clip_ids) * 7 + draw_int(len(starts), g)) % len(starts)]
-            frames = cover(self.triplet_frames(ci, start, gp), w, h)
+            frames = self.triplet_frames(ci, start, gp)
             fh, fw = frames[0].shape[:2]
             y0, x0 = draw_int(fh - h + 1, g), draw_int(fw - w + 1, g)
             out.append(tuple(frame_tensor(f[y0:y0 + h, x0:x0 + w]) for f in frames))
