@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .spec import full_settings
+
 FORMAT = "mind_engine.batch/1"
 MANIFEST = "manifest.json"
 ARRAYS = ("pts1", "pts3", "query", "score", "score1", "score3")
@@ -117,15 +119,20 @@ class Manifest:
         return cls(out_dir, doc, records, state)
 
     def refuse_other(self, header: dict) -> None:
-        """Refuse a job of other settings (``header``) in this folder, with what differs."""
+        """Refuse a job of other settings (``header``) in this folder, with what differs and the
+        settings that would continue it (a folder of 0.2's defaults, one scale over the whole
+        image, is refused by 0.3's, coarse to fine at radius 32: its manifest says levels 1)."""
         if self.header.get("fingerprint") in (None, header["fingerprint"]):
             return
-        was = self.header.get("settings", {})
-        diff = {k: (was.get(k), v) for k, v in header["settings"].items() if was.get(k) != v}
+        was, now = full_settings(self.header.get("settings", {})), full_settings(header["settings"])
+        diff = {k: (was.get(k), now.get(k)) for k in sorted(set(was) | set(now))
+                if k != "memory" and was.get(k) != now.get(k)}  # memory is not in the fingerprint
+        same = ", ".join(f"{k}={was[k]!r}" for k in diff if k in was)
         if self.header.get("model", {}).get("sha256") != header["model"]["sha256"]:
             diff["model sha256"] = (self.header.get("model", {}).get("sha256"), header["model"]["sha256"])
         raise ValueError(f"{self.out_dir} holds results of other settings (was, now: {diff}); "
-                         f"use another output folder or empty this one")
+                         + (f"to continue it, pass {same}; or " if same else "")
+                         + "use another output folder or empty this one")
 
     def reconcile(self) -> None:
         """Agree with the files: a record for every result file of this job's fingerprint (the
