@@ -25,9 +25,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mind_engine import Engine, load_model  # noqa: E402
+from mind_engine.api import quiet_search_edge  # noqa: E402
 from mind_engine.checks import check_levels  # noqa: E402
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
-from mind_engine.cli import DEMO_WIDTH  # noqa: E402
+from mind_engine.commands.demo import DEMO_WIDTH  # noqa: E402
 from mind_engine.evaluation.pairs import motorcycle  # noqa: E402
 from bench.report import add_output_args, output_path  # noqa: E402
 
@@ -60,7 +61,8 @@ def main(argv=None) -> Path:
     engine = Engine(pair.img1, pair.img3, model=load_model(a.weights, device="cpu"), device="cpu")
     levels = check_levels(a.levels, engine.hw, a.radius, name="--levels")
     t = time.perf_counter()
-    single = engine.match(stride=a.stride, radius=a.radius)
+    with quiet_search_edge():  # one scale beyond what it follows is what the figure shows
+        single = engine.match(stride=a.stride, radius=a.radius, levels=1)
     t_single = time.perf_counter() - t
     t = time.perf_counter()
     c2f = engine.coarse_to_fine(stride=a.stride, radius=a.radius, levels=levels)

@@ -60,7 +60,7 @@ def measure(pairs, out: Path, weights: Path, backend: str, workers: int, threads
     done: list[float] = []
     t = time.perf_counter()
     man = me.match_many(pairs, out, weights=weights, stride=args.stride, radius=args.radius, backend=backend,
-                        device=args.device,
+                        device=args.device, levels=1,  # one scale, as bench/results/throughput_cpu.json measured
                         workers=workers if backend == "ray" else None, threads=threads, progress=False,
                         callback=lambda rec: done.append(time.perf_counter()))
     wall = time.perf_counter() - t

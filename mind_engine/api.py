@@ -10,35 +10,78 @@ queries are then matched, their rows computed or their matches refined.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
 from dataclasses import replace
+import warnings
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
 from .checks import (check_integer, check_levels, check_memory, check_queries, check_radius, check_real,
                      check_single_level, check_stride, check_tier)
+from .defaults import LEVELS, RADIUS, STRIDE
 from .engine import refine
 from .engine.budget import check_fits, estimate_bytes
+from .engine.levels import level_radii
 from .engine.matching import grid_queries, search_boxes
 from .engine.pyramid import CoarseToFine, Level, coarse_to_fine
 from .engine.tiers import make_tier, tier_class
 from .images import image_pair, pad_to_multiple
 from .matches import Matches
 from .texture import match_texture
+from .progress import progress as progress_bar
 from .weights import resolve_model
 
 CHUNK_BYTES = 256 << 20  # rows held at once per chunk of queries
+EDGE_SHARE = 0.25  # at one scale, more matches than this on the edge of their search box: warn
+
+
+class SearchEdgeWarning(UserWarning):
+    """Many one-scale matches lie on the edge of their search box: their argmax stopped at the
+    radius, because the motion (which the model follows) reaches beyond it. Motion beyond what
+    the model follows at one scale leaves no such trace: the peaks stay near the query."""
+
+
+def search_edge_share(m: Matches, radius: int | None) -> float:
+    """The share of matches with an end (``pts1`` or ``pts3``) on the edge of the search square of
+    ``radius`` around its query (the image's own border is not an edge of the radius: a box is
+    clipped to the image); 0 for the whole image (None) or radius 0."""
+    if not radius or len(m) == 0:
+        return 0.0
+    edge = [(np.abs(p - m.query) >= radius).any(axis=1) for p in (m.pts1, m.pts3)]
+    return float((edge[0] | edge[1]).mean())
+
+
+@contextlib.contextmanager
+def quiet_search_edge():
+    """No ``SearchEdgeWarning`` inside: for callers that ask for one scale on purpose (the
+    evaluation's single-scale measurements, the motion probe, Fig. 4's one-scale maps, the
+    backward pass of ``match_fb``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SearchEdgeWarning)
+        yield
+
+
+def warn_search_edge(m: Matches, radius: int | None) -> None:
+    """One ``SearchEdgeWarning`` when more than ``EDGE_SHARE`` of one-scale matches lie on the
+    edge of their search box: their argmax stopped at the radius, not at the motion."""
+    share = search_edge_share(m, radius)
+    if share > EDGE_SHARE:
+        warnings.warn(f"{share:.0%} of the {len(m)} matches lie on the edge of their search box (radius {radius}) at "
+                      f"one scale (levels=1): the motion reaches beyond the radius; levels='auto' (the default) "
+                      f"matches coarse to fine (one scale follows a few px with the bundled model)",
+                      SearchEdgeWarning, stacklevel=3)
 
 
 class Engine:
     """MIND over the pair (img1, img3): ``match``, ``rows`` and ``refine`` at any queries.
 
-    ``model`` defaults to the bundled default model; ``tier`` picks the engine
+    ``model``: a MindNet, a checkpoint path or "default" (None: the bundled default model, as
+    "default"; ``mind_engine.weights.resolve_model``); ``tier`` picks the engine
     (``mind_engine.engine.tiers``; "auto": the fastest exact one of the backend), ``memory`` bounds its working
     memory in bytes, ``backend`` runs it through torch or an exported graph ("onnxruntime",
     "tensorrt"); ``precision`` "bf16" or "fp16" stores the windowed tiers' state and windows in
@@ -89,7 +132,7 @@ class Engine:
         h, w = self.padded_hw
         return max(1, CHUNK_BYTES // (6 * 4 * h * w))
 
-    def queries(self, queries=None, stride: int = 4) -> torch.Tensor:
+    def queries(self, queries=None, stride: int = STRIDE) -> torch.Tensor:
         """(N, 2) int64 (x, y): a grid of ``stride`` or the caller's points, checked (``stride``
         too, when points are given: a bad value is a mistake either way)."""
         stride = check_stride(stride)
@@ -97,36 +140,47 @@ class Engine:
             return grid_queries(self.hw, stride)
         return torch.from_numpy(check_queries(queries, self.hw)).long()
 
-    def _chunks(self, n: int, step: int, progress: bool | None, what: str):
-        """Chunk starts, with a bar on stderr when ``progress`` (None: many chunks on a terminal).
-        The bar is preceded by the plan (queries, chunks, memory estimate) and, off a terminal,
-        throttled to one line every 5 s."""
+    def _plan(self, n: int, chunks: int, what: str, how: str = "") -> None:
+        """The plan of a run, one line on stderr: queries, chunks, device, tier, memory estimate."""
+        print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair{how} in {chunks} chunk(s) "
+              f"on {self.device} (tier {self.tier_name}), about {self.memory_needed() / 2**30:.2f} GiB; "
+              f"a larger stride or a smaller radius is faster", file=sys.stderr)
+
+    def _chunks(self, n: int, step: int, progress: bool | None, what: str, plan: bool = True):
+        """Chunk starts, with progress on stderr when ``progress`` (None: many chunks on a terminal;
+        ``mind_engine.progress``: a bar on a terminal, else a line every 5 s), preceded by the
+        plan when ``plan`` (a pyramid prints its own, once)."""
         starts = range(0, n, step)
-        tty = sys.stderr.isatty()
-        show = progress if progress is not None else (len(starts) > 4 and tty)
-        if show:
-            print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair in {len(starts)} chunk(s) "
-                  f"on {self.device} (tier {self.tier_name}), about {self.memory_needed() / 2**30:.2f} GiB; "
-                  f"a larger stride or a smaller radius is faster", file=sys.stderr)
-        bar = tqdm(starts, desc=f"{what} ({self.tier_name})", unit="chunk", disable=not show,
-                   mininterval=0.5 if tty else 5.0, file=sys.stderr)
+        show = progress if progress is not None else (len(starts) > 4 and sys.stderr.isatty())
+        if show and plan:
+            self._plan(n, len(starts), what)
+        bar = progress_bar(starts, desc=f"{what} ({self.tier_name})", unit="chunk", show=bool(show))
         return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
-    def match(self, queries=None, stride: int = 4, radius: int | None = None,
-              progress: bool | None = None, levels: int | str = 1) -> Matches:
+    def match(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
+              progress: bool | None = None, levels: int | str = LEVELS) -> Matches:
         """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
         each peak search to the square of that radius around its query (None: whole image).
-        ``levels`` > 1 or "auto": coarse to fine (``coarse_to_fine``; 1, the default, is one scale)."""
+        ``levels`` "auto" (the default) or k > 1: coarse to fine (``coarse_to_fine``); 1: one
+        scale, the paper's matcher, which warns (``SearchEdgeWarning``) when many peaks lie on
+        the edge of their search box."""
         radius = check_radius(radius)
         if check_levels(levels, self.hw, radius) != 1:
             return self.coarse_to_fine(queries, stride, radius, levels, progress).matches
-        q = self.queries(queries, stride)
+        m = self._one_scale(self.queries(queries, stride), radius, progress)
+        if check_levels(levels) == 1:  # asked for one scale (not "auto" resolved to one)
+            warn_search_edge(m, radius)
+        return m
+
+    def _one_scale(self, q: torch.Tensor, radius: int | None, progress: bool | None, plan: bool = True,
+                   what: str = "matching") -> Matches:
+        """MIND at this pair's own scale at the (N, 2) queries ``q``, chunk by chunk."""
         boxes = search_boxes(q, radius, self.hw)
         if len(q) == 0:  # nothing to match: no network runs
             none = torch.zeros(0, dtype=torch.long)
             return self.textured(Matches.from_peaks(q, none, none.float(), none, none.float(), self.hw[1]))
         parts1, parts3 = [], []
-        for s in self._chunks(len(q), self.chunk, progress, "matching"):
+        for s in self._chunks(len(q), self.chunk, progress, what, plan):
             r1, r3 = self.tier.match(q[s:s + self.chunk].to(self.device), boxes[s:s + self.chunk], self.hw)
             parts1.append([t.cpu() for t in r1])
             parts3.append([t.cpu() for t in r3])
@@ -139,20 +193,26 @@ class Engine:
         images and the points alone, so every tier and backend gives the same."""
         return replace(m, texture=match_texture(self.t1, self.t3, m.pts1, m.pts3))
 
-    def coarse_to_fine(self, queries=None, stride: int = 4, radius: int | None = None, levels: int | str = "auto",
-                       progress: bool | None = None) -> CoarseToFine:
+    def coarse_to_fine(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
+                       levels: int | str = LEVELS, progress: bool | None = None) -> CoarseToFine:
         """MIND through an image pyramid of ``levels`` (an integer, or "auto": enough that the search
         range is a few pixels at the coarsest; ``mind_engine.engine.pyramid``): the matches at the
         queries, their finest-level scores and the dense motion field after every level. Each
-        level runs an Engine of this one's model, tier, memory, backend and precision."""
+        level runs an Engine of this one's model, tier, memory, backend and precision; the plan
+        is printed once for the whole pyramid."""
         q = self.queries(queries, stride)
         radius = check_radius(radius)
         n = check_levels(levels, self.hw, radius)
+        chunks = -(-len(q) // self.chunk)
+        if progress or (progress is None and chunks > 4 and sys.stderr.isatty()):
+            self._plan(len(q), chunks, "matching", f" coarse to fine ({n} levels, search radius "
+                       f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px)")
 
         def mind(level: Level) -> Matches:
             engine = Engine(level.img1, level.img3, model=self.model, device=self.device, tier=self.tier_name,
                             memory=self.memory, backend=self.backend, precision=self.precision)
-            return engine.match(level.queries, radius=level.radius, progress=progress)
+            return engine._one_scale(level.queries, level.radius, progress, plan=False,
+                                     what=f"matching level {level.index}")
 
         res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
         return replace(res, matches=self.textured(res.matches))  # on this pair, not the finest warped one
@@ -168,7 +228,7 @@ class Engine:
         h, w = self.hw
         return g1[:, :, :h, :w], g3[:, :, :h, :w]
 
-    def refine(self, queries=None, stride: int = 4, radius: int | None = None, chunk: int | None = None,
+    def refine(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS, chunk: int | None = None,
                both: bool = False, progress: bool | None = None):
         """``match`` with sub-pixel match points (``mind_engine.engine.refine``): each refined point
         lies within half a pixel of the integer point ``match`` gives; scores are identical.
@@ -205,26 +265,28 @@ def _with_estimate(bar, chunks: int):
         yield start
 
 
-def match(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None,
+def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None,
           queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
-          backend: str = "torch", levels: int | str = 1) -> Matches:
+          backend: str = "torch", levels: int | str = LEVELS) -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
     Queries are a grid of ``stride`` (default) or the caller's (N, 2) ``queries``; ``radius``
     restricts each peak search to the square of that radius around its query (None: whole
-    image). ``tier`` picks the engine (``mind_engine.engine.tiers``; "auto": the fastest exact one),
+    image); the defaults are ``mind_engine.defaults``'. ``tier`` picks the engine (``mind_engine.engine.tiers``; "auto": the fastest exact one),
     ``memory`` bounds its working memory in bytes, ``backend`` runs it through torch or an exported
     graph ("onnxruntime", "tensorrt"), ``progress`` shows a bar (default: when many chunks run on a
     terminal). An empty query set (or a grid that misses a tiny image) gives an empty ``Matches``.
-    ``levels``: 1 (the default) matches at the images' own scale; k > 1 or "auto" matches coarse
-    to fine through an image pyramid, for motions larger than the network follows at one scale
-    (``mind_engine.engine.pyramid``; ``Engine.coarse_to_fine`` also returns the motion fields).
+    ``levels``: "auto" (the default) or k > 1 matches coarse to fine through an image pyramid, for
+    motions larger than the network follows at one scale (``mind_engine.engine.pyramid``;
+    ``Engine.coarse_to_fine`` also returns the motion fields); 1 is the paper's single-scale
+    matcher, which warns (``SearchEdgeWarning``) when many peaks stop at the search box's edge.
 
     ``device``: the one asked for, else ``model``'s device, else CUDA when available, else the CPU
     (the same rule as ``load_model`` and ``interpolate``). ``model`` is never changed: a model on
     another device or in training mode is copied. Every argument is checked before any network
     runs (``mind_engine.checks``); a pair too large for the device's free memory is refused with
-    the estimate (``mind_engine.engine.budget``).
+    the estimate (``mind_engine.engine.budget``). ``model``: a MindNet, a checkpoint path or
+    "default" (None: the bundled model).
     """
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
     return engine.match(queries, stride, radius, progress, levels)
@@ -238,28 +300,31 @@ def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", m
     return Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend).rows(queries)
 
 
-def match_subpixel(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None, queries=None,
+def match_subpixel(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
                    tier: str = "auto", chunk: int | None = None, both: bool = False, progress: bool | None = None,
                    memory: int | None = None, backend: str = "torch") -> Matches:
-    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``; no
-    ``levels``: refinement reads the rows of one scale). ``both``: (integer Matches, refined)."""
+    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``), at one
+    scale: refinement reads the rows of one scale, so there is no ``levels`` (the stride and
+    radius defaults are ``match``'s). ``both``: (integer Matches, refined)."""
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
     return engine.refine(queries, stride, radius, chunk, both, progress)
 
 
-def match_fb(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None, queries=None,
+def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
              tier: str = "auto", tol: float = 1.0, forward: Matches | None = None, subpixel: bool = False,
-             memory: int | None = None, backend: str = "torch", levels: int | str = 1):
+             memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS):
     """MIND with the forward-backward flag (``mind_engine.engine.refine.fb_flags``): returns
     (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px when
     the pair is matched swapped at the same queries).
 
     ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
-    backward pass); ``subpixel`` refines both passes before comparing them (single level only).
+    backward pass); ``subpixel`` refines both passes before comparing them, at one scale
+    (``checks.check_single_level``: ``levels`` "auto" means 1 there). The backward pass never
+    warns: the forward one has said what there is to say.
     """
     tol = check_real(tol, "tol")
     if subpixel:
-        check_single_level(levels, "subpixel=True")
+        levels = check_single_level(levels, "subpixel=True")
     common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend)
 
     def run(a, b, **kw):
@@ -269,5 +334,6 @@ def match_fb(img1, img3, stride: int = 4, radius: int | None = None, model=None,
 
     if forward is None:
         forward = run(img1, img3, stride=stride, queries=queries)
-    backward = run(img3, img1, queries=forward.query)
+    with quiet_search_edge():
+        backward = run(img3, img1, queries=forward.query)
     return forward, refine.fb_flags(forward, backward, tol)

@@ -123,11 +123,13 @@ def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: s
     return n
 
 
-def check_single_level(levels, other: str, name: str = "levels") -> None:
-    """``other`` (sub-pixel refinement) reads the rows of one scale: refused with ``levels`` != 1."""
-    if check_levels(levels, name=name) != 1:
+def check_single_level(levels, other: str, name: str = "levels") -> int:
+    """The one rule for what reads the rows of one scale (``other``: sub-pixel refinement): there
+    "auto" means one level (1 is returned) and an explicit depth above 1 is refused."""
+    if check_levels(levels, name=name) not in (1, "auto"):
         raise ValueError(f"{name} {levels!r} does not combine with {other}: sub-pixel refinement reads the rows of "
                          f"one scale, and coarse-to-fine points are already sub-pixel (composed through the warps)")
+    return 1
 
 
 def check_not_both(first: str, a, second: str, b) -> None:
@@ -267,7 +269,8 @@ def nonfinite_tensors(tensors: dict) -> list[str]:
 def check_model(model, name: str = "model") -> None:
     """A MindNet with real, finite weights of a floating dtype the engine can run (as float32)."""
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
-        raise TypeError(f"{name} must be a MindNet (mind_engine.load_model()), got {type(model).__name__}")
+        raise TypeError(f"{name} must be a MindNet (mind_engine.load_model()), a checkpoint path or 'default', "
+                        f"got {type(model).__name__}")
     state = model.state_dict()
     if any(t.is_meta for t in state.values()):
         raise ValueError(f"{name} is on the meta device: it holds no weights (load a checkpoint with "

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import check_device, check_integer, check_levels, check_radius, check_real, check_stride
+from .defaults import LEVELS, RADIUS, STRIDE
 
 # option -> rule(value, its name): what the value must be, applied to every sub-command that has it
 RULES = {
@@ -87,9 +88,21 @@ def read_points(path, name: str) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
+def add_match_options(sp) -> None:
+    """--stride, --radius and --levels, with the defaults of ``mind_engine.match``
+    (``mind_engine.defaults``), as every command that matches pairs takes them."""
+    sp.add_argument("--stride", type=number, default=STRIDE, help="query grid stride in pixels")
+    sp.add_argument("--radius", type=radius, default=RADIUS, help="search radius around each query ('none': the "
+                                                                   "whole image)")
+    sp.add_argument("--levels", type=levels, default=LEVELS,
+                    help="pyramid levels: 'auto' or K > 1 match coarse to fine, as deep as the radius needs; 1 is "
+                         "the paper's single-scale matcher (motion up to what the model follows, a few px)")
+
+
 def add_model_options(sp) -> None:
     """--weights and --device, as every command that runs the network takes them."""
-    sp.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
+    sp.add_argument("--weights", default=None,
+                    help="checkpoint (.safetensors); default: the bundled model (also named 'default')")
     sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +22,7 @@ DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
 FORMAT = "mind_engine/1"
 TORCH_ZIP_MAGIC = b"PK\x03\x04"  # how a torch.save file starts (a zip); safetensors: its header's length
 PICKLE_PROTO = b"\x80"  # how a legacy (pre-zip) torch.save pickle starts
+DEFAULT = "default"  # names the bundled model wherever a model or a checkpoint path is taken
 
 
 class CheckpointError(ValueError):
@@ -132,18 +134,33 @@ def default_model(device) -> MindNet:
     return _default_model(str(torch.device(device)))
 
 
+def names_default(model) -> bool:
+    """``model`` is None or the string "default" (any case): the bundled default model."""
+    return model is None or (isinstance(model, str) and model.strip().lower() == DEFAULT)
+
+
+def is_checkpoint_path(model) -> bool:
+    """``model`` names a checkpoint file (a str or a path), not "default" or a model."""
+    return isinstance(model, (str, os.PathLike)) and not names_default(model)
+
+
 def resolve_model(model, device):
     """The model and device to run on, never changing the caller's model.
 
     The device rule (``mind_engine.checks.default_device``): the one asked for; else the model's
-    when a model is given; else CUDA when available, else the CPU. ``model=None`` takes the
-    bundled default model (shared read-only). A caller's model is checked (``checks.check_model``:
-    a MindNet with real, finite weights); one that is on another device, in training mode or not
-    float32 is copied, moved, cast to float32 and set to eval; the caller's object is left as it was.
+    when a model is given; else CUDA when available, else the CPU. ``model=None`` or "default"
+    takes the bundled default model (shared read-only); a path (str or ``os.PathLike``) loads that
+    checkpoint as ``load_model`` does, with the same checks. A caller's model is checked
+    (``checks.check_model``: a MindNet with real, finite weights); one that is on another device,
+    in training mode or not float32 is copied, moved, cast to float32 and set to eval; the
+    caller's object is left as it was.
     """
-    if model is None:
+    if names_default(model):
         device = check_device(device)
         return default_model(device), device
+    if is_checkpoint_path(model):
+        device = check_device(device)
+        return model_from_checkpoint(model).to(device), device
     check_model(model)
     params = list(model.parameters())
     here = params[0].device if params else torch.device("cpu")
@@ -154,13 +171,13 @@ def resolve_model(model, device):
 
 
 def load_model(path=None, device=None) -> MindNet:
-    """The bundled default model (``path=None``) or the checkpoint at ``path``, in eval mode, on
-    ``device`` (None: CUDA when available, else the CPU, as everywhere in mind_engine).
+    """The bundled default model (``path`` None or "default") or the checkpoint at ``path``, in
+    eval mode, on ``device`` (None: CUDA when available, else the CPU, as everywhere in mind_engine).
 
     Each call returns the caller's own model: changing it changes no other caller's.
     """
     device = check_device(device)
-    if path is None:
+    if names_default(path):
         model = copy.deepcopy(default_model(device))
         return model.requires_grad_(True)
     return model_from_checkpoint(path).to(device)

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 import mind_engine as me
 from mind_engine import cli
 from mind_engine.checks import MIN_MEMORY
+from mind_engine.commands import match as match_command
 from mind_engine.engine import budget
 from mind_engine.weights import CheckpointError
 
@@ -228,7 +229,7 @@ CLI_CASES = [
 def test_cli_refuses_before_matching(files, capsys, monkeypatch, what, extra, message):
     d, ck = files
     ran = []
-    monkeypatch.setattr(cli, "run_match", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr(match_command, "run_match", lambda *a, **k: ran.append(1))
     extra = [e.format(d=d) for e in extra]
     weights = [] if "--weights" in extra else ["--weights", ck]
     code, out, err = _cli(["match", d / "a.png", d / "b.png", *weights, *extra], capsys)
@@ -257,6 +258,6 @@ def test_cli_ctrl_c_stops_with_one_line(files, capsys, monkeypatch):
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "run_match", interrupted)
+    monkeypatch.setattr(match_command, "run_match", interrupted)
     code, _, err = _cli(["match", d / "a.png", d / "b.png", "--weights", ck], capsys)
     assert code == 130 and err == "mind-engine match: interrupted\n"

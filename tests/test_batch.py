@@ -57,7 +57,8 @@ def test_results_equal_match_and_the_files_and_manifest_say_what_ran(data, tmp_p
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == man and man["state"] == "finished" and man["counts"] == {"ok": 2, "failed": 0, "resumed": 0}
     assert man["model"]["sha256"] == weights_sha256(me.load_model(data / "tiny.safetensors"))
-    assert man["settings"] == {"stride": 16, "radius": 8, "tier": "auto", "memory": None, "queries": None}
+    assert man["settings"] == {"stride": 16, "radius": 8, "tier": "auto", "memory": None, "queries": None,
+                               "levels": "auto"}
     assert man["versions"]["torch"] == torch.__version__ and man["versions"]["mind_engine"] == me.__version__
 
 

@@ -107,8 +107,10 @@ def test_train_delegates_remaining_arguments(monkeypatch):
 
 
 def test_bench_finds_the_repo_scripts_or_says_why_not(monkeypatch, tmp_path, capsys):
-    assert cli.find_bench("accuracy") == Path(cli.__file__).resolve().parent.parent / "bench" / "accuracy.py"
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "mind_engine" / "cli.py"))
+    from mind_engine.commands import bench
+
+    assert bench.find_bench("accuracy") == Path(cli.__file__).resolve().parent.parent / "bench" / "accuracy.py"
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "mind_engine" / "commands" / "bench.py"))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["bench", "accuracy"]) == 2
     assert "installed wheel does not include" in capsys.readouterr().err

@@ -209,9 +209,15 @@ def small_model():
 
 
 def test_levels_1_is_the_single_scale_matcher_bit_for_bit(pair, small_model):
+    from mind_engine.engine.matching import search_boxes
+    from mind_engine.matches import Matches
+
     fields = ("pts1", "pts3", "query", "score", "score1", "score3")
+    e = Engine(*pair, model=small_model)
+    q = grid_queries(e.hw, 8)
     for radius, levels in ((6, 1), (6, np.int64(1)), (4, "auto")):  # auto: 4 px needs no pyramid
-        a = match(*pair, stride=8, radius=radius, model=small_model)
+        (i1, _, s1), (i3, _, s3) = e.tier.match(q, search_boxes(q, radius, e.hw), e.hw)  # the tier's peaks
+        a = Matches.from_peaks(q, i1, s1, i3, s3, e.hw[1])
         b = match(*pair, stride=8, radius=radius, model=small_model, levels=levels)
         assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
 
@@ -294,7 +300,7 @@ def test_batch_settings_keep_old_fingerprints_and_record_levels(tmp_path, pair, 
     from mind_engine import match_many
     from mind_engine.batch.spec import Settings
 
-    assert "levels" not in Settings.make().to_dict()  # folders written before levels existed still resume
+    assert "levels" not in Settings.make(levels=1).to_dict()  # folders written before levels existed still resume
     assert Settings.make(levels="Auto").to_dict()["levels"] == "auto"
     with pytest.raises(ValueError, match="levels must be a positive integer or 'auto'"):
         match_many([pair], tmp_path / "bad", levels=0, model=small_model)

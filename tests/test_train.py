@@ -212,7 +212,7 @@ def test_warp_aux_cosine_resume_is_exact_and_the_head_is_never_exported(frames_d
 
 
 def test_amp_auto_follows_the_device_and_the_cpu_s_bf16_units(monkeypatch):
-    from mind_engine.training import loop
+    from mind_engine.training import build as loop
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert loop.amp_enabled("auto", cuda) and not loop.amp_enabled("off", cuda) and loop.amp_enabled("on", cpu)

@@ -33,7 +33,8 @@ def add_parsers(sub) -> None:
 
     e = subcommand(sub, "export", "write the network's graphs as ONNX files or build a TensorRT engine")
     formats = e.add_subparsers(dest="format", required=True, metavar="{onnx,tensorrt}", help="what to write")
-    o = subcommand(formats, "onnx", "export the forward, rows and match graphs to ONNX (about 2 min on a CPU)")
+    o = subcommand(formats, "onnx",
+                   "export the forward, rows and match graphs to ONNX (about 25 s of CPU time on a 2-core EPYC)")
     o.add_argument("--out", default="exported", help="folder for the .onnx files")
     o.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
     o.add_argument("--graphs", nargs="+", choices=GRAPHS, default=list(GRAPHS), help="the graphs to export")

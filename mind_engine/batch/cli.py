@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..checks import check_folder, check_queries
-from ..cliargs import add_model_options, levels, number, radius, read_points, subcommand
+from ..cliargs import add_match_options, add_model_options, number, read_points, subcommand
 
 
 def add_parsers(sub, tiers) -> None:
@@ -25,11 +25,7 @@ def add_parsers(sub, tiers) -> None:
     for sp in (p, v):
         sp.add_argument("--out", required=True,
                         help="output folder: one KEY.npz per pair and manifest.json; one job at a time holds it")
-        sp.add_argument("--stride", type=number, default=4, help="query grid stride in pixels")
-        sp.add_argument("--radius", type=radius, default=None,
-                        help="search radius ('none': the whole image, the default)")
-        sp.add_argument("--levels", type=levels, default=1,
-                        help="pyramid levels: 1 matches at one scale; K or 'auto' coarse to fine, for large motion")
+        add_match_options(sp)
         sp.add_argument("--queries", default=None, metavar="FILE",
                         help="match at these points instead of a grid: a text file of x,y lines (default: the grid)")
         sp.add_argument("--tier", default="auto", choices=tiers, help="engine tier")

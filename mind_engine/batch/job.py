@@ -11,9 +11,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..checks import check_choice, check_device, check_flag, check_folder, check_integer
+from ..defaults import LEVELS, RADIUS, STRIDE
+from ..progress import progress as progress_bar
 from .lock import FolderLock
 from .pairs import Pair, as_pairs, read_pair_list
 from .resume import claim
@@ -92,9 +93,9 @@ def _run_backend(backend, pending, sink, spec, settings, device, workers, thread
     return run_ray(pending, sink, spec, settings, device, workers, threads, ray_address, retries)
 
 
-def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queries=None, tier: str = "auto",
-               levels: int | str = 1,
-               model=None, weights=None, device=None, memory: int | None = None, backend: str = "local",
+def match_many(pairs, out_dir, stride: int = STRIDE, radius: int | None = RADIUS, queries=None, tier: str = "auto",
+               levels: int | str = LEVELS, model=None, weights=None, device=None, memory: int | None = None,
+               backend: str = "local",
                workers: int | None = None, threads: int | None = None, ray_address: str | None = None,
                retries: int = 2, progress: bool | None = None, callback: Callable | None = None,
                total: int | None = None, restart: bool = False) -> dict:
@@ -102,14 +103,14 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
     ``mind_engine.batch.store``); returns the manifest.
 
     ``pairs``: (img1, img3) tuples of paths or arrays, ``Pair`` objects, or the path of a pair
-    list (``read_pair_list``). The matching arguments are ``mind_engine.match``'s; ``model`` (a
-    MindNet) or ``weights`` (a checkpoint path) default to the bundled model. ``backend``: "local"
-    (this process, one worker, decoding the next pair while matching this one) or "ray"
-    (``workers`` actors, on the Ray cluster at ``ray_address``, or a local one); ``threads``:
-    torch CPU threads per worker. A pair whose result exists with the same model and settings is
-    skipped (resume); a bad pair is recorded as failed with its error and the job goes on; on Ray
-    a pair whose worker died is retried on a new worker up to ``retries`` times. ``callback`` is
-    called in this process with each pair's manifest record as it is stored.
+    list (``read_pair_list``). The matching arguments and defaults are ``mind_engine.match``'s;
+    ``model`` (a MindNet, a path or "default") or ``weights`` (a path) default to the bundled
+    model. ``backend``: "local" (this process, one worker, decoding the next pair while matching
+    this one) or "ray" (``workers`` actors, on the Ray cluster at ``ray_address``, or a local
+    one); ``threads``: torch CPU threads per worker. A pair whose result exists with the same
+    model and settings is skipped (resume; a folder of other settings is refused, see below); a bad pair is recorded as failed with its error and the job
+    goes on; on Ray a pair whose worker died is retried on a new worker up to ``retries`` times.
+    ``callback`` is called in this process with each pair's manifest record as it is stored.
 
     A folder of an earlier job's files is continued only when they prove to be this job's, else
     refused in one line (``mind_engine.batch.resume``); ``restart=True`` moves them aside first.
@@ -156,8 +157,7 @@ def match_many(pairs, out_dir, stride: int = 4, radius: int | None = None, queri
         manifest.write("running")
         t0, state = time.perf_counter(), "interrupted"
         try:
-            with tqdm(total=total, desc="matching pairs", unit="pair", dynamic_ncols=True,
-                      disable=None if progress is None else not progress) as bar:
+            with progress_bar(total=total, desc="matching pairs", unit="pair", show=progress) as bar:
                 sink = Sink(out_dir, fp, manifest, bar, callback)
                 header.update(_run_backend(backend, sink.pending(pairs), sink, spec, settings, device, workers,
                                            threads, ray_address, retries))

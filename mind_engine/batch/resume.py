@@ -87,7 +87,10 @@ def claim(out_dir: Path, header: dict, restart: bool = False) -> dict:
             old.repair()
         diff = old.differences(header)
         if diff is not None:
-            raise ValueError(f"{out_dir} holds results of other settings (was, now: {diff}); {_hint(out_dir)}")
+            was = old.settings()
+            same = ", ".join(f"{k}={was[k]!r}" for k in diff if k in was)
+            raise ValueError(f"{out_dir} holds results of other settings (was, now: {diff}); "
+                             + (f"to continue it, pass {same}; or " if same else "") + _hint(out_dir))
     other, unreadable = _foreign(out_dir, header["fingerprint"])
     if old is not None:
         unreadable = []  # a manifest of this job vouches for them: matched again

@@ -16,7 +16,9 @@ import torch
 from ..checks import (check_levels, check_memory, check_model, check_not_both, check_queries, check_radius, check_stride,
                       check_tier)
 from ..model import MindConfig, MindNet
-from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, model_from_checkpoint, weights_sha256
+from ..defaults import LEVELS, RADIUS, STRIDE
+from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, is_checkpoint_path, model_from_checkpoint, names_default, \
+    weights_sha256
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,14 @@ class ModelSpec:
 
     @classmethod
     def from_args(cls, model: MindNet | None = None, weights=None) -> "ModelSpec":
-        """From a model in memory, a checkpoint path, or (neither) the bundled default model.
-        A file is checked by loading it once here, before any worker starts."""
+        """From a model in memory, a checkpoint path (``weights``, or ``model`` as everywhere), or
+        (neither, or "default") the bundled default model. A file is checked by loading it once
+        here, before any worker starts."""
         check_not_both("model", model, "weights", weights)
+        if is_checkpoint_path(model) or (model is not None and names_default(model)):
+            model, weights = None, model
+        if names_default(weights):
+            weights = None
         if model is not None:
             check_model(model)
             data, source = checkpoint_bytes(model), "<in-memory model>"
@@ -60,16 +67,16 @@ class ModelSpec:
 class Settings:
     """The matching arguments of ``mind_engine.match`` that shape the results."""
 
-    stride: int = 4
-    radius: int | None = None
+    stride: int = STRIDE
+    radius: int | None = RADIUS
     queries: tuple | None = None  # ((x, y), ...) floats, or None for the grid of ``stride``
     tier: str = "auto"
     memory: int | None = None
-    levels: int | str = 1
+    levels: int | str = LEVELS
 
     @classmethod
-    def make(cls, stride=4, radius=None, queries=None, tier="auto", memory=None,
-             device: torch.device | None = None, levels=1) -> "Settings":
+    def make(cls, stride=STRIDE, radius=RADIUS, queries=None, tier="auto", memory=None,
+             device: torch.device | None = None, levels=LEVELS) -> "Settings":
         """The settings, each checked as ``mind_engine.match`` checks it (``memory`` against
         ``device``, where the job's device is known here)."""
         q = None if queries is None else tuple(map(tuple, check_queries(queries).tolist()))
@@ -78,10 +85,15 @@ class Settings:
 
     def to_dict(self) -> dict:
         """The settings as the manifest keeps them; ``levels`` only when not 1, so that folders
-        written before it existed keep their fingerprints."""
+        written before it existed keep their fingerprints (``full_settings`` reads it back)."""
         doc = {"stride": self.stride, "radius": self.radius, "tier": self.tier, "memory": self.memory,
                "queries": None if self.queries is None else [list(q) for q in self.queries]}
         return doc if self.levels == 1 else {**doc, "levels": self.levels}
+
+
+def full_settings(doc: dict) -> dict:
+    """A manifest's settings with what ``Settings.to_dict`` leaves out put back (``levels`` 1)."""
+    return {"levels": 1, **doc}
 
 
 def fingerprint(spec: ModelSpec, settings: Settings) -> str:

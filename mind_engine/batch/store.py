@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .spec import full_settings
+
 FORMAT = "mind_engine.batch/1"
 MANIFEST = "manifest.json"
 STATES = ("running", "finished", "interrupted", "aborted")
@@ -173,14 +175,21 @@ class Manifest:
 
     def differences(self, header: dict) -> dict | None:
         """None when a job of ``header`` is this manifest's job (the same fingerprint), else what
-        differs: {setting: (was, now)}."""
-        if self.header["fingerprint"] == header["fingerprint"]:
+        differs: {setting: (was, now)}, settings that older manifests leave out read back as
+        ``spec.full_settings`` says (a folder of 0.2's defaults, one scale over the whole image,
+        differs from 0.3's, coarse to fine at radius 32, in levels and radius)."""
+        if self.header.get("fingerprint") == header["fingerprint"]:
             return None
-        was = self.header["settings"]
-        diff = {k: (was.get(k), v) for k, v in header["settings"].items() if was.get(k) != v}
-        if self.header["model"]["sha256"] != header["model"]["sha256"]:
-            diff["model sha256"] = (self.header["model"]["sha256"], header["model"]["sha256"])
+        was, now = self.settings(), full_settings(header["settings"])
+        diff = {k: (was.get(k), now.get(k)) for k in sorted(set(was) | set(now))
+                if k != "memory" and was.get(k) != now.get(k)}  # memory is not in the fingerprint
+        if self.header.get("model", {}).get("sha256") != header["model"]["sha256"]:
+            diff["model sha256"] = (self.header.get("model", {}).get("sha256"), header["model"]["sha256"])
         return diff
+
+    def settings(self) -> dict:
+        """The settings of this manifest's job, in full (``spec.full_settings``)."""
+        return full_settings(self.header.get("settings", {}))
 
     def reconcile(self) -> None:
         """Agree with the files: a record for every result file of this job's fingerprint (the

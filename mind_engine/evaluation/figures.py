@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import PowerNorm  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize, PowerNorm  # noqa: E402
 
 
 def as_rgb(img) -> np.ndarray:
@@ -24,8 +25,10 @@ def as_rgb(img) -> np.ndarray:
 def draw_matches(img1, img3, pts1, pts3, path, score=None, max_lines: int = 150, title: str | None = None,
                  good=None) -> Path:
     """Image 1 above image 3, each match a line from p1 to p3 (the ``max_lines`` best by
-    ``score``, coloured by rank: yellow best, purple worst). ``good`` (N,) bool, when given,
-    colours lines green (correct) / red (wrong) instead."""
+    ``score``), coloured by score with a colour scale beside (MIND's score, the peak-to-mean
+    ratio); ``good`` (N,) bool, when given, colours lines green (correct) / red (wrong) instead.
+    ``title`` may hold the settings the matches were made with (``mind-engine match`` and the
+    demo put them there)."""
     a, b = as_rgb(img1), as_rgb(img3)
     h, w = a.shape[:2]
     gap = max(4, h // 20)
@@ -34,22 +37,36 @@ def draw_matches(img1, img3, pts1, pts3, path, score=None, max_lines: int = 150,
     pts1, pts3 = np.asarray(pts1, np.float64).reshape(-1, 2), np.asarray(pts3, np.float64).reshape(-1, 2)
     order = np.arange(len(pts1)) if score is None else np.argsort(-np.asarray(score), kind="stable")
     order = order[:max_lines]
-    fig, ax = plt.subplots(figsize=(min(16, 2 + w / 40), min(16, 1 + (2 * h + gap) / 40)))
+    fig, ax = plt.subplots(figsize=(min(16, 3 + w / 40), min(16, 1 + (2 * h + gap) / 40)))
     ax.imshow(canvas)
-    cmap = plt.get_cmap("viridis")
-    for rank_, i in enumerate(order):
-        if good is not None:
-            color = "lime" if good[i] else "red"
-        else:
-            color = cmap(1 - rank_ / max(1, len(order) - 1))
+    colour = _line_colours(order, score, good, fig, ax)
+    for i in order[::-1]:  # the best drawn last, on top
         x1, y1 = pts1[i]
         x3, y3 = pts3[i]
-        ax.plot([x1, x3], [y1, y3 + h + gap], "-", color=color, lw=0.8, alpha=0.8)
-        ax.plot([x1], [y1], ".", color=color, ms=3)
-        ax.plot([x3], [y3 + h + gap], ".", color=color, ms=3)
+        ax.plot([x1, x3], [y1, y3 + h + gap], "-", color=colour(i), lw=0.8, alpha=0.8)
+        ax.plot([x1], [y1], ".", color=colour(i), ms=3)
+        ax.plot([x3], [y3 + h + gap], ".", color=colour(i), ms=3)
     ax.set_axis_off()
     ax.set_title(title or f"{len(order)} of {len(pts1)} matches (image 1 top, image 3 bottom)", fontsize=9)
     return _save(fig, path)
+
+
+def _line_colours(order, score, good, fig, ax):
+    """Match index -> line colour: green/red by ``good``; else by score on viridis, with its colour
+    scale (the drawn matches' range) beside ``ax``; else (no score) by rank, best yellow."""
+    if good is not None:
+        return lambda i: "lime" if good[i] else "red"
+    cmap = plt.get_cmap("viridis")
+    if score is None:
+        rank = {int(i): r for r, i in enumerate(order)}
+        return lambda i: cmap(1 - rank[int(i)] / max(1, len(order) - 1))
+    score = np.asarray(score, np.float64)
+    drawn = score[order] if len(order) else np.zeros(1)
+    norm = Normalize(vmin=float(drawn.min()), vmax=float(max(drawn.max(), drawn.min() + 1e-6)))
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.04, pad=0.02)
+    bar.set_label("MIND score (peak / mean of its window)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return lambda i: cmap(norm(score[i]))
 
 
 def _save(fig, path) -> Path:
@@ -87,13 +104,15 @@ def sensitivity_figure(model, img1, img3, queries, path, device=None, tier: str 
     the interpolated frame I2 (the queries), input 3 (match points); then one column per query
     with its maps S = max_c |d out / d I| in image 1 (upper) and image 3 (lower), each marked
     with the peak P and titled with P's coordinates and the score S (peak / mean of the 20 x 20
-    window around P). ``radius`` is the search radius the matches used, so P is their point."""
-    from ..api import Engine
+    window around P). The maps are one scale's rows, so P is the peak of one-scale matching within
+    ``radius`` (coarse-to-fine matches are composed through warps and have no single map)."""
+    from ..api import Engine, quiet_search_edge
     from ..interpolate import interpolate
 
     queries = np.asarray(queries, np.float64).reshape(-1, 2)
     engine = Engine(img1, img3, model=model, device=device, tier=tier)  # the images are read once, here
-    m = engine.match(queries, radius=radius, progress=False)
+    with quiet_search_edge():
+        m = engine.match(queries, radius=radius, progress=False, levels=1)
     maps = [g.abs().amax(1).cpu().numpy() for g in engine.rows(queries)]
     peaks = [(m.pts1, m.score1), (m.pts3, m.score3)]
     a, b = as_rgb(engine.t1), as_rgb(engine.t3)

@@ -120,7 +120,10 @@ class EngineMatcher:
         return self.engine
 
     def match(self, i1, i3, queries, radius):
-        return self._engine(i1, i3).match(queries, radius=radius, progress=False, levels=self.levels)
+        from ..api import quiet_search_edge
+
+        with quiet_search_edge():  # one scale on motions it cannot follow is what the probe measures
+            return self._engine(i1, i3).match(queries, radius=radius, progress=False, levels=self.levels)
 
     def rows(self, i1, i3, queries):
         return self._engine(i1, i3).rows(queries)

@@ -1,7 +1,7 @@
 """``MindMatcher``: MIND as a ``torch.nn.Module`` with kornia's LoFTR calling convention, so code
 written for ``kornia.feature.LoFTR`` can swap it in.
 
-    matcher = MindMatcher()                      # the bundled default model
+    matcher = MindMatcher()                      # the bundled default model (or a checkpoint path)
     out = matcher({"image0": b0, "image1": b1})  # B x C x H x W, C 1 (kornia's grey) or 3, in [0, 1]
     out["keypoints0"], out["keypoints1"]         # (N, 2) float32 (x, y), on the input's device
     out["confidence"], out["batch_indexes"]      # (N,) float32, (N,) int64
@@ -10,7 +10,7 @@ Each image pair of the batch is matched by ``mind_engine.match`` on the matcher'
 ``matcher.to("cuda")`` moves the work); ``confidence`` is MIND's score (the peak-to-mean ratio of
 the sensitivity map: larger is better, not a probability in [0, 1] as LoFTR's). A model passed
 in is copied: ``matcher.train()``, ``.to()`` or ``.half()`` change the matcher's copy, never the
-caller's model.
+caller's model. The matching defaults are ``mind_engine.match``'s (``mind_engine.defaults``).
 """
 from __future__ import annotations
 
@@ -21,25 +21,29 @@ from torch import nn
 
 from ..api import match
 from ..checks import check_integer, check_levels, check_model, check_radius, check_real, check_stride, check_tier
-from ..weights import load_model
+from ..defaults import LEVELS, RADIUS, STRIDE
+from ..weights import is_checkpoint_path, load_model, names_default
 
 
 class MindMatcher(nn.Module):
-    """kornia-LoFTR-style matcher. ``stride``: query grid spacing; ``radius``: search radius
-    (None: whole image); ``top``: keep the best ``top`` matches per pair (None: all);
-    ``min_score``: drop matches scoring below it; ``tier``: the engine tier; ``levels``: pyramid
-    levels (1: one scale; k or "auto": coarse to fine, ``mind_engine.match``). Each is checked here
-    (``mind_engine.checks``)."""
+    """kornia-LoFTR-style matcher. ``model``: a MindNet (copied), a checkpoint path or "default"
+    (None: the bundled model); ``stride``: query grid spacing; ``radius``: search radius (None:
+    whole image); ``top``: keep the best ``top`` matches per pair (None: all); ``min_score``: drop
+    matches scoring below it; ``tier``: the engine tier; ``levels``: pyramid levels ("auto": coarse
+    to fine, as deep as the radius needs; 1: one scale; ``mind_engine.match``). Each is checked
+    here (``mind_engine.checks``)."""
 
-    def __init__(self, model: nn.Module | None = None, stride: int = 8, radius: int | None = 32,
-                 top: int | None = None, min_score: float = 0.0, tier: str = "auto", levels: int | str = 1):
+    def __init__(self, model: nn.Module | str | None = None, stride: int = STRIDE, radius: int | None = RADIUS,
+                 top: int | None = None, min_score: float = 0.0, tier: str = "auto", levels: int | str = LEVELS):
         super().__init__()
         self.stride, self.radius = check_stride(stride), check_radius(radius)
         self.top, self.min_score = check_integer(top, "top", 0, none=True), check_real(min_score, "min_score")
         self.tier, self.levels = check_tier(tier, "torch")[0], check_levels(levels)
-        if model is not None:
+        if names_default(model) or is_checkpoint_path(model):
+            self.model = load_model(model, device="cpu")
+        else:
             check_model(model)
-        self.model = copy.deepcopy(model) if model is not None else load_model(device="cpu")
+            self.model = copy.deepcopy(model)
 
     def forward(self, data: dict) -> dict:
         if not isinstance(data, dict):

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from ..api import Engine
+from ..api import Engine, quiet_search_edge
 from ..evaluation.metrics import evaluate
 from ..evaluation.pairs import layered_pairs
 
@@ -41,14 +41,16 @@ def match_accuracy(model, pairs, stride: int = VAL_STRIDE, radius: int | None = 
     """Pooled ``APE``, ``Acc@10`` and ``n`` (evaluable matches) of ``model``'s matches on ``pairs``.
 
     ``matcher(img1, img3)`` replaces the engine (anything returning ``pts1``, ``pts3``, ``score``);
-    by default ``Engine(..., model=model).match`` on the grid of ``stride``. The model's
+    by default ``Engine(..., model=model).match`` at one scale on the grid of ``stride``. The model's
     training mode is restored afterwards.
     """
     if not pairs:
         raise ValueError("match_accuracy needs at least one pair")
     if matcher is None:
         def matcher(i1, i3):
-            return Engine(i1, i3, model=model, tier=tier).match(stride=stride, radius=radius, progress=False)
+            with quiet_search_edge():  # checkpoints are chosen on one-scale matching, motion beyond it included
+                return Engine(i1, i3, model=model, tier=tier).match(stride=stride, radius=radius, progress=False,
+                                                                    levels=1)
     was_training = model.training if model is not None else False
     try:
         results = [(p.flow, p.valid, {"MIND": matcher(p.img1, p.img3)}) for p in pairs]

@@ -20,9 +20,11 @@ costly ``rows`` export (torch.export + onnxscript, tens of seconds) happens once
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
+import logging
 import sys
 import warnings
 from functools import lru_cache
@@ -41,6 +43,10 @@ from ...ops._torch_impl import match_reduce
 from ...weights import weights_sha256
 
 OPSET = 20
+# torch.onnx's exporter logs "torchvision is not installed. Skipping torchvision::<op>" (a
+# WARNING, one line per torchvision op it would register) on every export without torchvision;
+# MindNet uses none of those ops.
+REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
 GRAPHS = ("forward", "rows", "match")
 INPUTS = {"forward": ["i1", "i3"], "rows": ["i1", "i3", "queries"],
           "match": ["i1", "i3", "queries", "boxes"], "reduce": ["g1", "g3", "boxes"]}
@@ -101,9 +107,26 @@ def _remainder_scalar(self, other):
     return op.Mod(self, op.CastLike(other, self), fmod=0)
 
 
+class _NoTorchvisionNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("torchvision is not installed")
+
+
+@contextlib.contextmanager
+def no_torchvision_notices():
+    """Inside, the exporter's "torchvision is not installed. Skipping ..." lines are dropped;
+    everything else it logs still shows."""
+    logger, quiet = logging.getLogger(REGISTRY_LOGGER), _NoTorchvisionNotice()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def _export_part(module: nn.Module, graph: str, opset: int, multiple: int):
     """One module through torch.export and onnxscript to an (unchecked) ModelProto."""
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), no_torchvision_notices():
         warnings.simplefilter("ignore")  # the exporter's deprecation and renaming chatter
         program = torch.onnx.export(
             module.eval(), _example_args(graph), dynamo=True, opset_version=opset,

@@ -1,0 +1,92 @@
+"""What the sub-commands that match or read image pairs share: the one-line user error, the
+model, the input checks, the images, the match records and the one call that matches."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import check_distinct, check_levels
+from ..defaults import LEVELS, RADIUS, STRIDE
+from ..images import check_image_path
+
+
+class UserError(Exception):
+    """A problem with what the user asked for, reported in one line."""
+
+
+def load(weights, device):
+    """The model of ``--weights`` (a checkpoint, or None / 'default' for the bundled one)."""
+    from ..weights import load_model
+
+    try:
+        return load_model(weights, device=device)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from e
+
+
+def check_inputs(a) -> None:
+    """IMG1 and IMG3 are files, and the outputs (``--out``, ``--json``) can be written without
+    overwriting them, the checkpoint or each other."""
+    check_image_path(a.img1, "img1")
+    check_image_path(a.img3, "img3")
+    json_path = getattr(a, "json", None)
+    check_distinct({"--out": a.out, "--json": None if json_path == "-" else json_path},
+                   {"img1": a.img1, "img3": a.img3, "--weights": a.weights})
+
+
+def read(path) -> np.ndarray:
+    """An image file as HxWx3 uint8, read as every entry point reads it."""
+    from ..images import to_tensor
+
+    t = to_tensor(path, str(path))
+    return (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def match_record(m, flags=None) -> list[dict]:
+    """Matches (and forward-backward flags) as JSON-ready records."""
+    out = []
+    for i in range(len(m)):
+        r = {"query": [float(v) for v in m.query[i]], "p1": [float(v) for v in m.pts1[i]],
+             "p3": [float(v) for v in m.pts3[i]], "score": float(m.score[i]),
+             "score1": float(m.score1[i]), "score3": float(m.score3[i]), "texture": float(m.texture[i])}
+        if flags is not None:
+            r["fb_consistent"] = not bool(flags[i])
+        out.append(r)
+    return out
+
+
+def run_match(img1, img3, model, *, stride=STRIDE, radius=RADIUS, device=None, tier="auto",
+              subpixel=False, fb=False, top=None, progress=None, levels=LEVELS):
+    """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds).
+    ``subpixel`` matches at one scale (``checks.check_single_level``, checked by the caller)."""
+    from ..api import match, match_fb, match_subpixel
+    from ..evaluation.metrics import rank
+
+    t = time.perf_counter()
+    if subpixel:
+        m = match_subpixel(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
+                           progress=progress)
+    else:
+        m = match(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
+                  progress=progress, levels=levels)
+    flags = None
+    if fb:
+        m, flags = match_fb(img1, img3, radius=radius, model=model, device=device, tier=tier,
+                            forward=m, subpixel=subpixel, levels=levels)
+    secs = time.perf_counter() - t
+    order = rank(m.score, flags)
+    if top is not None:
+        order = order[:top]
+    return m[order], (flags[order] if flags is not None else None), secs
+
+
+def settings_text(stride, radius, levels, tier, weights, hw) -> str:
+    """The settings a match ran with, for a summary line or a figure's title: stride, radius
+    ('none': the whole image), levels ("auto" with the depth it took on this pair), tier, model."""
+    depth = check_levels(levels, hw, radius)
+    shown = f"{levels} ({depth})" if levels == "auto" else str(levels)
+    model = "default" if weights is None else Path(weights).name
+    return (f"stride {stride}, radius {'none' if radius is None else radius}, levels {shown}, tier {tier}, "
+            f"model {model}")

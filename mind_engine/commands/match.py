@@ -1,0 +1,79 @@
+"""``mind-engine match IMG1 IMG3``: match two images; print a summary, write JSON and a figure.
+
+    mind-engine match IMG1 IMG3 [--stride 4] [--radius 32] [--levels auto] [--top K]
+                                [--out matches.png] [--json [out.json]] [--weights W] [--device D]
+                                [--tier T] [--subpixel] [--fb]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..checks import FIGURE_SUFFIXES, check_single_level, check_writable
+from ..cliargs import add_match_options, add_model_options, number, subcommand
+from .common import check_inputs, load, match_record, read, run_match, settings_text
+
+
+def add_parser(sub, tiers) -> None:
+    m = subcommand(sub, "match", "match two images")
+    m.add_argument("img1", help="the first image file")
+    m.add_argument("img3", help="the second image file")
+    add_match_options(m)
+    m.add_argument("--top", type=number, default=None, help="keep only the K best matches (default: all)")
+    m.add_argument("--out", default=None, help="draw the matches to this image file (default: no figure)")
+    m.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="write the matches as JSON to PATH (no PATH or '-': to stdout, the summary to stderr; "
+                        "default: no JSON)")
+    m.add_argument("--tier", default="auto", choices=tiers, help="engine tier (auto: the fastest exact one available)")
+    m.add_argument("--subpixel", action="store_true",
+                   help="refine match points to sub-pixel (quadratic fit; one scale: --levels auto means 1)")
+    m.add_argument("--fb", action="store_true", help="flag matches that fail the forward-backward check")
+    add_model_options(m)
+
+
+def _check(a) -> None:
+    """The files and output paths of ``match``, before any network runs (the options are
+    checked by ``cliargs.check_options``); with ``--subpixel``, one level."""
+    check_inputs(a)
+    if a.subpixel:
+        a.levels = check_single_level(a.levels, "--subpixel", "--levels")
+    if a.out:
+        check_writable(a.out, "--out", FIGURE_SUFFIXES)
+        from ..evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part
+    if a.json and a.json != "-":
+        check_writable(a.json, "--json")
+
+
+def run(a) -> int:
+    _check(a)
+    model = load(a.weights, a.device)
+    img1, img3 = read(a.img1), read(a.img3)
+    m, flags, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device, tier=a.tier,
+                               subpixel=a.subpixel, fb=a.fb, top=a.top, progress=True, levels=a.levels)
+    h, w = img1.shape[:2]
+    settings = settings_text(a.stride, a.radius, a.levels, a.tier, a.weights, (h, w))
+    to_stdout = a.json == "-"
+    say = (lambda *x: print(*x, file=sys.stderr)) if to_stdout else print  # keep stdout pure JSON
+    say(f"{len(m)} matches ({w}x{h}; {settings}) in {secs:.2f} s"
+        + (f"; {int((~flags).sum())} forward-backward consistent" if flags is not None else ""))
+    for i in range(min(5, len(m))):
+        say(f"  q=({m.query[i][0]:.0f},{m.query[i][1]:.0f})  p1=({m.pts1[i][0]:.2f},{m.pts1[i][1]:.2f})"
+            f"  p3=({m.pts3[i][0]:.2f},{m.pts3[i][1]:.2f})  score={m.score[i]:.2f}")
+    if a.json:
+        doc = {"img1": str(a.img1), "img3": str(a.img3), "width": w, "height": h, "stride": a.stride,
+               "radius": a.radius, "levels": a.levels, "top": a.top, "weights": a.weights or "default", "tier": a.tier,
+               "subpixel": a.subpixel, "fb": a.fb, "seconds": secs, "n": len(m), "matches": match_record(m, flags)}
+        if to_stdout:
+            print(json.dumps(doc, indent=1))
+        else:
+            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.json).write_text(json.dumps(doc, indent=1))
+            say(f"wrote {a.json}")
+    if a.out:
+        from ..evaluation.figures import draw_matches
+
+        draw_matches(img1, img3, m.pts1, m.pts3, a.out, score=m.score,
+                     title=f"MIND: {len(m)} matches, best {min(150, len(m))} drawn\n{settings}")
+        say(f"wrote {a.out}")
+    return 0

@@ -1,0 +1,18 @@
+"""The matching defaults a user meets, in one table that every entry point reads: ``match``,
+``Engine.match`` (and ``coarse_to_fine``, ``refine``), ``match_subpixel``, ``match_fb``,
+``MindMatcher``, ``match_many`` and the ``mind-engine`` commands ``match``, ``match-pairs``,
+``match-video`` and ``demo`` (``tests/test_defaults.py`` reads them all back).
+
+Coarse to fine by default: the bundled model follows a few pixels of motion at one scale, so
+the single-scale matcher over the whole image (the paper's, and this project's default until
+0.3) was both the slowest and the least reliable call (issue 32: 74-85 s per 256x128 pair and 4 %
+of matches within 10 px on a 19 px shift, against 10-11 s and 100 % through the pyramid).
+``levels=1`` is still the paper's single-scale matcher; the entry points that read one scale's
+rows (sub-pixel refinement) take the same stride and radius at one scale
+(``checks.check_single_level``).
+"""
+from __future__ import annotations
+
+STRIDE = 4  # a query every 4 px: the semi-dense job of bench/latency.py and bench/precision.py
+RADIUS = 32  # px of search range around each query: the range of the latency and accuracy figures with levels
+LEVELS = "auto"  # coarse to fine, as deep as the range needs (mind_engine.engine.levels.auto_levels)
