@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -19,11 +20,11 @@ from tqdm.auto import tqdm
 
 from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
 from .checks import (check_integer, check_levels, check_memory, check_queries, check_radius, check_real,
-                     check_single_level, check_stride, check_tier)
+                     check_stride, check_tier)
 from .engine import refine
 from .engine.budget import check_fits, estimate_bytes
 from .engine.matching import grid_queries, search_boxes
-from .engine.pyramid import CoarseToFine, Level, coarse_to_fine
+from .engine.pyramid import CoarseToFine, Level, coarse_to_fine, in_caller_frame
 from .engine.tiers import make_tier, tier_class
 from .images import image_pair, pad_to_multiple
 from .matches import Matches
@@ -130,21 +131,31 @@ class Engine:
         return Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1])
 
     def coarse_to_fine(self, queries=None, stride: int = 4, radius: int | None = None, levels: int | str = "auto",
-                       progress: bool | None = None) -> CoarseToFine:
+                       progress: bool | None = None, subpixel: bool = False, chunk: int | None = None) -> CoarseToFine:
         """MIND through an image pyramid of ``levels`` (an integer, or "auto": enough that the search
         range is a few pixels at the coarsest; ``mind_engine.engine.pyramid``): the matches at the
         queries, their finest-level scores and the dense motion field after every level. Each
-        level runs an Engine of this one's model, tier, memory, backend and precision."""
+        level runs an Engine of this one's model, tier, memory, backend and precision.
+        ``subpixel``: the finest level refines its peaks on its warped pair (``refine``, ``chunk``
+        queries per pass) and the refined points are mapped back through the warps as integer
+        points are; ``integer`` then holds the integer ones, which equal ``match``'s."""
         q = self.queries(queries, stride)
         radius = check_radius(radius)
         n = check_levels(levels, self.hw, radius)
+        integer = []
 
         def mind(level: Level) -> Matches:
             engine = Engine(level.img1, level.img3, model=self.model, device=self.device, tier=self.tier_name,
                             memory=self.memory, backend=self.backend, precision=self.precision)
-            return engine.match(level.queries, radius=level.radius, progress=progress)
+            if not subpixel or level.index > 0:
+                return engine.match(level.queries, radius=level.radius, progress=progress)
+            whole, refined = engine.refine(level.queries, radius=level.radius, chunk=chunk, both=True,
+                                           progress=progress)
+            integer.append(in_caller_frame(whole, level.field))
+            return refined
 
-        return coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
+        res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
+        return replace(res, integer=integer[0]) if integer else res
 
     def rows(self, queries) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two
@@ -158,14 +169,20 @@ class Engine:
         return g1[:, :, :h, :w], g3[:, :, :h, :w]
 
     def refine(self, queries=None, stride: int = 4, radius: int | None = None, chunk: int | None = None,
-               both: bool = False, progress: bool | None = None):
+               both: bool = False, progress: bool | None = None, levels: int | str = 1):
         """``match`` with sub-pixel match points (``mind_engine.engine.refine``): each refined point
         lies within half a pixel of the integer point ``match`` gives; scores are identical.
         ``chunk``: queries per pass (None: ``self.chunk``, the rows of one within CHUNK_BYTES).
-        ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from one pass."""
-        step = check_integer(chunk, "chunk", 1, none=True) or self.chunk
-        q = self.queries(queries, stride)
+        ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from one pass.
+        ``levels`` > 1 or "auto": coarse to fine, refined at the finest level
+        (``coarse_to_fine(subpixel=True)``); there the half-pixel bound holds on the warped pair."""
+        chunk = check_integer(chunk, "chunk", 1, none=True)
         radius = check_radius(radius)
+        if check_levels(levels, self.hw, radius) != 1:
+            res = self.coarse_to_fine(queries, stride, radius, levels, progress, subpixel=True, chunk=chunk)
+            return (res.integer, res.matches) if both else res.matches
+        step = chunk or self.chunk
+        q = self.queries(queries, stride)
         boxes = search_boxes(q, radius, self.hw)
         res = {1: [], 3: []}
         for s in self._chunks(len(q), step, progress, "refining"):
@@ -229,11 +246,12 @@ def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", m
 
 def match_subpixel(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None, queries=None,
                    tier: str = "auto", chunk: int | None = None, both: bool = False, progress: bool | None = None,
-                   memory: int | None = None, backend: str = "torch") -> Matches:
-    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``; no
-    ``levels``: refinement reads the rows of one scale). ``both``: (integer Matches, refined)."""
+                   memory: int | None = None, backend: str = "torch", levels: int | str = 1) -> Matches:
+    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``).
+    ``both``: (integer Matches, refined). ``levels`` as in ``match``: coarse to fine, the finest
+    level's peaks refined on its warped pair and mapped back through the warps."""
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
-    return engine.refine(queries, stride, radius, chunk, both, progress)
+    return engine.refine(queries, stride, radius, chunk, both, progress, levels)
 
 
 def match_fb(img1, img3, stride: int = 4, radius: int | None = None, model=None, device=None, queries=None,
@@ -244,16 +262,15 @@ def match_fb(img1, img3, stride: int = 4, radius: int | None = None, model=None,
     the pair is matched swapped at the same queries).
 
     ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
-    backward pass); ``subpixel`` refines both passes before comparing them (single level only).
+    backward pass); ``subpixel`` refines both passes before comparing them. ``levels`` as in
+    ``match``, for both passes.
     """
     tol = check_real(tol, "tol")
-    if subpixel:
-        check_single_level(levels, "subpixel=True")
     common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend)
 
     def run(a, b, **kw):
         if subpixel:
-            return match_subpixel(a, b, **common, **kw)
+            return match_subpixel(a, b, levels=levels, **common, **kw)
         return match(a, b, levels=levels, **common, **kw)
 
     if forward is None:

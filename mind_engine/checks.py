@@ -94,13 +94,6 @@ def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: s
     return n
 
 
-def check_single_level(levels, other: str, name: str = "levels") -> None:
-    """``other`` (sub-pixel refinement) reads the rows of one scale: refused with ``levels`` != 1."""
-    if check_levels(levels, name=name) != 1:
-        raise ValueError(f"{name} {levels!r} does not combine with {other}: sub-pixel refinement reads the rows of "
-                         f"one scale, and coarse-to-fine points are already sub-pixel (composed through the warps)")
-
-
 def check_not_both(first: str, a, second: str, b) -> None:
     """At most one of two alternative arguments is given."""
     if a is not None and b is not None:

@@ -31,7 +31,7 @@ import numpy as np
 from .backends import cli as export_cli
 from .batch import cli as batch_cli
 from .batch.signals import Terminated
-from .checks import FIGURE_SUFFIXES, check_distinct, check_folder, check_single_level, check_writable
+from .checks import FIGURE_SUFFIXES, check_distinct, check_folder, check_writable
 from .cliargs import add_model_options, check_options, levels, number, radius, subcommand
 from .images import IMAGE_SUFFIXES, check_image_path, write_image
 
@@ -94,7 +94,7 @@ def run_match(img1, img3, model, *, stride=4, radius=None, device=None, tier="au
     t = time.perf_counter()
     if subpixel:
         m = match_subpixel(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
-                           progress=progress)
+                           progress=progress, levels=levels)
     else:
         m = match(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
                   progress=progress, levels=levels)
@@ -113,8 +113,6 @@ def _check_match_args(a) -> None:
     """The files and output paths of ``match``, before any network runs (the options are
     checked by ``cliargs.check_options``)."""
     _check_inputs(a)
-    if a.subpixel:
-        check_single_level(a.levels, "--subpixel", "--levels")
     if a.out:
         check_writable(a.out, "--out", FIGURE_SUFFIXES)
         from .evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part
