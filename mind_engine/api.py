@@ -22,13 +22,13 @@ import torch
 
 from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
 from .checks import (check_integer, check_levels, check_memory, check_queries, check_radius, check_real,
-                     check_single_level, check_stride, check_tier)
+                     check_stride, check_tier)
 from .defaults import LEVELS, RADIUS, STRIDE
 from .engine import refine
 from .engine.budget import check_fits, estimate_bytes
 from .engine.levels import level_radii
 from .engine.matching import grid_queries, search_boxes
-from .engine.pyramid import CoarseToFine, Level, coarse_to_fine
+from .engine.pyramid import CoarseToFine, Level, coarse_to_fine, in_caller_frame
 from .engine.tiers import make_tier, tier_class
 from .images import image_pair, pad_to_multiple
 from .matches import Matches
@@ -194,12 +194,16 @@ class Engine:
         return replace(m, texture=match_texture(self.t1, self.t3, m.pts1, m.pts3))
 
     def coarse_to_fine(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
-                       levels: int | str = LEVELS, progress: bool | None = None) -> CoarseToFine:
+                       levels: int | str = LEVELS, progress: bool | None = None, subpixel: bool = False,
+                       chunk: int | None = None) -> CoarseToFine:
         """MIND through an image pyramid of ``levels`` (an integer, or "auto": enough that the search
         range is a few pixels at the coarsest; ``mind_engine.engine.pyramid``): the matches at the
         queries, their finest-level scores and the dense motion field after every level. Each
         level runs an Engine of this one's model, tier, memory, backend and precision; the plan
-        is printed once for the whole pyramid."""
+        is printed once for the whole pyramid. ``subpixel``: the finest level refines its peaks on
+        its warped pair (``refine``, ``chunk`` queries per pass) and the refined points are mapped
+        back through the warps as integer points are; ``integer`` then holds the integer ones,
+        which equal ``match``'s."""
         q = self.queries(queries, stride)
         radius = check_radius(radius)
         n = check_levels(levels, self.hw, radius)
@@ -207,15 +211,22 @@ class Engine:
         if progress or (progress is None and chunks > 4 and sys.stderr.isatty()):
             self._plan(len(q), chunks, "matching", f" coarse to fine ({n} levels, search radius "
                        f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px)")
+        integer = []
 
         def mind(level: Level) -> Matches:
             engine = Engine(level.img1, level.img3, model=self.model, device=self.device, tier=self.tier_name,
                             memory=self.memory, backend=self.backend, precision=self.precision)
-            return engine._one_scale(level.queries, level.radius, progress, plan=False,
-                                     what=f"matching level {level.index}")
+            what = f"matching level {level.index}"
+            if not subpixel or level.index > 0:
+                return engine._one_scale(level.queries, level.radius, progress, plan=False, what=what)
+            whole, refined = engine._refine_one_scale(level.queries, level.radius, chunk or engine.chunk, progress,
+                                                      plan=False, what=what)
+            integer.append(in_caller_frame(whole, level.field))
+            return refined
 
         res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
-        return replace(res, matches=self.textured(res.matches))  # on this pair, not the finest warped one
+        res = replace(res, matches=self.textured(res.matches))  # on this pair, not the finest warped one
+        return replace(res, integer=self.textured(integer[0])) if integer else res
 
     def rows(self, queries) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows d sum_c out[c, y, x] / d I1 and / d I3 for each (x, y) query, as two
@@ -229,17 +240,28 @@ class Engine:
         return g1[:, :, :h, :w], g3[:, :, :h, :w]
 
     def refine(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS, chunk: int | None = None,
-               both: bool = False, progress: bool | None = None):
+               both: bool = False, progress: bool | None = None, levels: int | str = LEVELS):
         """``match`` with sub-pixel match points (``mind_engine.engine.refine``): each refined point
         lies within half a pixel of the integer point ``match`` gives; scores are identical.
         ``chunk``: queries per pass (None: ``self.chunk``, the rows of one within CHUNK_BYTES).
-        ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from one pass."""
-        step = check_integer(chunk, "chunk", 1, none=True) or self.chunk
-        q = self.queries(queries, stride)
+        ``both``: return (integer Matches, equal to ``match``'s, refined Matches) from one pass.
+        ``levels`` > 1 or "auto": coarse to fine, refined at the finest level
+        (``coarse_to_fine(subpixel=True)``); there the half-pixel bound holds on the warped pair."""
+        chunk = check_integer(chunk, "chunk", 1, none=True)
         radius = check_radius(radius)
+        if check_levels(levels, self.hw, radius) != 1:
+            res = self.coarse_to_fine(queries, stride, radius, levels, progress, subpixel=True, chunk=chunk)
+            return (res.integer, res.matches) if both else res.matches
+        integer, refined = self._refine_one_scale(self.queries(queries, stride), radius, chunk or self.chunk, progress)
+        return (integer, refined) if both else refined
+
+    def _refine_one_scale(self, q: torch.Tensor, radius: int | None, step: int, progress: bool | None,
+                          plan: bool = True, what: str = "refining") -> tuple[Matches, Matches]:
+        """(integer, refined) Matches at this pair's own scale at the (N, 2) queries ``q``, ``step``
+        queries per pass."""
         boxes = search_boxes(q, radius, self.hw)
         res = {1: [], 3: []}
-        for s in self._chunks(len(q), step, progress, "refining"):
+        for s in self._chunks(len(q), step, progress, what, plan):
             r1, r3 = refine.match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)
             res[1].append(r1)
             res[3].append(r3)
@@ -250,7 +272,7 @@ class Engine:
             off[k] = np.concatenate([r[3] for r in res[k]]) if res[k] else np.zeros((0, 2), np.float32)
         args = (q, idx[1], scores[1], idx[3], scores[3], self.hw[1])
         refined = self.textured(Matches.from_peaks(*args, offset1=off[1], offset3=off[3]))
-        return (self.textured(Matches.from_peaks(*args)), refined) if both else refined
+        return self.textured(Matches.from_peaks(*args)), refined
 
 
 def _with_estimate(bar, chunks: int):
@@ -302,12 +324,12 @@ def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", m
 
 def match_subpixel(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
                    tier: str = "auto", chunk: int | None = None, both: bool = False, progress: bool | None = None,
-                   memory: int | None = None, backend: str = "torch") -> Matches:
-    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``), at one
-    scale: refinement reads the rows of one scale, so there is no ``levels`` (the stride and
-    radius defaults are ``match``'s). ``both``: (integer Matches, refined)."""
+                   memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS) -> Matches:
+    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``).
+    ``both``: (integer Matches, refined). ``levels`` as in ``match``: coarse to fine by default,
+    the finest level's peaks refined on its warped pair and mapped back through the warps."""
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
-    return engine.refine(queries, stride, radius, chunk, both, progress)
+    return engine.refine(queries, stride, radius, chunk, both, progress, levels)
 
 
 def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
@@ -318,18 +340,16 @@ def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, mode
     the pair is matched swapped at the same queries).
 
     ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
-    backward pass); ``subpixel`` refines both passes before comparing them, at one scale
-    (``checks.check_single_level``: ``levels`` "auto" means 1 there). The backward pass never
-    warns: the forward one has said what there is to say.
+    backward pass); ``subpixel`` refines both passes before comparing them. ``levels`` as in
+    ``match``, for both passes. The backward pass never warns: the forward one has said what
+    there is to say.
     """
     tol = check_real(tol, "tol")
-    if subpixel:
-        levels = check_single_level(levels, "subpixel=True")
     common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend)
 
     def run(a, b, **kw):
         if subpixel:
-            return match_subpixel(a, b, **common, **kw)
+            return match_subpixel(a, b, levels=levels, **common, **kw)
         return match(a, b, levels=levels, **common, **kw)
 
     if forward is None:

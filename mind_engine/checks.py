@@ -123,15 +123,6 @@ def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: s
     return n
 
 
-def check_single_level(levels, other: str, name: str = "levels") -> int:
-    """The one rule for what reads the rows of one scale (``other``: sub-pixel refinement): there
-    "auto" means one level (1 is returned) and an explicit depth above 1 is refused."""
-    if check_levels(levels, name=name) not in (1, "auto"):
-        raise ValueError(f"{name} {levels!r} does not combine with {other}: sub-pixel refinement reads the rows of "
-                         f"one scale, and coarse-to-fine points are already sub-pixel (composed through the warps)")
-    return 1
-
-
 def check_not_both(first: str, a, second: str, b) -> None:
     """At most one of two alternative arguments is given."""
     if a is not None and b is not None:

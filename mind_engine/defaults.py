@@ -7,9 +7,8 @@ Coarse to fine by default: the bundled model follows a few pixels of motion at o
 the single-scale matcher over the whole image (the paper's, and this project's default until
 0.3) was both the slowest and the least reliable call (issue 32: 74-85 s per 256x128 pair and 4 %
 of matches within 10 px on a 19 px shift, against 10-11 s and 100 % through the pyramid).
-``levels=1`` is still the paper's single-scale matcher; the entry points that read one scale's
-rows (sub-pixel refinement) take the same stride and radius at one scale
-(``checks.check_single_level``).
+``levels=1`` is still the paper's single-scale matcher; sub-pixel refinement takes the same
+defaults and refines at the pyramid's finest level.
 """
 from __future__ import annotations
 

@@ -93,12 +93,14 @@ def test_match_with_no_argument_runs_the_pyramid(tiny, monkeypatch):
     assert len(runs) == 1 and runs[0][1:4] == (4, 32, "auto") and len(m) == 16 * 16
 
 
-def test_subpixel_takes_auto_as_one_level_and_refuses_a_deeper_pyramid(tiny):
-    from mind_engine.checks import check_single_level
-
-    assert check_single_level("auto", "--subpixel") == 1 and check_single_level(1, "--subpixel") == 1
-    with pytest.raises(ValueError, match="levels 2 does not combine with --subpixel"):
-        check_single_level(2, "--subpixel")
+def test_subpixel_refines_through_the_pyramid_by_default(tiny, monkeypatch):
+    net, a = tiny
+    runs, real = [], api.Engine.coarse_to_fine
+    monkeypatch.setattr(api.Engine, "coarse_to_fine",
+                        lambda self, *args, **kw: runs.append((args, kw)) or real(self, *args, **kw))
+    m = me.match_subpixel(a, np.roll(a, 2, axis=1), model=net)
+    assert len(runs) == 1 and runs[0][0][1:4] == (4, 32, "auto") and runs[0][1]["subpixel"]
+    assert len(m) == 16 * 16
 
 
 # ----------------------------------------------------------------------------- the one-scale warning

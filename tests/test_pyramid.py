@@ -1,6 +1,8 @@
 """Coarse-to-fine matching (mind_engine.engine.pyramid, densify): the warp and composition
 arithmetic against a known motion field through a per-level matcher that returns the true
-residual (no model involved), levels=1 unchanged, odd sizes, borders, bad levels."""
+residual (no model involved), levels=1 unchanged, odd sizes, borders, bad levels; sub-pixel
+refinement at the finest level through the real Engine with a tier that knows the motion
+(``TrueRows``), and through the CLI."""
 from __future__ import annotations
 
 import json
@@ -9,13 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from mind_engine import Engine, match
+from mind_engine import Engine, match, match_fb, match_subpixel
 from mind_engine.checks import check_levels
 from mind_engine.cli import main
 from mind_engine.engine import pyramid
 from mind_engine.engine.levels import auto_levels, level_radii, max_levels
 from mind_engine.engine.densify import densify, fill_holes, reject_outliers
-from mind_engine.engine.matching import grid_queries
+from mind_engine.engine.matching import RowsTier, grid_queries, reduce_rows
+from mind_engine.engine.pyramid import pixel_grid
+from mind_engine.engine.refine import fb_flags
+from mind_engine.engine.tiers import TIERS
 from mind_engine.matches import Matches
 from mind_engine.model import MindConfig, MindNet
 
@@ -275,23 +280,31 @@ def test_too_many_levels_for_the_pair_are_refused(pair, small_model):
     assert check_levels("AUTO") == "auto" and check_levels(np.int32(3)) == 3
 
 
-def test_cli_levels(tmp_path, pair, capsys):
+@pytest.fixture
+def cli_files(tmp_path, pair, small_model):
+    """The pair as PNG files and the small model as a weights file, for ``mind-engine match``."""
     from PIL import Image
+
+    from mind_engine import save_model
 
     paths = []
     for i, im in enumerate(pair):
         p = tmp_path / f"{i}.png"
         Image.fromarray((im * 255).astype(np.uint8)).save(p)
         paths.append(str(p))
+    return paths, str(save_model(small_model, tmp_path / "tiny.safetensors"))
+
+
+def test_cli_levels(tmp_path, cli_files, capsys):
+    paths, weights = cli_files
     assert main(["match", *paths, "--levels", "0"]) == 2
     assert "--levels must be a positive integer or 'auto', got 0" in capsys.readouterr().err
-    assert main(["match", *paths, "--levels", "2", "--subpixel"]) == 2
-    assert "does not combine with --subpixel" in capsys.readouterr().err
     out = tmp_path / "m.json"
-    assert main(["match", *paths, "--levels", "2", "--stride", "16", "--radius", "8", "--json", str(out)]) == 0
+    common = ["--stride", "16", "--radius", "8", "--weights", weights, "--json", str(out)]
+    assert main(["match", *paths, "--levels", "2", *common]) == 0
     doc = json.loads(out.read_text())
     assert doc["levels"] == 2 and doc["n"] == len(grid_queries((80, 100), 16))
-    assert main(["match", *paths, "--levels", "2", "--fb", "--stride", "16", "--radius", "8", "--json", str(out)]) == 0
+    assert main(["match", *paths, "--levels", "2", "--fb", *common]) == 0
     doc = json.loads(out.read_text())
     assert doc["levels"] == 2 and doc["fb"] and all("fb_consistent" in r for r in doc["matches"])
 
@@ -324,12 +337,126 @@ def test_mind_matcher_levels(pair, small_model):
 
 
 def test_match_fb_matches_the_swapped_pair_coarse_to_fine_too(pair, small_model):
-    from mind_engine import match_fb
-
     fwd, flags = match_fb(*pair, stride=16, radius=8, model=small_model, levels=2)
     back = match(pair[1], pair[0], queries=fwd.query, radius=8, model=small_model, levels=2)
     d1 = np.linalg.norm(fwd.pts1 - back.pts3, axis=1)
     d3 = np.linalg.norm(fwd.pts3 - back.pts1, axis=1)
     assert np.array_equal(flags, (d1 > 1.0) | (d3 > 1.0))
-    with pytest.raises(ValueError, match="levels 2 does not combine with subpixel=True"):
-        match_fb(*pair, stride=16, model=small_model, levels=2, subpixel=True)
+
+
+# ----------------------------------------------------------------------------- sub-pixel through the pyramid
+
+COORD_HW = (64, 128)  # halves exactly twice: area averaging keeps the coordinate images exact at every level
+
+
+def coordinate_image(hw=COORD_HW) -> torch.Tensor:
+    """(3, h, w) in [0, 1]: channel 0 is x / (w - 1), channel 1 is y / (h - 1), channel 2 zero."""
+    h, w = hw
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    return torch.stack([xs / (w - 1), ys / (h - 1), torch.zeros(h, w)])
+
+
+class TrueRows(RowsTier):
+    """A rows tier that knows the motion (``affine_motion``), for a pair of ``coordinate_image``s:
+    each pixel of the (warped) pair it is given says which level-0 point it samples, so for query
+    q of level k it finds the point p of each warped image that samples q's true end (level 0:
+    ``level_pixel(q, k) -+ M / 2``) and makes every row of q the paraboloid ``C - |x - p|^2``,
+    whose integer argmax is the pixel nearest p and whose quadratic fit is p itself."""
+
+    name, speed = "truth", -1  # never "auto"
+
+    def __init__(self, model, i1, i3, memory=None, precision="fp32"):
+        scale = torch.tensor([COORD_HW[1] - 1.0, COORD_HW[0] - 1.0])
+        self.coords = [i[0, :2].permute(1, 2, 0) * scale for i in (i1, i3)]  # (Hp, Wp, 2) level-0 points
+
+    def match_rows(self, queries, boxes, hw):
+        h, w = hw
+        k = round(np.log2(COORD_HW[1] / w))
+        q = level_pixel(queries.double(), k)
+        m = affine_motion(q)
+        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
+                                indexing="ij")
+        rows = []
+        for coords, target in zip(self.coords, (q - m / 2, q + m / 2)):
+            p = queries.double()
+            for _ in range(40):  # solve coords(p) = target; coords(p) is about 2**k p, so this contracts
+                p = p + (target - pyramid.sample(coords[:h, :w].double(), p)) / 2 ** k
+            d2 = (xs - p[:, 0, None, None]) ** 2 + (ys - p[:, 1, None, None]) ** 2
+            s = (d2.flatten(1).amax(1)[:, None, None] + 1 - d2).float()
+            rows.append(s[:, None].expand(-1, 3, -1, -1))
+        return rows
+
+    def match(self, queries, boxes, hw):
+        return tuple(reduce_rows(g, boxes, hw) for g in self.match_rows(queries, boxes, hw))
+
+
+@pytest.fixture
+def true_rows(monkeypatch):
+    monkeypatch.setitem(TIERS["torch"], TrueRows.name, TrueRows)
+    return TrueRows.name
+
+
+def interior_queries(margin=16, step=8):
+    h, w = COORD_HW
+    q = grid_queries(COORD_HW, step)
+    inside = (q[:, 0] >= margin) & (q[:, 0] < w - margin) & (q[:, 1] >= margin) & (q[:, 1] < h - margin)
+    return q[inside]
+
+
+def test_subpixel_pyramid_refines_on_the_warped_pair_and_maps_back_to_the_truth(true_rows, small_model):
+    """The rows the finest level reads are those of its warped pair; refined there and mapped back
+    through the warps, the points are the true ones, where the integer peaks are up to ~0.7 px off."""
+    img = coordinate_image()
+    q = interior_queries()
+    e1, e3 = expected_points(q.float(), COORD_HW)
+    engine = Engine(img, img, model=small_model, tier=true_rows)
+    whole, refined = engine.refine(queries=q, radius=24, levels=3, both=True)
+    err_sub = np.abs(np.concatenate([refined.pts1 - e1.numpy(), refined.pts3 - e3.numpy()]))
+    err_int = np.abs(np.concatenate([whole.pts1 - e1.numpy(), whole.pts3 - e3.numpy()]))
+    assert err_sub.max() < 0.01, err_sub.max()
+    assert np.median(err_int) > 0.1 and err_int.max() < 0.75  # the rounding on the warped pair, mapped back
+    m = engine.match(queries=q, radius=24, levels=3)
+    assert all(np.array_equal(getattr(whole, f), getattr(m, f)) for f in ("pts1", "pts3", "query", "score"))
+    np.testing.assert_array_equal(refined.score, m.score)  # refinement moves points, never scores
+    res = engine.coarse_to_fine(stride=8, radius=24, levels=3, subpixel=True)  # a grid: the finest field too
+    truth = affine_motion(pixel_grid(COORD_HW).double()).view(*COORD_HW, 2).numpy()
+    assert np.median(np.abs(res.fields[-1] - truth)[16:-16, 16:-16]) < 0.01  # from the refined points (whole: ~0.5)
+    assert np.array_equal(match_subpixel(img, img, queries=q, radius=24, levels=3, model=small_model,
+                                         tier=true_rows).pts1, refined.pts1)
+
+
+def test_subpixel_at_one_level_is_the_single_scale_refinement_bit_for_bit(pair, small_model):
+    fields = ("pts1", "pts3", "query", "score", "score1", "score3")
+    a = match_subpixel(*pair, stride=8, radius=4, model=small_model)
+    for levels in (np.int64(1), "auto"):  # auto: 4 px needs no pyramid
+        b = match_subpixel(*pair, stride=8, radius=4, model=small_model, levels=levels)
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def test_subpixel_pyramid_through_the_engine(pair, small_model):
+    whole, refined = match_subpixel(*pair, stride=16, radius=8, model=small_model, levels=2, both=True)
+    moved = np.abs(refined.pts1 - whole.pts1).max()
+    assert 0 < moved < 0.75  # half a pixel on the warped pair, a little more through the warps
+    _, flags = match_fb(*pair, radius=8, model=small_model, levels=2, subpixel=True, forward=refined)
+    back = match_subpixel(pair[1], pair[0], queries=refined.query, radius=8, model=small_model, levels=2)
+    assert np.array_equal(flags, fb_flags(refined, back))
+
+
+def test_cli_subpixel_and_fb_through_the_pyramid(tmp_path, cli_files, small_model):
+    """``mind-engine match --levels 3 --subpixel --fb`` gives ``match_fb(levels=3, subpixel=True)``."""
+    from PIL import Image
+
+    paths, weights = cli_files
+    out = tmp_path / "m.json"
+    assert main(["match", *paths, "--levels", "3", "--subpixel", "--fb", "--stride", "16", "--radius", "8",
+                 "--weights", weights, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["levels"] == 3 and doc["subpixel"] and doc["fb"] and doc["n"] == len(grid_queries((80, 100), 16))
+    fwd, flags = match_fb(*(np.asarray(Image.open(p)) for p in paths), stride=16, radius=8, model=small_model,
+                          levels=3, subpixel=True)
+    got = {tuple(r["query"]): r for r in doc["matches"]}
+    rows = [got[tuple(q)] for q in fwd.query.tolist()]
+    np.testing.assert_allclose([r["p1"] for r in rows], fwd.pts1, atol=1e-6)
+    np.testing.assert_allclose([r["p3"] for r in rows], fwd.pts3, atol=1e-6)
+    assert [r["fb_consistent"] for r in rows] == list(~flags)
+    assert (fwd.pts1 != np.round(fwd.pts1)).any()  # refined, not whole pixels

@@ -143,6 +143,7 @@ def test_demo_match_and_python_example_run_as_written(tmp_path, monkeypatch, cap
         exec(compile(levels, "README.md", "exec"), scope)  # coarse to fine, on the same images
         assert scope["res"].levels == 3 and len(scope["m"]) == len(scope["res"].matches)
         assert scope["res"].fields[-1].shape == (173, 256, 2)
+        assert scope["ms"].pts1.shape == (11 * 16, 2)  # stride 16 on 256x173
         scope = {}
         exec(compile(many, "README.md", "exec"), scope)
         assert scope["man"]["counts"]["ok"] == 1 and scope["d"]["pts1"].shape[1] == 2

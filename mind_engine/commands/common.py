@@ -59,15 +59,14 @@ def match_record(m, flags=None) -> list[dict]:
 
 def run_match(img1, img3, model, *, stride=STRIDE, radius=RADIUS, device=None, tier="auto",
               subpixel=False, fb=False, top=None, progress=None, levels=LEVELS):
-    """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds).
-    ``subpixel`` matches at one scale (``checks.check_single_level``, checked by the caller)."""
+    """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
     from ..api import match, match_fb, match_subpixel
     from ..evaluation.metrics import rank
 
     t = time.perf_counter()
     if subpixel:
         m = match_subpixel(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
-                           progress=progress)
+                           progress=progress, levels=levels)
     else:
         m = match(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
                   progress=progress, levels=levels)

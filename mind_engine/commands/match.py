@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..checks import FIGURE_SUFFIXES, check_single_level, check_writable
+from ..checks import FIGURE_SUFFIXES, check_writable
 from ..cliargs import add_match_options, add_model_options, number, subcommand
 from .common import check_inputs, load, match_record, read, run_match, settings_text
 
@@ -27,17 +27,15 @@ def add_parser(sub, tiers) -> None:
                         "default: no JSON)")
     m.add_argument("--tier", default="auto", choices=tiers, help="engine tier (auto: the fastest exact one available)")
     m.add_argument("--subpixel", action="store_true",
-                   help="refine match points to sub-pixel (quadratic fit; one scale: --levels auto means 1)")
+                   help="refine match points to sub-pixel (quadratic fit at the finest level)")
     m.add_argument("--fb", action="store_true", help="flag matches that fail the forward-backward check")
     add_model_options(m)
 
 
 def _check(a) -> None:
     """The files and output paths of ``match``, before any network runs (the options are
-    checked by ``cliargs.check_options``); with ``--subpixel``, one level."""
+    checked by ``cliargs.check_options``)."""
     check_inputs(a)
-    if a.subpixel:
-        a.levels = check_single_level(a.levels, "--subpixel", "--levels")
     if a.out:
         check_writable(a.out, "--out", FIGURE_SUFFIXES)
         from ..evaluation.figures import draw_matches  # noqa: F401  needs matplotlib: refuse before the slow part

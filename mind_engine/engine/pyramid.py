@@ -16,7 +16,10 @@ scales, coarsest first (level ``k`` is the pair downsampled by ``2**k``, area av
    ``RESIDUAL_RADIUS``, and its points are mapped back through the warps to the level's own
    images: ``P1 = p1 - m(p1)/2``, ``P3 = p3 + m(p3)/2``;
 4. the finest level does this at the caller's queries: its points are the matches, its MIND
-   scores the scores.
+   scores the scores. A sub-pixel matcher there (``Engine.coarse_to_fine(subpixel=True)``)
+   refines the integer peaks on the warped pair it matched (the quadratic of
+   ``refine.quadratic_offsets``), and the refined points are mapped back through the warps by
+   the same ``in_caller_frame`` as integer ones.
 
 What the result means: at every level the rows are exact for the pair that level sees (the
 warped pair), so each level's match is an exact MIND match of the residual; the composed match
@@ -74,12 +77,14 @@ class CoarseToFine:
     """``matches`` at the caller's queries, in the caller's frame; ``fields`` the dense motion field
     (h, w, 2) (dx, dy) = p3 - p1 after each level, coarsest first, each in its own level's pixels
     (the last one, the finest, only when the queries were a grid; else it is the field the finest
-    level was warped with); ``levels`` and ``radii`` as run."""
+    level was warped with); ``levels`` and ``radii`` as run; ``integer``, where the finest level
+    refined its peaks to sub-pixel (set by that caller), those integer peaks mapped back alike."""
 
     matches: Matches
     fields: list[np.ndarray]
     levels: int
     radii: list[int | None]
+    integer: Matches | None = None
 
 
 def downsample(img: torch.Tensor) -> torch.Tensor:
@@ -133,6 +138,14 @@ def clip_points(pts: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     return torch.minimum(torch.maximum(pts, torch.zeros(2)), torch.tensor([w - 1.0, h - 1.0])).numpy()
 
 
+def in_caller_frame(m: Matches, field: torch.Tensor) -> Matches:
+    """The finest level's matches on the pair warped with ``field`` (integer or refined points)
+    -> the caller's: composed through the warps (``compose``), clipped to the image; scores kept."""
+    pts1, pts3 = compose(m, field)
+    hw = tuple(field.shape[:2])
+    return replace(m, pts1=clip_points(pts1, hw), pts3=clip_points(pts3, hw))
+
+
 def kept_for_field(m: Matches, queries: torch.Tensor) -> torch.Tensor:
     """(N,) bool: the matches a field is made of -- symmetric about their query (``MIDPOINT_PX``)
     and, of those, the best ``KEEP_SCORE`` by score."""
@@ -171,11 +184,11 @@ def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor
         if k < levels - 1:
             field = upsample_field(field, hw)
         q = queries if k == 0 else grid_queries(hw, LEVEL_STRIDE)
-        m = matcher(Level(k, warp(pyr1[k], field, -0.5), warp(pyr3[k], field, 0.5), field, q, radii[k]))
+        level = Level(k, warp(pyr1[k], field, -0.5), warp(pyr3[k], field, 0.5), field, q, radii[k])
+        m = matcher(level)
         pts1, pts3 = compose(m, field)
         stride = LEVEL_STRIDE if k > 0 else grid_stride
         if stride is not None:
             field = grid_field(pts3 - pts1, kept_for_field(m, q), hw, stride)
         fields.append(field.numpy().copy())
-    final = replace(m, pts1=clip_points(pts1, hw), pts3=clip_points(pts3, hw))  # the finest level's scores
-    return CoarseToFine(final, fields, levels, radii[::-1])
+    return CoarseToFine(in_caller_frame(m, level.field), fields, levels, radii[::-1])
