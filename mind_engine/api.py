@@ -289,7 +289,7 @@ def _with_estimate(bar, chunks: int):
 
 def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None,
           queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
-          backend: str = "torch", levels: int | str = LEVELS) -> Matches:
+          backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32") -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
     Queries are a grid of ``stride`` (default) or the caller's (N, 2) ``queries``; ``radius``
@@ -308,9 +308,11 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     another device or in training mode is copied. Every argument is checked before any network
     runs (``mind_engine.checks``); a pair too large for the device's free memory is refused with
     the estimate (``mind_engine.engine.budget``). ``model``: a MindNet, a checkpoint path or
-    "default" (None: the bundled model).
+    "default" (None: the bundled model). ``precision`` "bf16" (or "fp16" on a GPU) runs the
+    windowed tiers in 16 bits: faster where the device has 16-bit units, not exact (``Engine``).
     """
-    engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
+    engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
+                    precision=precision)
     return engine.match(queries, stride, radius, progress, levels)
 
 
@@ -324,28 +326,31 @@ def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", m
 
 def match_subpixel(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
                    tier: str = "auto", chunk: int | None = None, both: bool = False, progress: bool | None = None,
-                   memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS) -> Matches:
+                   memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS,
+                   precision: str = "fp32") -> Matches:
     """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``).
     ``both``: (integer Matches, refined). ``levels`` as in ``match``: coarse to fine by default,
     the finest level's peaks refined on its warped pair and mapped back through the warps."""
-    engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend)
+    engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
+                    precision=precision)
     return engine.refine(queries, stride, radius, chunk, both, progress, levels)
 
 
 def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
              tier: str = "auto", tol: float = 1.0, forward: Matches | None = None, subpixel: bool = False,
-             memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS):
+             memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32"):
     """MIND with the forward-backward flag (``mind_engine.engine.refine.fb_flags``): returns
     (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px when
     the pair is matched swapped at the same queries).
 
     ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
-    backward pass); ``subpixel`` refines both passes before comparing them. ``levels`` as in
-    ``match``, for both passes. The backward pass never warns: the forward one has said what
+    backward pass); ``subpixel`` refines both passes before comparing them. ``levels`` and
+    ``precision`` as in ``match``, for both passes. The backward pass never warns: the forward one has said what
     there is to say.
     """
     tol = check_real(tol, "tol")
-    common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend)
+    common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend,
+                  precision=precision)
 
     def run(a, b, **kw):
         if subpixel:

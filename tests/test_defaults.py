@@ -56,8 +56,8 @@ def test_the_table_is_coarse_to_fine_semi_dense():
     assert TABLE == {"stride": 4, "radius": 32, "levels": "auto"}
 
 
-@pytest.mark.parametrize("fn", [me.match, me.match_fb, me.match_many, me.Engine.match, me.Engine.coarse_to_fine,
-                                MindMatcher.__init__, cli.build_parser],
+@pytest.mark.parametrize("fn", [me.match, me.match_fb, me.match_subpixel, me.match_many, me.Engine.match,
+                                me.Engine.coarse_to_fine, me.Engine.refine, MindMatcher.__init__, cli.build_parser],
                          ids=lambda f: getattr(f, "__qualname__", str(f)))
 def test_every_entry_point_reads_the_table(fn):
     if fn is cli.build_parser:
@@ -70,11 +70,7 @@ def test_every_entry_point_reads_the_table(fn):
     assert _signature_defaults(fn) == TABLE
 
 
-def test_the_one_scale_entry_points_take_the_table_s_stride_and_radius():
-    """Sub-pixel refinement reads one scale's rows: no levels, the same stride and radius."""
-    for fn in (me.match_subpixel, me.Engine.refine):
-        assert _signature_defaults(fn) == {"stride": TABLE["stride"], "radius": TABLE["radius"]}
-        assert "levels" not in inspect.signature(fn).parameters
+def test_batch_settings_and_the_matcher_read_the_table():
     from mind_engine.batch.spec import Settings
 
     assert Settings.make() == Settings(TABLE["stride"], TABLE["radius"], None, "auto", None, TABLE["levels"])
@@ -94,7 +90,10 @@ def test_match_with_no_argument_runs_the_pyramid(tiny, monkeypatch):
 
 
 def test_subpixel_refines_through_the_pyramid_by_default(tiny, monkeypatch):
-    net, a = tiny
+    from mind_engine import api
+
+    net, _ = tiny
+    a = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
     runs, real = [], api.Engine.coarse_to_fine
     monkeypatch.setattr(api.Engine, "coarse_to_fine",
                         lambda self, *args, **kw: runs.append((args, kw)) or real(self, *args, **kw))
@@ -274,7 +273,7 @@ def test_the_match_figure_has_a_score_scale_and_the_settings(tiny, tmp_path, mon
     assert len(fig.axes) == 2 and "MIND score" in fig.axes[1].get_ylabel()  # the colour scale
 
 
-def test_cli_subpixel_runs_at_one_scale_by_default(tiny, tmp_path):
+def test_cli_subpixel_runs_coarse_to_fine_by_default(tiny, tmp_path):
     _, path = tiny
     rng = np.random.default_rng(0)
     a = (rng.random((64, 96, 3)) * 255).astype(np.uint8)
@@ -284,4 +283,4 @@ def test_cli_subpixel_runs_at_one_scale_by_default(tiny, tmp_path):
     assert cli.main(["match", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--weights", str(path),
                      "--stride", "32", "--subpixel", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["levels"] == 1 and doc["radius"] == 32 and doc["subpixel"]
+    assert doc["levels"] == "auto" and doc["radius"] == 32 and doc["subpixel"]

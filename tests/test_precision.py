@@ -62,3 +62,22 @@ def test_precision_is_checked():
     img = torch.rand(3, 32, 32)
     m = Engine(img, img, model=model, precision="bf16").match(stride=8, radius=4)
     assert len(m) == 16
+
+
+def test_match_and_the_command_take_precision(tmp_path):
+    """``match(precision=)`` reaches the tier through the pyramid (bf16 agrees with fp32 at nearly
+    every query, as above); ``mind-engine match --precision`` passes it on."""
+    import numpy as np
+
+    import mind_engine as me
+    from mind_engine import cli
+
+    model, i1, i3, _ = _setup(hw=(64, 64))
+    a, b = (t[0].permute(1, 2, 0).numpy() for t in (i1, i3))
+    ref = me.match(a, b, stride=8, model=model)
+    got = me.match(a, b, stride=8, model=model, precision="bf16")
+    assert np.array_equal(ref.query, got.query)
+    assert (np.abs(ref.pts1 - got.pts1).max(1) <= 1).mean() >= 0.9
+    assert cli.build_parser().parse_args(["match", "a", "b", "--precision", "bf16"]).precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        me.match(a, b, stride=8, model=model, precision="fp8")

@@ -58,7 +58,7 @@ def match_record(m, flags=None) -> list[dict]:
 
 
 def run_match(img1, img3, model, *, stride=STRIDE, radius=RADIUS, device=None, tier="auto",
-              subpixel=False, fb=False, top=None, progress=None, levels=LEVELS):
+              subpixel=False, fb=False, top=None, progress=None, levels=LEVELS, precision="fp32"):
     """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
     from ..api import match, match_fb, match_subpixel
     from ..evaluation.metrics import rank
@@ -66,14 +66,14 @@ def run_match(img1, img3, model, *, stride=STRIDE, radius=RADIUS, device=None, t
     t = time.perf_counter()
     if subpixel:
         m = match_subpixel(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
-                           progress=progress, levels=levels)
+                           progress=progress, levels=levels, precision=precision)
     else:
         m = match(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
-                  progress=progress, levels=levels)
+                  progress=progress, levels=levels, precision=precision)
     flags = None
     if fb:
         m, flags = match_fb(img1, img3, radius=radius, model=model, device=device, tier=tier,
-                            forward=m, subpixel=subpixel, levels=levels)
+                            forward=m, subpixel=subpixel, levels=levels, precision=precision)
     secs = time.perf_counter() - t
     order = rank(m.score, flags)
     if top is not None:
