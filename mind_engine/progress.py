@@ -21,11 +21,11 @@ class LineProgress:
     was just written. ``clock``: seconds, ``time.perf_counter`` (a test's own clock)."""
 
     def __init__(self, iterable=None, total: int | None = None, desc: str = "", unit: str = "it",
-                 file=None, every: float = LOG_EVERY_S, clock=time.perf_counter):
+                 file=None, every: float = LOG_EVERY_S, clock=time.perf_counter, initial: int = 0):
         self.iterable, self.desc, self.unit, self.every, self.clock = iterable, desc, unit, every, clock
         self.total = len(iterable) if total is None and hasattr(iterable, "__len__") else total
         self.file = file if file is not None else sys.stderr
-        self.n, self.shown, self.postfix, self.closed = 0, None, "", False
+        self.n, self.shown, self.postfix, self.closed = initial, initial, "", False
         self.start = self.last = clock()
 
     def _line(self, now: float) -> None:
@@ -65,12 +65,14 @@ class LineProgress:
         self.close()
 
 
-def progress(iterable=None, total: int | None = None, desc: str = "", unit: str = "it", show: bool | None = None):
+def progress(iterable=None, total: int | None = None, desc: str = "", unit: str = "it", show: bool | None = None,
+             initial: int = 0):
     """A bar on a terminal, lines elsewhere, or nothing: ``show`` True, False, or None (only on a
-    terminal, as tqdm's ``disable=None``)."""
+    terminal, as tqdm's ``disable=None``); ``initial``: the count it starts from (a resumed run)."""
     tty = sys.stderr.isatty()
     if show is False or (show is None and not tty):
         return tqdm(iterable, total=total, disable=True)
     if tty:
-        return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
-    return LineProgress(iterable, total, desc, unit)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, mininterval=0.5, dynamic_ncols=True,
+                    initial=initial)
+    return LineProgress(iterable, total, desc, unit, initial=initial)

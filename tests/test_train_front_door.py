@@ -69,6 +69,13 @@ def test_the_recipe_runs_with_a_summary_and_a_speed_line(clip_dir, tmp_path, cap
     assert out["step"] == 3 and len(out["losses"]) == 3
 
 
+def test_progress_off_a_terminal_is_whole_lines(clip_dir, tmp_path, capsys):
+    fast = [a for a in FAST if a != "--no-progress"]
+    main(fast + SMALL_NET + ["--data", str(clip_dir), "--steps", "2", "--val-every", "0", "--ckpt-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "\r" not in err and "train: 2/2 step" in err
+
+
 def test_speed_line_says_how_long_the_rest_takes():
     line = speed_line(10, 3.8, 1990, 2000)
     assert line.startswith("speed: 2.63 steps/s (0.38 s/step")

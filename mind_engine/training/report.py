@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..data.video import split_index
+from ..progress import progress
 
 SPEED_STEPS = 10  # steps timed for the speed line (the first step, which warms up, not among them)
 MAX_CLIPS_LISTED = 4
@@ -144,10 +145,8 @@ class Reporter:
                 f.write(json.dumps(rec) + "\n")
 
     def open_bar(self, step: int) -> None:
-        if self.rank == 0 and not self.args.no_progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.args.steps, initial=step, desc="train", dynamic_ncols=True, file=sys.stderr)
+        if self.rank == 0 and not self.args.no_progress:  # a bar on a terminal, lines in a log
+            self.bar = progress(total=self.args.steps, initial=step, desc="train", unit="step", show=True)
 
     def close_bar(self) -> None:
         if self.bar is not None:
