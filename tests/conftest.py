@@ -37,6 +37,20 @@ def pair():
     return rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
 
 
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    """A small clip (96x64 frames): a smooth texture translating by 2 px per frame."""
+    import cv2
+    import imageio.v3 as iio
+    import numpy as np
+
+    d = tmp_path_factory.mktemp("clip")
+    big = (cv2.resize(np.random.default_rng(0).random((12, 16, 3)), (160, 120)).clip(0, 1) * 255).astype(np.uint8)
+    for t in range(16):
+        iio.imwrite(d / f"{t:03d}.png", big[20:84, 2 * t:2 * t + 96])
+    return d
+
+
 def write_batch_inputs(folder, n: int, seed: int):
     """A tiny random-weight model (``folder/tiny.safetensors``) and ``n`` random 64x64 PNGs
     ``folder/0.png`` .. for the batch-matching tests."""

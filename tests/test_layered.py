@@ -178,17 +178,6 @@ def test_match_accuracy_of_known_matchers():
         match_accuracy(None, [])
 
 
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    import imageio.v3 as iio
-
-    d = tmp_path_factory.mktemp("clip")
-    big = (cv2.resize(np.random.default_rng(0).random((12, 16, 3)), (160, 120)).clip(0, 1) * 255).astype(np.uint8)
-    for t in range(16):
-        iio.imwrite(d / f"{t:03d}.png", big[20:84, 2 * t:2 * t + 96])
-    return d
-
-
 def test_best_checkpoint_by_matching_accuracy_and_resume(clip_dir, tmp_path):
     from mind_engine.training.loop import main
     from mind_engine.weights import read_checkpoint

@@ -27,19 +27,6 @@ SMALL_NET = ["--widths", "8,8,8,8,8"]
 
 
 @pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    """A small clip (96x64 frames): a smooth texture translating by 2 px per frame."""
-    import cv2
-    import imageio.v3 as iio
-
-    d = tmp_path_factory.mktemp("clip")
-    big = (cv2.resize(np.random.default_rng(0).random((12, 16, 3)), (160, 120)).clip(0, 1) * 255).astype(np.uint8)
-    for t in range(16):
-        iio.imwrite(d / f"{t:03d}.png", big[20:84, 2 * t:2 * t + 96])
-    return d
-
-
-@pytest.fixture(scope="module")
 def trained(clip_dir, tmp_path_factory):
     """A real tiny run's folder (last.pt at step 3) and its result."""
     d = tmp_path_factory.mktemp("run")
