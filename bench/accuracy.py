@@ -146,7 +146,7 @@ def run_pair(p, model, a, timings):
     timings["DIS"] += time.perf_counter() - t
     t = time.perf_counter()
     kw = dict(radius=a.radius, model=model, device=a.device, tier=a.tier)
-    fi, fs = match_subpixel(p.img1, p.img3, stride=a.stride, both=True, **kw)
+    fi, fs = match_subpixel(p.img1, p.img3, stride=a.stride, both=True, levels=1, **kw)  # the paper's: one scale
     timings["MIND img1->img3"] += time.perf_counter() - t
     for lv in a.levels:
         t = time.perf_counter()
@@ -160,7 +160,7 @@ def run_pair(p, model, a, timings):
         extra["mind_through_query"] = {"MIND": query_errors(p, fi), "MIND+sub": query_errors(p, fs)}
     if not a.no_fb:
         t = time.perf_counter()
-        bi, bs = match_subpixel(p.img3, p.img1, queries=fi.query, both=True, **kw)
+        bi, bs = match_subpixel(p.img3, p.img1, queries=fi.query, both=True, levels=1, **kw)
         timings["MIND img3->img1 (FB)"] += time.perf_counter() - t
         flag_i, flag_s = fb_flags(fi, bi, a.fb_tol), fb_flags(fs, bs, a.fb_tol)
         res["MIND+FB"] = B.Correspondences.from_matches(fi, "MIND+FB", flag_i)

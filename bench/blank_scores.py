@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from mind_engine import load_model, match
+from mind_engine.cliargs import levels as levels_option
 from mind_engine.data.sources import still_image
 from mind_engine.evaluation.pairs import motorcycle
 from mind_engine.texture import TEXTURE_MIN
@@ -112,6 +113,8 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="cpu")
     p.add_argument("--stride", type=int, default=8)
     p.add_argument("--radius", type=int, default=32)
+    p.add_argument("--levels", type=levels_option, default=1,
+                   help="pyramid levels (default 1: one scale, as bench/results/blank_scores_cpu.json was measured)")
     p.add_argument("--threads", type=int, default=None)
     add_output_args(p, "blank_scores_<device>.json")
     args = p.parse_args(argv)
@@ -121,7 +124,8 @@ def main(argv=None) -> dict:
     model = load_model(args.weights, device=args.device)
     rows, pooled, t0 = [], {}, time.perf_counter()
     for group, name, img1, img3, shift in pairs():
-        m = match(img1, img3, stride=args.stride, radius=args.radius, model=model, device=args.device)
+        m = match(img1, img3, stride=args.stride, radius=args.radius, model=model, device=args.device,
+                  levels=args.levels)
         rows.append({"group": group, "name": name, **summary(m.score, m.texture)})
         if shift is not None:
             rows[-1]["within_2px"] = within_2px(m, shift)
@@ -130,7 +134,7 @@ def main(argv=None) -> dict:
         t.append(m.texture)
         print(f"{name}: done", file=sys.stderr)
     doc = {"device": platform.processor() or "cpu", "torch": torch.__version__, "size": [W, H],
-           "weights": args.weights or "default", "stride": args.stride, "radius": args.radius,
+           "weights": args.weights or "default", "stride": args.stride, "radius": args.radius, "levels": args.levels,
            "texture_min": TEXTURE_MIN, "seconds": round(time.perf_counter() - t0, 1), "command": " ".join(sys.argv),
            "pairs": rows,
            "groups": {g: summary(np.concatenate(s), np.concatenate(t)) for g, (s, t) in pooled.items()},
