@@ -96,14 +96,15 @@ def _value(record: dict, where: tuple[str, str]):
 
 def plot(runs: dict, out: Path, hours: bool = False) -> None:
     fig, axes = plt.subplots(1, len(PANELS) + 1, figsize=(4 * (len(PANELS) + 1), 3.6))
-    for name, run in runs.items():
+    for k, (name, run) in enumerate(runs.items()):
+        style = dict(marker="o", ms=3, color=f"C{k}", label=name)  # one colour per run in every panel
         for ax, (_, where, _) in zip(axes, PANELS):
             points = [(r["step"], _value(r, where)) for r in run["probe"] if _value(r, where) is not None]
             if points:
-                ax.plot(x_values(run, [s for s, _ in points], hours), [v for _, v in points], "o-", ms=3, label=name)
+                ax.plot(x_values(run, [s for s, _ in points], hours), [v for _, v in points], **style)
         val = [r for r in run["loss"] if r.get("val_ie") is not None]
         axes[-1].plot(x_values(run, [r["step"] for r in val], hours),
-                      [r["val_ie"] / r["val_ie_average"] for r in val], "o-", ms=3, label=name)
+                      [r["val_ie"] / r["val_ie_average"] for r in val], **style)
     for ax, (title, _, best) in zip(axes, PANELS):
         ax.axhline(best, ls=":", color="grey")
         ax.set_title(title)
@@ -111,7 +112,7 @@ def plot(runs: dict, out: Path, hours: bool = False) -> None:
     axes[-1].set_title("held-out video IE / frame average's")
     for ax in axes:
         ax.set_xlabel("training CPU-hours" if hours else "training step")
-    axes[0].legend(fontsize=7)
+    axes[-1].legend(fontsize=7)  # every run has a held-out validation curve
     save_figure(fig, out)
 
 
