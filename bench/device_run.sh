@@ -113,8 +113,9 @@ stage clips 310 20 "$LOG" "$PY" bench/pan_clip.py "$TMP/clips" $FRAMES
 TRAIN_S=$(($(left) - 210))  # what the stages after training need; training gets the rest
 ((DRY)) && TRAIN_S=3
 # shellcheck disable=SC2086
-stage train 200 100000 "$LOG" "$PY" -m mind_engine.training --init default --schedule cosine --warmup 100 \
-  --eps 0.01 --clip-grad 1.0 --data "$TMP"/clips/* $TRAIN --max-seconds "$TRAIN_S" \
+# the documented recipe (mind_engine/training/recipe.py: the bundled model fine-tuned, cosine, clip
+# 0.5, moved stills mixed with the video) on the clips made above
+stage train 200 100000 "$LOG" "$PY" -m mind_engine.training --data "$TMP"/clips/* $TRAIN --max-seconds "$TRAIN_S" \
   --steps 1000000 --val-every 100 --ckpt-every 0 --ckpt-dir "$TMP/ckpt" --device $DEV --no-progress \
   --log "$OUT/train_log.jsonl" --export "$OUT/weights.safetensors"
 [[ -f "$TMP/ckpt/best.safetensors" ]] && cp "$TMP/ckpt/best.safetensors" "$OUT/weights.safetensors" &&
