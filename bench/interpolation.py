@@ -14,7 +14,10 @@ outer frames at full frame size by
   +-F31/2 (flows taken at the middle-frame pixel, the usual first-order approximation),
 
 and scored against the true middle frame with IE and NE (supplement eqs. 6 and 7, Middlebury's
-definitions; ``mind_engine.interpolate``), 0-255 units, mean over triplets. Prints a table and
+definitions; ``mind_engine.interpolate``), 0-255 units, mean over triplets. ``still``: the model
+given the same held-out frame twice (the middle frames of the first gap's triplets), scored
+against that frame: an interpolator should return it unchanged (the frame average does, 0), and
+what it changes there is what it costs on near-static video. Prints a table and
 writes JSON to bench/results/interpolation_cpu.json (or --out; an existing file only with --force).
 """
 from __future__ import annotations
@@ -110,6 +113,8 @@ def run(args) -> dict:
                                 for m in methods}} for c, v in per_clip.items()},
             "seconds_per_triplet": {m: times[m] / max(1, len(trip)) for m in methods},
         }
+    results["still"] = still_error(held_out_triplets(clips, args.val_fraction, gap=args.gaps[0], every=args.every),
+                                   model)
     results.update({
         "weights": str(weights), "weights_metadata": {k: v for k, v in meta.items()},
         "clips": {c.name: list(c.frames.shape) for c in clips}, "val_fraction": args.val_fraction,
@@ -121,6 +126,21 @@ def run(args) -> dict:
     return results
 
 
+def still_error(triplets, model) -> dict:
+    """IE and NE of ``interpolate(f, f)`` against ``f`` over the triplets' middle frames, per clip and
+    in the mean (0 for an interpolator that leaves a still scene alone)."""
+    per_clip: dict = {}
+    for name, _, _, f2, _ in triplets:
+        pred = interpolate(f2, f2, model=model)
+        pc = per_clip.setdefault(name, {"ie": [], "ne": []})
+        pc["ie"].append(interpolation_error(pred, f2))
+        pc["ne"].append(normalized_interpolation_error(pred, f2))
+    every = [v for pc in per_clip.values() for v in pc["ie"]], [v for pc in per_clip.values() for v in pc["ne"]]
+    return {"frames": len(every[0]), "IE": float(np.mean(every[0])), "NE": float(np.mean(every[1])),
+            "per_clip": {c: {"frames": len(v["ie"]), "IE": float(np.mean(v["ie"])), "NE": float(np.mean(v["ne"]))}
+                         for c, v in per_clip.items()}}
+
+
 def print_table(res: dict) -> None:
     for gap, r in res["per_gap"].items():
         print(f"\nheld-out triplets, frame gap {gap}: {r['triplets']} triplets "
@@ -130,6 +150,10 @@ def print_table(res: dict) -> None:
         for c, v in rows:
             for m in ("mind", "average", "flow"):
                 print(f"{c:<24}{m:<10}{v[m]['IE']:>9.3f}{v[m]['NE']:>9.3f}")
+    st = res["still"]
+    print(f"\nstill frames (the model given the same frame twice; 0 is exact): {st['frames']} frames")
+    for c, v in [*st["per_clip"].items(), ("ALL (mean)", st)]:
+        print(f"{c:<24}{'mind':<10}{v['IE']:>9.3f}{v['NE']:>9.3f}")
 
 
 def triplet_figure(clips, args, model, path: Path) -> Path:
