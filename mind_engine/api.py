@@ -14,8 +14,8 @@ import contextlib
 import sys
 import threading
 import time
-from dataclasses import replace
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -32,8 +32,8 @@ from .engine.pyramid import CoarseToFine, Level, coarse_to_fine, in_caller_frame
 from .engine.tiers import make_tier, tier_class
 from .images import image_pair, pad_to_multiple
 from .matches import Matches
-from .texture import match_texture
 from .progress import progress as progress_bar
+from .texture import match_texture
 from .weights import resolve_model
 
 CHUNK_BYTES = 256 << 20  # rows held at once per chunk of queries
@@ -167,18 +167,19 @@ class Engine:
         radius = check_radius(radius)
         if check_levels(levels, self.hw, radius) != 1:
             return self.coarse_to_fine(queries, stride, radius, levels, progress).matches
-        m = self._one_scale(self.queries(queries, stride), radius, progress)
+        m = self.textured(self._one_scale(self.queries(queries, stride), radius, progress))
         if check_levels(levels) == 1:  # asked for one scale (not "auto" resolved to one)
             warn_search_edge(m, radius)
         return m
 
     def _one_scale(self, q: torch.Tensor, radius: int | None, progress: bool | None, plan: bool = True,
                    what: str = "matching") -> Matches:
-        """MIND at this pair's own scale at the (N, 2) queries ``q``, chunk by chunk."""
+        """MIND at this pair's own scale at the (N, 2) queries ``q``, chunk by chunk (no texture:
+        the public calls measure it once, on the caller's pair)."""
         boxes = search_boxes(q, radius, self.hw)
         if len(q) == 0:  # nothing to match: no network runs
             none = torch.zeros(0, dtype=torch.long)
-            return self.textured(Matches.from_peaks(q, none, none.float(), none, none.float(), self.hw[1]))
+            return Matches.from_peaks(q, none, none.float(), none, none.float(), self.hw[1])
         parts1, parts3 = [], []
         for s in self._chunks(len(q), self.chunk, progress, what, plan):
             r1, r3 = self.tier.match(q[s:s + self.chunk].to(self.device), boxes[s:s + self.chunk], self.hw)
@@ -186,7 +187,7 @@ class Engine:
             parts3.append([t.cpu() for t in r3])
         (idx1, _, s1), (idx3, _, s3) = ([torch.cat(c) if c else torch.zeros(0) for c in zip(*parts)]
                                         for parts in (parts1, parts3))
-        return self.textured(Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1]))
+        return Matches.from_peaks(q, idx1, s1, idx3, s3, self.hw[1])
 
     def textured(self, m: Matches) -> Matches:
         """``m`` with its ``texture`` measured on this pair (``mind_engine.texture``): from the
@@ -253,12 +254,12 @@ class Engine:
             res = self.coarse_to_fine(queries, stride, radius, levels, progress, subpixel=True, chunk=chunk)
             return (res.integer, res.matches) if both else res.matches
         integer, refined = self._refine_one_scale(self.queries(queries, stride), radius, chunk or self.chunk, progress)
-        return (integer, refined) if both else refined
+        return (self.textured(integer), self.textured(refined)) if both else self.textured(refined)
 
     def _refine_one_scale(self, q: torch.Tensor, radius: int | None, step: int, progress: bool | None,
                           plan: bool = True, what: str = "refining") -> tuple[Matches, Matches]:
         """(integer, refined) Matches at this pair's own scale at the (N, 2) queries ``q``, ``step``
-        queries per pass."""
+        queries per pass (no texture, as ``_one_scale``)."""
         boxes = search_boxes(q, radius, self.hw)
         res = {1: [], 3: []}
         for s in self._chunks(len(q), step, progress, what, plan):
@@ -271,8 +272,7 @@ class Engine:
             scores[k] = torch.cat([r[2].cpu() for r in res[k]]) if res[k] else torch.zeros(0)
             off[k] = np.concatenate([r[3] for r in res[k]]) if res[k] else np.zeros((0, 2), np.float32)
         args = (q, idx[1], scores[1], idx[3], scores[3], self.hw[1])
-        refined = self.textured(Matches.from_peaks(*args, offset1=off[1], offset3=off[3]))
-        return self.textured(Matches.from_peaks(*args)), refined
+        return Matches.from_peaks(*args), Matches.from_peaks(*args, offset1=off[1], offset3=off[3])
 
 
 def _with_estimate(bar, chunks: int):
