@@ -142,3 +142,19 @@ def test_unknown_backend_and_tier_backend_mismatch_are_named():
         me.match(a, a, model=net, backend="tvm")
     with pytest.raises(ValueError, match="tier='t2' needs backend='torch'"):
         me.match(a, a, model=net, backend="onnxruntime", tier="t2")
+
+
+def test_matching_leaves_the_callers_random_generator_alone(net, pair):
+    """The memory estimate builds a network of the model's configuration: it must not draw from
+    torch's global generator (a user's seeded experiment would shift). A width no other test uses,
+    so the estimate's cache is cold."""
+    from mind_engine.engine.budget import _tile_map_sizes
+    from mind_engine.model import MindNet
+
+    model = MindNet(encoder=(3, 5, 6, 7, 9), decoder=(9, 7, 6, 5, 3)).eval()
+    _tile_map_sizes.cache_clear()
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    me.match(*pair, stride=16, radius=8, levels=1, model=model)
+    assert torch.equal(torch.rand(4), expected)

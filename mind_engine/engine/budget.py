@@ -38,10 +38,17 @@ def linearisation_bytes(model: nn.Module, hw_padded: tuple[int, int], element_si
 @lru_cache(maxsize=16)
 def _tile_map_sizes(config: MindConfig) -> tuple[int, ...]:
     """Elements of each map of the linearisation of a fresh network of ``config`` on one tile of
-    zeros (remembered per configuration: building the network costs milliseconds)."""
-    m = config.multiple
-    x = torch.zeros(1, 3, m, m)
-    return tuple(t.numel() for t in Linearisation(MindNet(config), x, x).maps())
+    zeros (remembered per configuration: building the network costs milliseconds). The network is
+    built on the meta device and given zero weights, so its initialisation draws nothing from the
+    caller's random number generator."""
+    with torch.device("meta"):
+        net = MindNet(config)
+    net = net.to_empty(device="cpu")
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+    x = torch.zeros(1, 3, config.multiple, config.multiple)
+    return tuple(t.numel() for t in Linearisation(net, x, x).maps())
 
 
 def estimate_bytes(model: nn.Module, hw_padded: tuple[int, int], working: int, results: int) -> int:
