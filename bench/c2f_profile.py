@@ -31,7 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report and bench.latency
+    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench's own modules
 
 CATEGORIES = {"conv_t": "convolutions", "down": "convolutions", "mul": "window_crops", "unpool_mul": "window_crops",
               "_clip": "window_crops", "to_encoder": "window_crops", "add": "window_crops", "split": "window_crops",
@@ -134,7 +134,7 @@ def print_profile(label: str, prof: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    from bench.latency import cpu_name, test_pair
+    from bench.testbed import cpu_name, test_pair
     from bench.report import add_output_args, output_path, write_json
     from mind_engine import Engine
     from mind_engine.weights import load_model

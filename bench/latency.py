@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mind_engine import Engine
@@ -47,8 +45,9 @@ from mind_engine.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
+    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench's own modules
 from bench.report import add_output_args, output_path, publish  # noqa: E402
+from bench.testbed import cpu_name, match_agreement, test_pair  # noqa: E402
 
 JOBS = {"semi-dense": 4, "dense": 1}
 RADII = (None, 32)
@@ -144,20 +143,6 @@ def methods(device) -> dict:
     if device.type == "cuda" and importlib.util.find_spec("tensorrt"):
         out["trt"] = lambda m, a, b, mem: make_tier("auto", m, a, b, memory=mem, backend="tensorrt")
     return out
-
-
-def test_pair(h: int, w: int, device):
-    """A real image and the same image moved by a smooth shift (content does not change speed)."""
-    try:
-        from skimage import data, transform
-
-        img = transform.resize(data.astronaut(), (h + 8, w + 8), anti_aliasing=True).astype(np.float32)
-        a, b = img[4:4 + h, 4:4 + w], img[2:2 + h, 7:7 + w]
-    except ImportError:
-        g = torch.Generator().manual_seed(0)
-        a, b = (torch.rand(h, w, 3, generator=g).numpy() for _ in range(2))
-    to = lambda x: torch.as_tensor(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(device)  # noqa: E731
-    return to(a), to(b)
 
 
 def compare(ref, got) -> dict:
@@ -282,8 +267,6 @@ def time_coarse_to_fine(args, device, clock, model, spec: str, i1, i3, single: l
                 if precision == "fp32":
                     fp32[job, radius] = m.matches
                 elif (job, radius) in fp32:
-                    from bench.precision import match_agreement
-
                     rec["agreement_vs_c2f_fp32"] = match_agreement(fp32[job, radius], m.matches)
                 if args.profile:
                     from bench.c2f_profile import profile_c2f
@@ -310,20 +293,6 @@ def c2f_record(spec: str, method: str, job: str, radius, m, times: list[float], 
         if t3 is not None:
             rec[f"ratio_to_t3_R{r}"] = rec["total_ms"] / t3["total_ms"]
     return rec
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux; with its family and model numbers and whether it has bf16 dot
-    products, which a bare "AMD EPYC" does not say), else what the platform module knows."""
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                    if ":" in line)
-        info = {k.strip(): v.strip() for k, v in info.items()}
-        bf16 = ", AVX512-BF16" if "avx512_bf16" in info.get("flags", "").split() else ""
-        return (f"{info['model name']} ({os.cpu_count()} cores, family {info.get('cpu family', '?')} model "
-                f"{info.get('model', '?')}{bf16})")
-    except (OSError, KeyError, ValueError):
-        return platform.processor() or platform.machine() or "cpu"
 
 
 def print_table(res: dict) -> None:
