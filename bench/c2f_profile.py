@@ -89,7 +89,7 @@ def instrumented(timers: Timers):
         setattr(owner, name, timers.timed(fn, "linearisation"))
     pyramid = api.coarse_to_fine
 
-    def coarse_to_fine(img1, img3, queries, radius, levels, matcher, grid_stride=None):
+    def coarse_to_fine(img1, img3, queries, radius, levels, matcher, **options):
         def level_matcher(level):
             timers.level = level.index
             start = time.perf_counter()
@@ -98,7 +98,7 @@ def instrumented(timers: Timers):
                                   "queries": len(level.queries), "radius": level.radius,
                                   "seconds": time.perf_counter() - start})
             return out
-        return pyramid(img1, img3, queries, radius, levels, level_matcher, grid_stride)
+        return pyramid(img1, img3, queries, radius, levels, level_matcher, **options)
 
     api.coarse_to_fine = coarse_to_fine
     try:
@@ -108,11 +108,13 @@ def instrumented(timers: Timers):
             setattr(owner, name, fn)
 
 
-def profile_c2f(engine, stride: int = 4, radius: int | None = 32, levels="auto") -> dict:
-    """One ``engine.coarse_to_fine`` run, instrumented: total, pyramid and per-level seconds."""
+def profile_c2f(engine, stride: int = 4, radius: int | None = 32, levels="auto", queries=None,
+                finest_level: int = 0) -> dict:
+    """One ``engine.coarse_to_fine`` run (at ``queries``, else the grid of ``stride``),
+    instrumented: total, pyramid and per-level seconds, and each level's query count."""
     with instrumented(Timers()) as timers:
         start = time.perf_counter()
-        engine.coarse_to_fine(stride=stride, radius=radius, levels=levels)
+        engine.coarse_to_fine(queries, stride=stride, radius=radius, levels=levels, finest_level=finest_level)
         total = time.perf_counter() - start
     rows = []
     for lv in timers.levels:

@@ -564,3 +564,66 @@ def test_a_few_queries_through_the_engine_find_the_true_motion_as_the_dense_run(
     few = engine.refine(queries=q, radius=24, levels=3)
     np.testing.assert_array_equal(few.query, dense.query)
     assert np.abs(few.pts1 - dense.pts1).max() < 0.01 and np.abs(few.pts3 - dense.pts3).max() < 0.01
+
+
+# ----------------------------------------------------------------------------- finest_level=1: MIND stops one level early
+
+
+def test_finest_level_1_reads_the_queries_from_level_1s_field():
+    """MIND (here the true residual) runs at levels 2 and 1 only; each query's ends are q -+ m(q)/2
+    with m level 1's field, bilinear: an affine motion comes back exactly inside the image."""
+    hw = (100, 150)
+    q = interior_grid_queries(hw)
+    counting = Counting(TrueResidual(affine_motion, search=False))
+    res = pyramid.coarse_to_fine(torch.rand(3, *hw), torch.rand(3, *hw), q, 24, 3, counting, finest_level=1)
+    assert sorted(counting.seen) == [1, 2] and len(res.fields) == 2 and res.fields[-1].shape[:2] == (50, 75)
+    e1, e3 = expected_points(q.float(), hw)
+    np.testing.assert_allclose(res.matches.pts1, e1.numpy(), atol=2e-3)
+    np.testing.assert_allclose(res.matches.pts3, e3.numpy(), atol=2e-3)
+    assert res.matches.pts1.dtype == np.float32 and (res.matches.pts1 != np.round(res.matches.pts1)).any()
+
+
+def interior_grid_queries(hw, margin=16, step=4):
+    q = grid_queries(hw, step)
+    inside = (q[:, 0] >= margin) & (q[:, 0] < hw[1] - margin) & (q[:, 1] >= margin) & (q[:, 1] < hw[0] - margin)
+    return q[inside]
+
+
+def test_finest_level_1_scores_are_the_nearest_level_1_matchs():
+    class Scored(TrueResidual):
+        def __call__(self, level):
+            m = super().__call__(level)
+            s = (level.queries[:, 0] + 1000 * level.queries[:, 1]).float().numpy()  # says which query it was
+            return Matches(m.pts1, m.pts3, m.query, s, s + 1, s + 2)
+
+    hw = (100, 150)
+    q = torch.tensor([[0, 0], [9, 9], [10, 10], [77, 41], [149, 99]])
+    res = pyramid.coarse_to_fine(torch.rand(3, *hw), torch.rand(3, *hw), q, 24, 3, Scored(affine_motion),
+                                 finest_level=1)
+    # level 1 is 75 x 50, its grid cells at 2, 6, ..., 74 (x) and 2, ..., 46 (y); a query at level 1 is
+    # (q - 0.5) / 2: x 0, 9, 10, 77, 149 -> -0.25, 4.25, 4.75, 38.25, 74.25 -> cells 2, 6, 6, 38, 74
+    nearest = [(2, 2), (6, 6), (6, 6), (38, 22), (74, 46)]
+    np.testing.assert_array_equal(res.matches.score, [x + 1000 * y for x, y in nearest])
+    np.testing.assert_array_equal(res.matches.score1, res.matches.score + 1)
+    np.testing.assert_array_equal(res.matches.query, q.float().numpy())
+
+
+def test_finest_level_1_through_the_engine(true_rows, small_model, pair):
+    """The true-motion tier: level 1's whole-pixel peaks, doubled and interpolated, land within a
+    pixel of the truth; the options are checked."""
+    img = coordinate_image()
+    engine = Engine(img, img, model=small_model, tier=true_rows)
+    q = interior_queries()
+    e1, e3 = expected_points(q.float(), COORD_HW)
+    m = engine.match(queries=q, radius=24, levels=3, finest_level=1)
+    err = np.abs(np.concatenate([m.pts1 - e1.numpy(), m.pts3 - e3.numpy()]))
+    assert err.max() < 1.0 and m.texture is not None, err.max()
+    a = match(*pair, stride=8, radius=16, levels=2, model=small_model, finest_level=np.int64(1))
+    b = Engine(*pair, model=small_model).coarse_to_fine(stride=8, radius=16, levels=2, finest_level=1)
+    assert np.array_equal(a.pts1, b.matches.pts1) and len(b.fields) == 1 and len(a) == len(grid_queries((80, 100), 8))
+    with pytest.raises(ValueError, match="finest_level must be one of 0, 1, got 2"):
+        match(*pair, model=small_model, finest_level=2)
+    with pytest.raises(ValueError, match=r"finest_level=1 needs a pyramid of 2 levels or more; levels is 1"):
+        match(*pair, model=small_model, radius=4, finest_level=1)  # auto: 4 px needs no pyramid
+    with pytest.raises(ValueError, match="subpixel refines the finest MIND level's peaks"):
+        Engine(*pair, model=small_model).coarse_to_fine(levels=2, subpixel=True, finest_level=1)

@@ -193,17 +193,23 @@ def level_queries(hw: tuple[int, int], cells: torch.Tensor | None) -> torch.Tens
     return q if cells is None else q[cells.flatten()]
 
 
-def read_from_field(m: Matches, queries: torch.Tensor, field: torch.Tensor, hw: tuple[int, int]) -> Matches:
-    """``finest_level=1``: the caller's (N, 2) ``queries`` (level 0) read from level 1's ``field``
-    and its matches ``m`` at the level-1 grid ``queries`` (``m.query``): the motion bilinear at
-    each query (``upsample_field``'s arithmetic, at the queries only), ``p1 = q - m(q)/2``,
-    ``p3 = q + m(q)/2`` clipped to the image; the scores of the level-1 match nearest the query."""
+def read_from_field(m: Matches, queries: torch.Tensor, field: torch.Tensor, hw: tuple[int, int],
+                    cells: torch.Tensor | None) -> Matches:
+    """``finest_level=1``: the caller's (N, 2) ``queries`` of an ``hw`` level 0, read from level 1's
+    ``field`` and its matches ``m`` (at its grid queries, or at the grid's ``cells``): the motion
+    bilinear at each query (``upsample_field``'s arithmetic, at the queries only), ``p1 = q - m(q)/2``,
+    ``p3 = q + m(q)/2`` clipped to the image; the scores of the level-1 match nearest the query
+    (its grid cell by rounding; that cell is always among the needed ones)."""
     q = queries.float()
-    motion = 2 * sample(field, (q - 0.5) / 2)
-    grid = torch.from_numpy(np.asarray(m.query, np.float32))
-    nearest = torch.cdist((q - 0.5) / 2, grid).argmin(1).numpy() if len(grid) else np.zeros(0, np.int64)
-    out = m[nearest]
-    return replace(out, pts1=clip_points(q - motion / 2, hw), pts3=clip_points(q + motion / 2, hw),
+    at1 = (q - 0.5) / 2  # the queries in level 1's pixels
+    motion = 2 * sample(field, at1)
+    ys, xs = grid_axes(tuple(field.shape[:2]), LEVEL_STRIDE)
+    ix, iy = (((at1[:, i] - LEVEL_STRIDE // 2) / LEVEL_STRIDE).round().clamp(0, len(axis) - 1).long()
+              for i, axis in ((0, xs), (1, ys)))
+    nearest = iy * len(xs) + ix
+    if cells is not None:
+        nearest = (cells.flatten().cumsum(0) - 1)[nearest]  # grid cell -> its place among the matched ones
+    return replace(m[nearest.numpy()], pts1=clip_points(q - motion / 2, hw), pts3=clip_points(q + motion / 2, hw),
                    query=q.numpy(), texture=None)
 
 
@@ -238,5 +244,5 @@ def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor
             field = grid_field(pts3 - pts1, kept_for_field(m, q), hws[k], grid_stride)
         fields.append(field.numpy().copy())
     if finest_level == 1:
-        return CoarseToFine(read_from_field(m, queries, field, hws[0]), fields, levels, radii[::-1])
+        return CoarseToFine(read_from_field(m, queries, field, hws[0], cells[1]), fields, levels, radii[::-1])
     return CoarseToFine(in_caller_frame(m, level.field), fields, levels, radii[::-1])
