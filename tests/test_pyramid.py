@@ -494,6 +494,7 @@ def test_needed_cells_is_a_rectangle_around_each_query_and_saturates():
     assert needed_cells(grid_queries((100, 150), 4).float(), 14, hw).all()
     hws = [(256, 384), (128, 192), (64, 96)]
     masks = needed_grids(torch.tensor([[75, 50]]), hws, [18, 18, 18])
+    assert needed_grids(torch.tensor([[75, 50]]), hws, [0, 18, 18])[1].sum() < masks[1].sum()  # finest_level=1
     assert masks[0] is None and masks[1].equal(needed_cells(torch.tensor([[75.0, 50.0]]), 18, hws[1]))
     assert 0 < masks[1].sum() < masks[1].numel() and 0 < masks[2].sum() < masks[2].numel()
 
@@ -510,6 +511,9 @@ def test_a_few_queries_match_only_around_them_and_equal_the_dense_run():
     for f in ("pts1", "pts3", "query", "score"):
         np.testing.assert_array_equal(getattr(pruned.matches, f), getattr(dense.matches, f)[pick])
     assert few.seen[0] == 3 and few.seen[1] < full.seen[1] / 2 and few.seen[2] <= full.seen[2], (few.seen, full.seen)
+    early = Counting(TrueResidual(affine_motion, whole_pixels=True))  # finest_level=1: level 1 read, not matched at
+    pyramid.coarse_to_fine(torch.rand(3, *hw), torch.rand(3, *hw), grid[pick], 24, 3, early, finest_level=1)
+    assert 0 not in early.seen and early.seen[1] < few.seen[1], early.seen
 
 
 def test_queries_that_need_every_cell_are_the_dense_run_bit_for_bit(pair, small_model):

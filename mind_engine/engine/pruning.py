@@ -65,18 +65,17 @@ def needed_cells(points: torch.Tensor, reach: int, hw: tuple[int, int]) -> torch
     return corners.cumsum(0).cumsum(1)[:gh, :gw] > 0
 
 
-def needed_grids(queries: torch.Tensor, hws: list[tuple[int, int]], reaches: list[int],
-                 finest: int = 0) -> list[torch.Tensor | None]:
-    """Per level (finest first) the bool mask of its grid queries to match: None at ``finest``
-    (it matches the caller's ``queries``) and below; for each coarser level k, the cells that
-    level k - 1's queries need within ``reaches[k - 1]`` pixels of each (``needed_cells``)."""
-    masks: list[torch.Tensor | None] = [None] * (finest + 1)
+def needed_grids(queries: torch.Tensor, hws: list[tuple[int, int]], reaches: list[float]) -> list[torch.Tensor | None]:
+    """Per level (finest first) the bool mask of its grid queries to match: None at level 0 (it
+    matches the caller's ``queries``, or reads them from level 1's field); for each coarser level
+    k, the cells that level k - 1's queries need within ``reaches[k - 1]`` pixels of each
+    (``needed_cells``)."""
+    masks: list[torch.Tensor | None] = [None]
     points = queries.float()
-    for k in range(finest + 1, len(hws)):
+    for k in range(1, len(hws)):
         mask = needed_cells(points, reaches[k - 1], hws[k])
         masks.append(mask)
         ys, xs = grid_axes(hws[k], LEVEL_STRIDE)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         points = torch.stack([gx[mask], gy[mask]], 1).float()
     return masks
-

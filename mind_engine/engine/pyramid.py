@@ -228,7 +228,7 @@ def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor
     hws = [tuple(p.shape[-2:]) for p in pyr1]
     radii = level_radii(levels, radius)
     reaches = [0 if k < finest_level else (radii[k] or 0) + SCORE_HALF for k in range(levels)]
-    cells = [None] * levels if grid_stride is not None else needed_grids(queries, hws, reaches, finest_level)
+    cells = [None] * levels if grid_stride is not None else needed_grids(queries, hws, reaches)
     field = torch.zeros(*hws[-1], 2)
     fields = []
     for k in reversed(range(finest_level, levels)):
