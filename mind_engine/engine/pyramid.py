@@ -19,7 +19,8 @@ scales, coarsest first (level ``k`` is the pair downsampled by ``2**k``, area av
    scores the scores. A sub-pixel matcher there (``Engine.coarse_to_fine(subpixel=True)``)
    refines the integer peaks on the warped pair it matched (the quadratic of
    ``refine.quadratic_offsets``), and the refined points are mapped back through the warps by
-   the same ``in_caller_frame`` as integer ones.
+   the same ``in_caller_frame`` as integer ones. With ``finest_level=1`` MIND stops at level 1
+   instead, and the caller's queries are read from its field (``read_from_field``).
 
 What the result means: at every level the rows are exact for the pair that level sees (the
 warped pair), so each level's match is an exact MIND match of the residual; the composed match
@@ -42,7 +43,7 @@ one run and not the other; and a level's forward reads its whole warped pair, wh
 from the queries. Where every score is equal (the true-residual tests) the pruned run is the dense
 one bit for bit; with the threshold out of the way a random network gives the dense run's points
 and its scores to 1e-3 (``tests/test_pyramid.py``); with the bundled model and the threshold, see
-``pruning.CONTEXT_CELLS`` and ``bench/latency.py --queries``. Queries that need every cell (a dense
+``pruning.CONTEXT_CELLS`` and ``bench/latency.py --only queries``. Queries that need every cell (a dense
 set) run exactly the dense computation. A grid (``grid_stride``) is never pruned.
 
 The consistency test is the symmetric one, free from the matches themselves, not a second
@@ -90,9 +91,9 @@ LevelMatcher = Callable[[Level], "Matches"]  # ``mind_engine.matches.Matches`` i
 @dataclass
 class CoarseToFine:
     """``matches`` at the caller's queries, in the caller's frame; ``fields`` the dense motion field
-    (h, w, 2) (dx, dy) = p3 - p1 after each level, coarsest first, each in its own level's pixels
-    (the last one, the finest, only when the queries were a grid; else it is the field the finest
-    level was warped with); ``levels`` and ``radii`` as run; ``integer``, where the finest level
+    (h, w, 2) (dx, dy) = p3 - p1 after each level MIND ran at (down to ``finest_level``), coarsest
+    first, each in its own level's pixels (level 0's only when the queries were a grid; else it is
+    the field level 0 was warped with); ``levels`` and ``radii`` as run; ``integer``, where the finest level
     refined its peaks to sub-pixel (set by that caller), those integer peaks mapped back alike."""
 
     matches: Matches
