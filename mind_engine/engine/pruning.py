@@ -29,7 +29,8 @@ from .matching import grid_axes
 # Extra grid cells on each side for the network's context. The bundled model on bench's 384x128
 # test pair, sets of 1, 10 and 100 random grid queries against the dense run's matches there
 # (111 in all; 2026-12-07, busy 2-core EPYC): 0 cells gave 101 identical and 109 within 1 px,
-# 2 cells 106 and 108, 4 cells 110 and 111. Each cell is 4 px of the coarse level.
+# 2 cells 106 and 108, 4 cells 110 and 111 (another draw, 4 cells: 103 and 109; what remains is
+# mostly the keep threshold, see ``pyramid``). Each cell is 4 px of the coarse level.
 CONTEXT_CELLS = 4
 
 
