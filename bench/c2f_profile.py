@@ -1,6 +1,7 @@
 """Where coarse-to-fine matching spends its time, level by level.
 
     python bench/c2f_profile.py --threads 1 --precision fp32 bf16   # 384x128, stride 4, radius 32
+    python bench/c2f_profile.py --threads 2 --finest-level 1           # MIND stopped one level early
 
 One run of ``Engine.coarse_to_fine`` per precision, timed from inside (wall clock): each level's
 matcher (an Engine on that level's warped pair) split into
@@ -145,6 +146,8 @@ def main(argv=None) -> dict:
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
     p.add_argument("--stride", type=int, default=4)
     p.add_argument("--radius", type=int, default=32)
+    p.add_argument("--finest-level", type=int, default=0, choices=[0, 1],
+                   help="the finest level MIND runs at (1: one level early, match(finest_level=1))")
     p.add_argument("--threads", type=int, default=None)
     add_output_args(p, "c2f_profile_cpu.json")
     args = p.parse_args(argv)
@@ -154,9 +157,11 @@ def main(argv=None) -> dict:
     model = load_model(None)
     i1, i3 = test_pair(128, 384, torch.device("cpu"))
     res = {"device": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__, "size": "384x128",
-           "stride": args.stride, "radius": args.radius, "command": " ".join(sys.argv), "profiles": {}}
+           "stride": args.stride, "radius": args.radius, "finest_level": args.finest_level,
+           "command": " ".join(sys.argv), "profiles": {}}
     for precision in args.precision:
-        prof = profile_c2f(Engine(i1[0], i3[0], model=model, precision=precision), args.stride, args.radius)
+        prof = profile_c2f(Engine(i1[0], i3[0], model=model, precision=precision), args.stride, args.radius,
+                           finest_level=args.finest_level)
         print_profile(precision, prof)
         res["profiles"][precision] = prof
     write_json(res, out)
