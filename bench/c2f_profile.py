@@ -1,6 +1,7 @@
 """Where coarse-to-fine matching spends its time, level by level.
 
     python bench/c2f_profile.py --threads 1 --precision fp32 bf16   # 384x128, stride 4, radius 32
+    python bench/c2f_profile.py --threads 2 --finest-level 1           # MIND stopped one level early
 
 One run of ``Engine.coarse_to_fine`` per precision, timed from inside (wall clock): each level's
 matcher (an Engine on that level's warped pair) split into
@@ -31,7 +32,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report and bench.latency
+    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench's own modules
 
 CATEGORIES = {"conv_t": "convolutions", "down": "convolutions", "mul": "window_crops", "unpool_mul": "window_crops",
               "_clip": "window_crops", "to_encoder": "window_crops", "add": "window_crops", "split": "window_crops",
@@ -89,7 +90,7 @@ def instrumented(timers: Timers):
         setattr(owner, name, timers.timed(fn, "linearisation"))
     pyramid = api.coarse_to_fine
 
-    def coarse_to_fine(img1, img3, queries, radius, levels, matcher, grid_stride=None):
+    def coarse_to_fine(img1, img3, queries, radius, levels, matcher, **options):
         def level_matcher(level):
             timers.level = level.index
             start = time.perf_counter()
@@ -98,7 +99,7 @@ def instrumented(timers: Timers):
                                   "queries": len(level.queries), "radius": level.radius,
                                   "seconds": time.perf_counter() - start})
             return out
-        return pyramid(img1, img3, queries, radius, levels, level_matcher, grid_stride)
+        return pyramid(img1, img3, queries, radius, levels, level_matcher, **options)
 
     api.coarse_to_fine = coarse_to_fine
     try:
@@ -108,11 +109,13 @@ def instrumented(timers: Timers):
             setattr(owner, name, fn)
 
 
-def profile_c2f(engine, stride: int = 4, radius: int | None = 32, levels="auto") -> dict:
-    """One ``engine.coarse_to_fine`` run, instrumented: total, pyramid and per-level seconds."""
+def profile_c2f(engine, stride: int = 4, radius: int | None = 32, levels="auto", queries=None,
+                finest_level: int = 0) -> dict:
+    """One ``engine.coarse_to_fine`` run (at ``queries``, else the grid of ``stride``),
+    instrumented: total, pyramid and per-level seconds, and each level's query count."""
     with instrumented(Timers()) as timers:
         start = time.perf_counter()
-        engine.coarse_to_fine(stride=stride, radius=radius, levels=levels)
+        engine.coarse_to_fine(queries, stride=stride, radius=radius, levels=levels, finest_level=finest_level)
         total = time.perf_counter() - start
     rows = []
     for lv in timers.levels:
@@ -134,7 +137,7 @@ def print_profile(label: str, prof: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    from bench.latency import cpu_name, test_pair
+    from bench.testbed import cpu_name, test_pair
     from bench.report import add_output_args, output_path, write_json
     from mind_engine import Engine
     from mind_engine.weights import load_model
@@ -143,6 +146,8 @@ def main(argv=None) -> dict:
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
     p.add_argument("--stride", type=int, default=4)
     p.add_argument("--radius", type=int, default=32)
+    p.add_argument("--finest-level", type=int, default=0, choices=[0, 1],
+                   help="the finest level MIND runs at (1: one level early, match(finest_level=1))")
     p.add_argument("--threads", type=int, default=None)
     add_output_args(p, "c2f_profile_cpu.json")
     args = p.parse_args(argv)
@@ -152,9 +157,11 @@ def main(argv=None) -> dict:
     model = load_model(None)
     i1, i3 = test_pair(128, 384, torch.device("cpu"))
     res = {"device": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__, "size": "384x128",
-           "stride": args.stride, "radius": args.radius, "command": " ".join(sys.argv), "profiles": {}}
+           "stride": args.stride, "radius": args.radius, "finest_level": args.finest_level,
+           "command": " ".join(sys.argv), "profiles": {}}
     for precision in args.precision:
-        prof = profile_c2f(Engine(i1[0], i3[0], model=model, precision=precision), args.stride, args.radius)
+        prof = profile_c2f(Engine(i1[0], i3[0], model=model, precision=precision), args.stride, args.radius,
+                           finest_level=args.finest_level)
         print_profile(precision, prof)
         res["profiles"][precision] = prof
     write_json(res, out)

@@ -3,6 +3,7 @@
     python bench/latency.py                       # CPU: sampled queries, extrapolated (labelled)
     python bench/latency.py --models default paper   # the shipped model and paper widths, one JSON
     python bench/latency.py --device cuda --sample 0   # GPU: every query of every job
+    python bench/latency.py --models default --only queries --finest-levels 0 1   # time against queries
 
 For each job (semi-dense: stride 4, 3072 queries on 384x128; dense: stride 1) and each search
 radius (None, 32) it times, in one run on one device: tier 0 (one autograd backward per query;
@@ -14,7 +15,8 @@ to the job; such rows say so. Method ``c2f`` is coarse-to-fine MIND (``Engine.ma
 ``mind_engine.engine.pyramid``) on the semi-dense job (the dense one too with --sample 0), every
 query always (its coarse levels match whole grids), the median of --repeats runs (each run listed),
 with its ratio to single-level t3 at R=32 and R=None of the same run; ``c2f-bf16`` is the same in
-``precision="bf16"``, with its agreement with ``c2f`` of the same run. c2f has no exactness
+``precision="bf16"``, with its agreement with ``c2f`` of the same run. Method ``queries`` is
+``match()`` with its defaults at 1, 10, 100, 1000 random queries and dense (``bench/query_counts.py``). c2f has no exactness
 columns: it is not tier 0 on the pair (in fp32 each level is exact against tier 0 on the warped
 pair it sees, which tests/test_pyramid.py checks). --profile adds each c2f row's per-level
 breakdown (``bench/c2f_profile.py``, a second, instrumented run). Exactness: each method's matches on a common set of queries
@@ -28,14 +30,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mind_engine import Engine
@@ -47,8 +47,10 @@ from mind_engine.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
+    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench's own modules
 from bench.report import add_output_args, output_path, publish  # noqa: E402
+from bench.query_counts import print_query_counts, time_query_counts  # noqa: E402
+from bench.testbed import cpu_name, match_agreement, test_pair  # noqa: E402
 
 JOBS = {"semi-dense": 4, "dense": 1}
 RADII = (None, 32)
@@ -146,20 +148,6 @@ def methods(device) -> dict:
     return out
 
 
-def test_pair(h: int, w: int, device):
-    """A real image and the same image moved by a smooth shift (content does not change speed)."""
-    try:
-        from skimage import data, transform
-
-        img = transform.resize(data.astronaut(), (h + 8, w + 8), anti_aliasing=True).astype(np.float32)
-        a, b = img[4:4 + h, 4:4 + w], img[2:2 + h, 7:7 + w]
-    except ImportError:
-        g = torch.Generator().manual_seed(0)
-        a, b = (torch.rand(h, w, 3, generator=g).numpy() for _ in range(2))
-    to = lambda x: torch.as_tensor(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(device)  # noqa: E731
-    return to(a), to(b)
-
-
 def compare(ref, got) -> dict:
     """Matches of one method against tier 0's on the same queries."""
     same, peak_err, score_err = [], 0.0, 0.0
@@ -249,6 +237,8 @@ def time_model(args, device, clock, model, spec: str, i1, i3) -> list[dict]:
                       f"{' (extrapolated)' if rec['extrapolated'] else ''}", file=sys.stderr)
     if not args.only or any(m in args.only for m in C2F):
         rows += time_coarse_to_fine(args, device, clock, model, spec, i1, i3, rows)
+    if not args.only or "queries" in args.only:
+        rows += time_query_counts(args, device, clock, model, spec, i1, i3)
     for rec in rows:
         t0 = next((r for r in rows if r["method"] == "t0" and r["job"] == rec["job"] and r["radius"] == rec["radius"]),
                   None)
@@ -282,8 +272,6 @@ def time_coarse_to_fine(args, device, clock, model, spec: str, i1, i3, single: l
                 if precision == "fp32":
                     fp32[job, radius] = m.matches
                 elif (job, radius) in fp32:
-                    from bench.precision import match_agreement
-
                     rec["agreement_vs_c2f_fp32"] = match_agreement(fp32[job, radius], m.matches)
                 if args.profile:
                     from bench.c2f_profile import profile_c2f
@@ -312,20 +300,6 @@ def c2f_record(spec: str, method: str, job: str, radius, m, times: list[float], 
     return rec
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux; with its family and model numbers and whether it has bf16 dot
-    products, which a bare "AMD EPYC" does not say), else what the platform module knows."""
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                    if ":" in line)
-        info = {k.strip(): v.strip() for k, v in info.items()}
-        bf16 = ", AVX512-BF16" if "avx512_bf16" in info.get("flags", "").split() else ""
-        return (f"{info['model name']} ({os.cpu_count()} cores, family {info.get('cpu family', '?')} model "
-                f"{info.get('model', '?')}{bf16})")
-    except (OSError, KeyError, ValueError):
-        return platform.processor() or platform.machine() or "cpu"
-
-
 def print_table(res: dict) -> None:
     print(f"\n{res['device']} ({res['device_type']}, {res['cpu_threads']} threads), torch {res['torch']}, "
           f"{res['size']}")
@@ -333,19 +307,20 @@ def print_table(res: dict) -> None:
         print(f"  model {m['model']}: {m['weights']}, widths {m['widths']['encoder']} / {m['widths']['decoder']}")
     print(f"{'model':8s} {'method':8s} {'job':10s} {'R':>4s} {'total s':>9s} {'ms/query':>9s} {'q/s':>8s} "
           f"{'vs t0':>7s} {'peak MB':>8s} {'same pt':>7s}")
-    for r in res["results"]:
+    for r in (r for r in res["results"] if r["method"] != "queries"):
         ex = r.get("exactness_vs_t0", {}).get("same_point")
         print(f"{r['model'][:8]:8s} {r['method']:8s} {r['job']:10s} {str(r['radius']):>4s} {r['total_ms'] / 1e3:9.2f} "
               f"{r['per_query_ms']:9.2f} {r['queries_per_s']:8.1f} {r.get('speedup_vs_t0_per_query', 0):6.1f}x "
               f"{r['peak_memory_bytes'] / 2**20:8.0f} {'' if ex is None else f'{ex:7.0%}'}"
               f"{'  *' if r['extrapolated'] else ''}")
     print("* extrapolated from a sample of queries (queries_timed in the JSON)")
+    print_query_counts([r for r in res["results"] if r["method"] == "queries"])
     for r in res["results"]:
         if "agreement_vs_c2f_fp32" in r:
             a = r["agreement_vs_c2f_fp32"]
             print(f"{r['method']} against c2f (fp32): {a['same_point']:.1%} of the matches identical, "
                   f"{a['within_1px']:.1%} within 1 px, score error median {a['score_rel_err_median']:.2%}")
-        if "profile" in r:
+        if "profile" in r and r["method"] != "queries":
             from bench.c2f_profile import print_profile
 
             print_profile(f"{r['method']} R={r['radius']}, instrumented run", r["profile"])
@@ -372,7 +347,11 @@ def main(argv=None) -> dict:
                         "GPU, 48 on the CPU)")
     p.add_argument("--t0-sample", type=int, default=4, help="queries timed for t0 and the batched VJP (default 4)")
     p.add_argument("--only", nargs="*", default=None,
-                   help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt c2f c2f-bf16; default all that can run)")
+                   help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt c2f c2f-bf16 queries; default all "
+                        "that can run; queries: match() with its defaults at 1, 10, 100, 1000 queries and dense, "
+                        "bench/query_counts.py)")
+    p.add_argument("--finest-levels", nargs="+", type=int, default=[0], choices=[0, 1],
+                   help="the queries method's finest_level values (default 0; 0 1 adds MIND stopped one level early)")
     p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS), help="default: all")
     p.add_argument("--radii", nargs="+", type=_radius, default=list(RADII),
                    help="search radii, 'none' for the whole image (default: none 32)")

@@ -18,7 +18,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mind_engine import Engine
@@ -29,8 +28,8 @@ from mind_engine.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report and bench.latency
-from bench.latency import cpu_name, test_pair  # noqa: E402
+    sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench's own modules
+from bench.testbed import cpu_name, match_agreement, test_pair  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 
@@ -44,18 +43,6 @@ def agreement(ref, got) -> dict:
     q = (lambda p: float(err.quantile(p))) if len(err) else (lambda p: float("nan"))
     return {"pairs": len(same), "same_point": float(same.float().mean()), "score_rel_err_median": q(0.5),
             "score_rel_err_p99": q(0.99), "score_rel_err_max": q(1.0)}
-
-
-def match_agreement(ref, got) -> dict:
-    """Two ``Matches`` of the same queries (fp32's, a reduced precision's): the fraction whose
-    points (both images) are identical, within 1 px, and the relative score error of the
-    identical ones (median, 99th percentile, max)."""
-    d = np.maximum(np.abs(got.pts1 - ref.pts1).max(1), np.abs(got.pts3 - ref.pts3).max(1))
-    same = d == 0
-    err = np.abs(got.score - ref.score)[same] / np.maximum(np.abs(ref.score[same]), 1e-30)
-    q = (lambda p: float(np.quantile(err, p))) if len(err) else (lambda p: float("nan"))
-    return {"matches": len(d), "same_point": float(same.mean()), "within_1px": float((d <= 1).mean()),
-            "score_rel_err_median": q(0.5), "score_rel_err_p99": q(0.99), "score_rel_err_max": q(1.0)}
 
 
 def measure_c2f(model, i1, i3, stride: int, radius: int | None, precisions) -> list[dict]:

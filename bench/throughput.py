@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import mind_engine as me  # noqa: E402
-from bench.latency import cpu_name  # noqa: E402
+from bench.testbed import cpu_name  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS  # noqa: E402
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
 
-from bench.latency import cpu_name  # noqa: E402
+from bench.testbed import cpu_name  # noqa: E402
 from bench.report import add_output_args, output_path, write_json  # noqa: E402
 from mind_engine.training.build import build_data, build_model, cpu_has_bf16  # noqa: E402
 from mind_engine.training.cli import parse_args  # noqa: E402

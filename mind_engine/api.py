@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
-from .checks import (check_integer, check_levels, check_memory, check_queries, check_radius, check_real,
-                     check_stride, check_tier)
-from .defaults import LEVELS, RADIUS, STRIDE
+from .checks import (check_finest_level, check_integer, check_levels, check_memory, check_queries, check_radius,
+                     check_real, check_stride, check_tier)
+from .defaults import FINEST_LEVEL, LEVELS, RADIUS, STRIDE
 from .engine import refine
 from .engine.budget import check_fits, estimate_bytes
 from .engine.levels import level_radii
@@ -158,15 +158,17 @@ class Engine:
         return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
     def match(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
-              progress: bool | None = None, levels: int | str = LEVELS) -> Matches:
+              progress: bool | None = None, levels: int | str = LEVELS, finest_level: int = FINEST_LEVEL) -> Matches:
         """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
         each peak search to the square of that radius around its query (None: whole image).
-        ``levels`` "auto" (the default) or k > 1: coarse to fine (``coarse_to_fine``); 1: one
-        scale, the paper's matcher, which warns (``SearchEdgeWarning``) when many peaks lie on
-        the edge of their search box."""
+        ``levels`` "auto" (the default) or k > 1: coarse to fine (``coarse_to_fine``, where
+        ``finest_level`` 1 stops MIND one level early); 1: one scale, the paper's matcher, which
+        warns (``SearchEdgeWarning``) when many peaks lie on the edge of their search box."""
         radius = check_radius(radius)
-        if check_levels(levels, self.hw, radius) != 1:
-            return self.coarse_to_fine(queries, stride, radius, levels, progress).matches
+        n = check_levels(levels, self.hw, radius)
+        check_finest_level(finest_level, n)
+        if n != 1:
+            return self.coarse_to_fine(queries, stride, radius, levels, progress, finest_level=finest_level).matches
         m = self.textured(self._one_scale(self.queries(queries, stride), radius, progress))
         if check_levels(levels) == 1:  # asked for one scale (not "auto" resolved to one)
             warn_search_edge(m, radius)
@@ -196,7 +198,7 @@ class Engine:
 
     def coarse_to_fine(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
                        levels: int | str = LEVELS, progress: bool | None = None, subpixel: bool = False,
-                       chunk: int | None = None) -> CoarseToFine:
+                       chunk: int | None = None, finest_level: int = FINEST_LEVEL) -> CoarseToFine:
         """MIND through an image pyramid of ``levels`` (an integer, or "auto": enough that the search
         range is a few pixels at the coarsest; ``mind_engine.engine.pyramid``): the matches at the
         queries, their finest-level scores and the dense motion field after every level. Each
@@ -204,14 +206,22 @@ class Engine:
         is printed once for the whole pyramid. ``subpixel``: the finest level refines its peaks on
         its warped pair (``refine``, ``chunk`` queries per pass) and the refined points are mapped
         back through the warps as integer points are; ``integer`` then holds the integer ones,
-        which equal ``match``'s."""
+        which equal ``match``'s. With the caller's ``queries`` the coarse levels match only around
+        them (``mind_engine.engine.pruning``). ``finest_level`` 1: MIND stops at level 1 (half the
+        resolution, about a quarter of the work) and each query reads its match from level 1's
+        field, bilinear, with the scores of the nearest level-1 match (``pyramid.read_from_field``);
+        not with ``subpixel``."""
         q = self.queries(queries, stride)
         radius = check_radius(radius)
         n = check_levels(levels, self.hw, radius)
+        if check_finest_level(finest_level, n) and subpixel:
+            raise ValueError("subpixel refines the finest MIND level's peaks; finest_level=1 reads the matches from "
+                             "a field: pass finest_level=0 with subpixel")
         chunks = -(-len(q) // self.chunk)
         if progress or (progress is None and chunks > 4 and sys.stderr.isatty()):
             self._plan(len(q), chunks, "matching", f" coarse to fine ({n} levels, search radius "
-                       f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px)")
+                       f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px"
+                       f"{', MIND down to level 1' if finest_level else ''})")
         integer = []
 
         def mind(level: Level) -> Matches:
@@ -225,7 +235,8 @@ class Engine:
             integer.append(in_caller_frame(whole, level.field))
             return refined
 
-        res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None)
+        res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None,
+                             finest_level=finest_level)
         res = replace(res, matches=self.textured(res.matches))  # on this pair, not the finest warped one
         return replace(res, integer=self.textured(integer[0])) if integer else res
 
@@ -289,7 +300,8 @@ def _with_estimate(bar, chunks: int):
 
 def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None,
           queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
-          backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32") -> Matches:
+          backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32",
+          finest_level: int = FINEST_LEVEL) -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
     Queries are a grid of ``stride`` (default) or the caller's (N, 2) ``queries``; ``radius``
@@ -302,6 +314,9 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     motions larger than the network follows at one scale (``mind_engine.engine.pyramid``;
     ``Engine.coarse_to_fine`` also returns the motion fields); 1 is the paper's single-scale
     matcher, which warns (``SearchEdgeWarning``) when many peaks stop at the search box's edge.
+    ``finest_level`` 1 stops MIND one pyramid level early and reads the matches from that level's
+    field (``Engine.coarse_to_fine``; faster, not the default). With ``queries`` the coarse levels
+    match only around them (``mind_engine.engine.pruning``).
 
     ``device``: the one asked for, else ``model``'s device, else CUDA when available, else the CPU
     (the same rule as ``load_model`` and ``interpolate``). ``model`` is never changed: a model on
@@ -313,7 +328,7 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     """
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
                     precision=precision)
-    return engine.match(queries, stride, radius, progress, levels)
+    return engine.match(queries, stride, radius, progress, levels, finest_level)
 
 
 def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", memory: int | None = None,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .engine.levels import MIN_SIDE, auto_levels, max_levels
+from .engine.levels import FINEST_LEVELS, MIN_SIDE, auto_levels, max_levels
 from .engine.precision import PRECISIONS
 from .engine.tiers import TIERS, tier_class, tier_names
 
@@ -120,6 +120,21 @@ def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: s
     if hw is not None and n > max_levels(hw):
         raise ValueError(f"{name}={n} is too deep for a {hw[1]}x{hw[0]} pair: its coarsest level would be under "
                          f"{MIN_SIDE} px on the shorter side; at most {max_levels(hw)} here (or 'auto')")
+    return n
+
+
+def check_finest_level(finest_level, levels: int, name: str = "finest_level") -> int:
+    """The finest pyramid level MIND runs at (``levels.FINEST_LEVELS``), for a pyramid of
+    ``levels`` (resolved): 1 needs two levels or more."""
+    try:
+        n = check_integer(finest_level, name, 0)
+    except ValueError:
+        n = None
+    if n not in FINEST_LEVELS:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, FINEST_LEVELS))}, got {finest_level!r}")
+    if n >= levels:
+        raise ValueError(f"{name}={n} needs a pyramid of {n + 1} levels or more; levels is {levels} for this pair "
+                         f"and radius (pass levels={n + 1} or more)")
     return n
 
 

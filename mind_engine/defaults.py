@@ -15,3 +15,4 @@ from __future__ import annotations
 STRIDE = 4  # a query every 4 px: the semi-dense job of bench/latency.py and bench/precision.py
 RADIUS = 32  # px of search range around each query: the range of the latency and accuracy figures with levels
 LEVELS = "auto"  # coarse to fine, as deep as the range needs (mind_engine.engine.levels.auto_levels)
+FINEST_LEVEL = 0  # MIND down to the caller's resolution (1: one level early; match and Engine only)

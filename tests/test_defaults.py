@@ -84,9 +84,11 @@ def test_match_with_no_argument_runs_the_pyramid(tiny, monkeypatch):
     rng = np.random.default_rng(0)
     a = rng.random((64, 64, 3)).astype(np.float32)
     runs, real = [], api.Engine.coarse_to_fine
-    monkeypatch.setattr(api.Engine, "coarse_to_fine", lambda self, *args: runs.append(args) or real(self, *args))
+    monkeypatch.setattr(api.Engine, "coarse_to_fine",
+                        lambda self, *args, **kw: runs.append((args, kw)) or real(self, *args, **kw))
     m = me.match(a, np.roll(a, 2, axis=1), model=net)
-    assert len(runs) == 1 and runs[0][1:4] == (4, 32, "auto") and len(m) == 16 * 16
+    assert len(runs) == 1 and runs[0][0][1:4] == (4, 32, "auto") and runs[0][1] == {"finest_level": 0}
+    assert len(m) == 16 * 16
 
 
 def test_subpixel_refines_through_the_pyramid_by_default(tiny, monkeypatch):

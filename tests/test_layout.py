@@ -1,6 +1,6 @@
 """The repository's layout, read from the source with ast (nothing of the package is imported):
 no import circles among mind_engine's modules (the top-level kernels/ counted as
-mind_engine.kernels, as setup.py ships it), the engine importing only what lies below it and the
+mind_engine.kernels, as setup.py ships it) nor among the bench scripts (imported as bench.*), the engine importing only what lies below it and the
 public face above it, no function over 80 lines, and the Triton kernels in the top-level kernels/."""
 import ast
 from pathlib import Path
@@ -20,10 +20,14 @@ BELOW_THE_ENGINE = ("mind_engine.engine", "mind_engine.ops", "mind_engine.kernel
                     "mind_engine.model")
 
 
-def module_files() -> dict[str, Path]:
-    """Every module of the package, by its dotted name."""
+# The bench scripts import each other's shared parts as ``bench.<module>`` (the repository root on the path).
+BENCH_FOLDERS = {ROOT / "bench": "bench"}
+
+
+def module_files(folders: dict[Path, str] = PACKAGE_FOLDERS) -> dict[str, Path]:
+    """Every module under ``folders`` (folder -> the package it is imported as), by its dotted name."""
     modules = {}
-    for folder, package in PACKAGE_FOLDERS.items():
+    for folder, package in folders.items():
         for path in folder.rglob("*.py"):
             parts = list(path.relative_to(folder).with_suffix("").parts)
             if parts[-1] == "__init__":
@@ -69,11 +73,11 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(folders: dict[Path, str] = PACKAGE_FOLDERS) -> dict[str, set[str]]:
     """Module -> the modules it imports. Importing ``a.b.c`` also runs the package ``a.b`` first, so
     each import of a module inside a subpackage counts as an import of that subpackage too (not of
     the top package, which Python has already started when anything inside it is imported)."""
-    files = module_files()
+    files = module_files(folders)
     known = set(files) | EXTENSIONS
     graph = {}
     for m, p in files.items():
@@ -135,6 +139,16 @@ def test_the_import_graph_resolves_relative_imports():
 
 def test_no_import_circles():
     assert circles(import_graph()) == []
+
+
+def test_no_import_circles_among_the_bench_scripts():
+    """The bench scripts share what they share through a module below them (``bench/testbed.py``:
+    the machine's name, the test pair, match agreement), not by importing each other in a circle."""
+    graph = import_graph(BENCH_FOLDERS)
+    assert "bench.c2f_profile" in graph["bench.latency"]  # late imports count: the graph sees the edges
+    assert "bench.testbed" in graph["bench.c2f_profile"] and "bench.testbed" in graph["bench.precision"]
+    assert circles(graph) == []
+    assert circles({"bench.a": {"bench.b"}, "bench.b": {"bench.a"}}) == [["bench.a", "bench.b"]]  # it can fail
 
 
 def test_the_engine_imports_only_what_lies_below_it():

@@ -460,3 +460,174 @@ def test_cli_subpixel_and_fb_through_the_pyramid(tmp_path, cli_files, small_mode
     np.testing.assert_allclose([r["p3"] for r in rows], fwd.pts3, atol=1e-6)
     assert [r["fb_consistent"] for r in rows] == list(~flags)
     assert (fwd.pts1 != np.round(fwd.pts1)).any()  # refined, not whole pixels
+
+
+# ----------------------------------------------------------------------------- queries: only what they need
+
+
+class Counting:
+    """A level matcher that records how many queries each level was given, around another."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, {}
+
+    def __call__(self, level):
+        self.seen[level.index] = len(level.queries)
+        return self.inner(level)
+
+
+def some_grid_queries(hw, n, seed=0, stride=4):
+    """``n`` queries of the stride-4 grid (their dense run's matches are the grid run's), sorted."""
+    grid = grid_queries(hw, stride)
+    return grid, np.sort(np.random.default_rng(seed).choice(len(grid), n, replace=False))
+
+
+def test_needed_cells_is_a_rectangle_around_each_query_and_saturates():
+    from mind_engine.engine.pruning import CONTEXT_CELLS, needed_cells, needed_grids
+
+    hw = (50, 75)  # a level of 100 x 150: a 12 x 19 grid of 4 px cells
+    one = needed_cells(torch.tensor([[75.0, 50.0]]), 14, hw)
+    ys, xs = torch.nonzero(one, as_tuple=True)
+    assert one.shape == (12, 19) and one.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)  # one box
+    # the window 75 +- 14 px of the finer level is coarse x 30.25 .. 44.25: pixels 30 .. 45, cells 7 .. 11, + grow
+    assert (xs.min(), xs.max()) == (7 - 1 - CONTEXT_CELLS, 11 + 1 + CONTEXT_CELLS)
+    assert needed_cells(grid_queries((100, 150), 4).float(), 14, hw).all()
+    hws = [(256, 384), (128, 192), (64, 96)]
+    masks = needed_grids(torch.tensor([[75, 50]]), hws, [18, 18, 18])
+    assert needed_grids(torch.tensor([[75, 50]]), hws, [0, 18, 18])[1].sum() < masks[1].sum()  # finest_level=1
+    assert masks[0] is None and masks[1].equal(needed_cells(torch.tensor([[75.0, 50.0]]), 18, hws[1]))
+    assert 0 < masks[1].sum() < masks[1].numel() and 0 < masks[2].sum() < masks[2].numel()
+
+
+def test_a_few_queries_match_only_around_them_and_equal_the_dense_run():
+    """True residuals (every score equal, no outliers): the coarse levels match a fraction of their
+    grids, and the matches at the queries are the dense run's bit for bit."""
+    hw = (192, 320)
+    grid, pick = some_grid_queries(hw, 3)
+    full = Counting(TrueResidual(affine_motion, whole_pixels=True))
+    dense = run(full, hw=hw, queries=grid, grid_stride=4)
+    few = Counting(TrueResidual(affine_motion, whole_pixels=True))
+    pruned = run(few, hw=hw, queries=grid[pick])
+    for f in ("pts1", "pts3", "query", "score"):
+        np.testing.assert_array_equal(getattr(pruned.matches, f), getattr(dense.matches, f)[pick])
+    assert few.seen[0] == 3 and few.seen[1] < full.seen[1] / 2 and few.seen[2] <= full.seen[2], (few.seen, full.seen)
+    early = Counting(TrueResidual(affine_motion, whole_pixels=True))  # finest_level=1: level 1 read, not matched at
+    pyramid.coarse_to_fine(torch.rand(3, *hw), torch.rand(3, *hw), grid[pick], 24, 3, early, finest_level=1)
+    assert 0 not in early.seen and early.seen[1] < few.seen[1], early.seen
+
+
+def test_queries_that_need_every_cell_are_the_dense_run_bit_for_bit(pair, small_model):
+    """A random network: queries whose windows cover every coarse cell (here the whole grid) run
+    exactly the dense computation."""
+    e = Engine(*pair, model=small_model)
+    grid = grid_queries(e.hw, 8)
+    a, b = e.match(stride=8, radius=16, levels=2), e.match(queries=grid, radius=16, levels=2)
+    assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("pts1", "pts3", "query", "score"))
+
+
+def noise_pair(hw=(128, 256), shift=6):
+    base = np.random.default_rng(3).random((hw[0], hw[1] + shift, 3)).astype(np.float32)
+    return base[:, :hw[1]], base[:, shift:hw[1] + shift]
+
+
+def test_the_neighbourhood_rule_is_complete_for_a_random_network(small_model, monkeypatch):
+    """What the pruned run reads is all the dense run's answer at the queries depends on, but for
+    the threshold of the best half by score (``KEEP_SCORE``, over the matched cells only): with it
+    out of the way (every consistent match kept) a random network's pruned run gives the dense run's
+    points at the queries, at a fraction of the coarse levels' queries; the scores differ in the
+    fifth digit (the finer levels' forward reads the whole warped pair, which differs far away)."""
+    monkeypatch.setattr(pyramid, "KEEP_SCORE", 1.0)
+    e = Engine(*noise_pair(), model=small_model)
+    grid, pick = some_grid_queries(e.hw, 2, seed=5)
+    dense = e.coarse_to_fine(stride=4, radius=24, levels=3).matches
+    counting = Counting(None)
+    real = pyramid.coarse_to_fine
+
+    def counted(*args, **kwargs):  # the engine's own level matcher, counted
+        counting.inner = args[5]
+        return real(*args[:5], counting, **kwargs)
+
+    monkeypatch.setattr("mind_engine.api.coarse_to_fine", counted)
+    few = e.coarse_to_fine(queries=grid[pick], radius=24, levels=3).matches
+    for f in ("pts1", "pts3", "query"):
+        np.testing.assert_array_equal(getattr(few, f), getattr(dense, f)[pick])
+    np.testing.assert_allclose(few.score, dense.score[pick], rtol=1e-3)
+    assert counting.seen[1] < 0.75 * len(grid_queries((64, 128), 4)), counting.seen
+
+
+def test_a_few_queries_through_the_engine_find_the_true_motion_as_the_dense_run(true_rows, small_model):
+    """The true-motion tier through the real Engine: a few queries, pruned, land where the dense
+    run's matches do (its scores vary, so the best half by score is not the same set: the fields
+    differ slightly; the refined points, which the rounding does not hide, agree to 0.01 px)."""
+    img = coordinate_image()
+    engine = Engine(img, img, model=small_model, tier=true_rows)
+    q = interior_queries()[::7]
+    grid = grid_queries(COORD_HW, 8)
+    pick = np.flatnonzero((grid[:, None] == q[None]).all(-1).any(1).numpy())
+    dense = engine.refine(stride=8, radius=24, levels=3)[pick]
+    few = engine.refine(queries=q, radius=24, levels=3)
+    np.testing.assert_array_equal(few.query, dense.query)
+    assert np.abs(few.pts1 - dense.pts1).max() < 0.01 and np.abs(few.pts3 - dense.pts3).max() < 0.01
+
+
+# ----------------------------------------------------------------------------- finest_level=1: MIND stops one level early
+
+
+def test_finest_level_1_reads_the_queries_from_level_1s_field():
+    """MIND (here the true residual) runs at levels 2 and 1 only; each query's ends are q -+ m(q)/2
+    with m level 1's field, bilinear: an affine motion comes back exactly inside the image."""
+    hw = (100, 150)
+    q = interior_grid_queries(hw)
+    counting = Counting(TrueResidual(affine_motion, search=False))
+    res = pyramid.coarse_to_fine(torch.rand(3, *hw), torch.rand(3, *hw), q, 24, 3, counting, finest_level=1)
+    assert sorted(counting.seen) == [1, 2] and len(res.fields) == 2 and res.fields[-1].shape[:2] == (50, 75)
+    e1, e3 = expected_points(q.float(), hw)
+    np.testing.assert_allclose(res.matches.pts1, e1.numpy(), atol=2e-3)
+    np.testing.assert_allclose(res.matches.pts3, e3.numpy(), atol=2e-3)
+    assert res.matches.pts1.dtype == np.float32 and (res.matches.pts1 != np.round(res.matches.pts1)).any()
+
+
+def interior_grid_queries(hw, margin=16, step=4):
+    q = grid_queries(hw, step)
+    inside = (q[:, 0] >= margin) & (q[:, 0] < hw[1] - margin) & (q[:, 1] >= margin) & (q[:, 1] < hw[0] - margin)
+    return q[inside]
+
+
+def test_finest_level_1_scores_are_the_nearest_level_1_matchs():
+    class Scored(TrueResidual):
+        def __call__(self, level):
+            m = super().__call__(level)
+            s = (level.queries[:, 0] + 1000 * level.queries[:, 1]).float().numpy()  # says which query it was
+            return Matches(m.pts1, m.pts3, m.query, s, s + 1, s + 2)
+
+    hw = (100, 150)
+    q = torch.tensor([[0, 0], [9, 9], [10, 10], [77, 41], [149, 99]])
+    res = pyramid.coarse_to_fine(torch.rand(3, *hw), torch.rand(3, *hw), q, 24, 3, Scored(affine_motion),
+                                 finest_level=1)
+    # level 1 is 75 x 50, its grid cells at 2, 6, ..., 74 (x) and 2, ..., 46 (y); a query at level 1 is
+    # (q - 0.5) / 2: x 0, 9, 10, 77, 149 -> -0.25, 4.25, 4.75, 38.25, 74.25 -> cells 2, 6, 6, 38, 74
+    nearest = [(2, 2), (6, 6), (6, 6), (38, 22), (74, 46)]
+    np.testing.assert_array_equal(res.matches.score, [x + 1000 * y for x, y in nearest])
+    np.testing.assert_array_equal(res.matches.score1, res.matches.score + 1)
+    np.testing.assert_array_equal(res.matches.query, q.float().numpy())
+
+
+def test_finest_level_1_through_the_engine(true_rows, small_model, pair):
+    """The true-motion tier: level 1's whole-pixel peaks, doubled and interpolated, land within a
+    pixel of the truth; the options are checked."""
+    img = coordinate_image()
+    engine = Engine(img, img, model=small_model, tier=true_rows)
+    q = interior_queries()
+    e1, e3 = expected_points(q.float(), COORD_HW)
+    m = engine.match(queries=q, radius=24, levels=3, finest_level=1)
+    err = np.abs(np.concatenate([m.pts1 - e1.numpy(), m.pts3 - e3.numpy()]))
+    assert err.max() < 1.0 and m.texture is not None, err.max()
+    a = match(*pair, stride=8, radius=16, levels=2, model=small_model, finest_level=np.int64(1))
+    b = Engine(*pair, model=small_model).coarse_to_fine(stride=8, radius=16, levels=2, finest_level=1)
+    assert np.array_equal(a.pts1, b.matches.pts1) and len(b.fields) == 1 and len(a) == len(grid_queries((80, 100), 8))
+    with pytest.raises(ValueError, match="finest_level must be one of 0, 1, got 2"):
+        match(*pair, model=small_model, finest_level=2)
+    with pytest.raises(ValueError, match=r"finest_level=1 needs a pyramid of 2 levels or more; levels is 1"):
+        match(*pair, model=small_model, radius=4, finest_level=1)  # auto: 4 px needs no pyramid
+    with pytest.raises(ValueError, match="subpixel refines the finest MIND level's peaks"):
+        Engine(*pair, model=small_model).coarse_to_fine(levels=2, subpixel=True, finest_level=1)

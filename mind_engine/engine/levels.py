@@ -12,6 +12,10 @@ MIN_SIDE = 16  # the coarsest level's shorter side is at least this many pixels
 # moved stills and layered scenes, 256x173 motorcycle: 3 levels, coarsest side 32, gave APE 3.08
 # and 2.59 px where 4 levels, coarsest side 16, gave 3.32 and 3.31)
 AUTO_MIN_SIDE = 32
+# The finest level MIND runs at: 0, the caller's resolution (the default), or 1, half of it, the
+# caller's queries then read from level 1's field (``pyramid.read_from_field``): about a quarter
+# of the convolution work of the default call (issue 38), for a refinement to finish the pixels.
+FINEST_LEVELS = (0, 1)
 
 
 def max_levels(hw: tuple[int, int], min_side: int = MIN_SIDE) -> int:

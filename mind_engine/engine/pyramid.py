@@ -19,7 +19,8 @@ scales, coarsest first (level ``k`` is the pair downsampled by ``2**k``, area av
    scores the scores. A sub-pixel matcher there (``Engine.coarse_to_fine(subpixel=True)``)
    refines the integer peaks on the warped pair it matched (the quadratic of
    ``refine.quadratic_offsets``), and the refined points are mapped back through the warps by
-   the same ``in_caller_frame`` as integer ones.
+   the same ``in_caller_frame`` as integer ones. With ``finest_level=1`` MIND stops at level 1
+   instead, and the caller's queries are read from its field (``read_from_field``).
 
 What the result means: at every level the rows are exact for the pair that level sees (the
 warped pair), so each level's match is an exact MIND match of the residual; the composed match
@@ -31,6 +32,19 @@ point within that radius, not the true one. The score is the finest level's peak
 on the warped pair: comparable across queries of one pair, but it does not say whether the
 coarser levels were right. A composed point may lie up to about ``RESIDUAL_RADIUS * 2**levels``
 pixels beyond the requested radius.
+
+With the caller's own queries (not a grid), each coarse level matches only the cells of its grid
+that the finer level's queries read (``pruning``: their search and score windows, the
+interpolations between, the outlier test's neighbours and ``pruning.CONTEXT_CELLS`` for the
+network's context); the field elsewhere is filled in from those. What stays equal to the dense
+run at the queries: every link of that chain is local, except two. The best ``KEEP_SCORE`` by score
+is taken among the matched cells, not the whole grid, so a cell near the threshold may be kept in
+one run and not the other; and a level's forward reads its whole warped pair, which differs far
+from the queries. Where every score is equal (the true-residual tests) the pruned run is the dense
+one bit for bit; with the threshold out of the way a random network gives the dense run's points
+and its scores to 1e-3 (``tests/test_pyramid.py``); with the bundled model and the threshold, see
+``pruning.CONTEXT_CELLS`` and ``bench/latency.py --only queries``. Queries that need every cell (a dense
+set) run exactly the dense computation. A grid (``grid_stride``) is never pruned.
 
 The consistency test is the symmetric one, free from the matches themselves, not a second
 matching pass backwards (``refine.match_fb``): that pass would double the cost of every level.
@@ -50,6 +64,8 @@ import torch.nn.functional as F
 from .densify import densify
 from .levels import LEVEL_STRIDE, RESIDUAL_RADIUS, level_radii
 from .matching import grid_axes, grid_queries
+from .pruning import needed_grids
+from .windows import SCORE_HALF
 
 KEEP_SCORE = 0.5  # the best half of a level's consistent matches make its field
 MIDPOINT_PX = 2.0  # |p1 + p3 - 2 q| above this: the match is not symmetric about its query
@@ -75,9 +91,9 @@ LevelMatcher = Callable[[Level], "Matches"]  # ``mind_engine.matches.Matches`` i
 @dataclass
 class CoarseToFine:
     """``matches`` at the caller's queries, in the caller's frame; ``fields`` the dense motion field
-    (h, w, 2) (dx, dy) = p3 - p1 after each level, coarsest first, each in its own level's pixels
-    (the last one, the finest, only when the queries were a grid; else it is the field the finest
-    level was warped with); ``levels`` and ``radii`` as run; ``integer``, where the finest level
+    (h, w, 2) (dx, dy) = p3 - p1 after each level MIND ran at (down to ``finest_level``), coarsest
+    first, each in its own level's pixels (level 0's only when the queries were a grid; else it is
+    the field level 0 was warped with); ``levels`` and ``radii`` as run; ``integer``, where the finest level
     refined its peaks to sub-pixel (set by that caller), those integer peaks mapped back alike."""
 
     matches: Matches
@@ -157,38 +173,77 @@ def kept_for_field(m: Matches, queries: torch.Tensor) -> torch.Tensor:
     return ok
 
 
-def grid_field(motion: torch.Tensor, kept: torch.Tensor, hw: tuple[int, int], stride: int) -> torch.Tensor:
-    """Motions at the grid queries of ``stride`` of an (h, w) level (in ``grid_queries`` order)
-    -> the dense (h, w, 2) field (``densify``)."""
+def grid_field(motion: torch.Tensor, kept: torch.Tensor, hw: tuple[int, int], stride: int,
+               cells: torch.Tensor | None = None) -> torch.Tensor:
+    """Motions at the grid queries of ``stride`` of an (h, w) level (in ``grid_queries`` order;
+    only at the ``cells`` of the (gh, gw) mask when one is given, the others holes) -> the dense
+    (h, w, 2) field (``densify``)."""
     ys, xs = grid_axes(hw, stride)
     if len(ys) * len(xs) == 0:
         return torch.zeros(*hw, 2)
+    if cells is not None:
+        full, known = torch.zeros(cells.numel(), 2), torch.zeros(cells.numel(), dtype=torch.bool)
+        full[cells.flatten()], known[cells.flatten()] = motion, kept
+        motion, kept = full, known
     return densify(motion.view(len(ys), len(xs), 2), kept.view(len(ys), len(xs)), stride // 2, stride, hw)
 
 
+def level_queries(hw: tuple[int, int], cells: torch.Tensor | None) -> torch.Tensor:
+    """A coarse level's queries: its ``LEVEL_STRIDE`` grid, or the ``cells`` of it that are needed."""
+    q = grid_queries(hw, LEVEL_STRIDE)
+    return q if cells is None else q[cells.flatten()]
+
+
+def read_from_field(m: Matches, queries: torch.Tensor, field: torch.Tensor, hw: tuple[int, int],
+                    cells: torch.Tensor | None) -> Matches:
+    """``finest_level=1``: the caller's (N, 2) ``queries`` of an ``hw`` level 0, read from level 1's
+    ``field`` and its matches ``m`` (at its grid queries, or at the grid's ``cells``): the motion
+    bilinear at each query (``upsample_field``'s arithmetic, at the queries only), ``p1 = q - m(q)/2``,
+    ``p3 = q + m(q)/2`` clipped to the image; the scores of the level-1 match nearest the query
+    (its grid cell by rounding; that cell is always among the needed ones)."""
+    q = queries.float()
+    at1 = (q - 0.5) / 2  # the queries in level 1's pixels
+    motion = 2 * sample(field, at1)
+    ys, xs = grid_axes(tuple(field.shape[:2]), LEVEL_STRIDE)
+    ix, iy = (((at1[:, i] - LEVEL_STRIDE // 2) / LEVEL_STRIDE).round().clamp(0, len(axis) - 1).long()
+              for i, axis in ((0, xs), (1, ys)))
+    nearest = iy * len(xs) + ix
+    if cells is not None:
+        nearest = (cells.flatten().cumsum(0) - 1)[nearest]  # grid cell -> its place among the matched ones
+    return replace(m[nearest.numpy()], pts1=clip_points(q - motion / 2, hw), pts3=clip_points(q + motion / 2, hw),
+                   query=q.numpy(), texture=None)
+
+
 def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor, radius: int | None, levels: int,
-                   matcher: LevelMatcher, grid_stride: int | None = None) -> CoarseToFine:
+                   matcher: LevelMatcher, grid_stride: int | None = None, finest_level: int = 0) -> CoarseToFine:
     """The module docstring's steps on a (3, H, W) pair: ``queries`` (N, 2) int64 at the finest
     level, ``levels`` >= 1 (checked by the caller), ``matcher`` MIND or a stand-in.
     ``grid_stride``: the queries are ``grid_queries`` of that stride (the finest field can then be
-    densified from them too)."""
+    densified from them too; every coarse level matches its whole grid); else the coarse levels
+    match only the cells the queries need (``pruning``). ``finest_level`` 1 (with ``levels`` >= 2,
+    checked by the caller): MIND stops at level 1 and the queries are read from its field."""
     pyr1, pyr3 = [img1.float()], [img3.float()]
     for _ in range(levels - 1):
         pyr1.append(downsample(pyr1[-1]))
         pyr3.append(downsample(pyr3[-1]))
+    hws = [tuple(p.shape[-2:]) for p in pyr1]
     radii = level_radii(levels, radius)
-    field = torch.zeros(*pyr1[-1].shape[-2:], 2)
+    reaches = [0 if k < finest_level else (radii[k] or 0) + SCORE_HALF for k in range(levels)]
+    cells = [None] * levels if grid_stride is not None else needed_grids(queries, hws, reaches)
+    field = torch.zeros(*hws[-1], 2)
     fields = []
-    for k in reversed(range(levels)):
-        hw = tuple(pyr1[k].shape[-2:])
+    for k in reversed(range(finest_level, levels)):
         if k < levels - 1:
-            field = upsample_field(field, hw)
-        q = queries if k == 0 else grid_queries(hw, LEVEL_STRIDE)
+            field = upsample_field(field, hws[k])
+        q = queries if k == 0 else level_queries(hws[k], cells[k])
         level = Level(k, warp(pyr1[k], field, -0.5), warp(pyr3[k], field, 0.5), field, q, radii[k])
         m = matcher(level)
         pts1, pts3 = compose(m, field)
-        stride = LEVEL_STRIDE if k > 0 else grid_stride
-        if stride is not None:
-            field = grid_field(pts3 - pts1, kept_for_field(m, q), hw, stride)
+        if k > 0:
+            field = grid_field(pts3 - pts1, kept_for_field(m, q), hws[k], LEVEL_STRIDE, cells[k])
+        elif grid_stride is not None:
+            field = grid_field(pts3 - pts1, kept_for_field(m, q), hws[k], grid_stride)
         fields.append(field.numpy().copy())
+    if finest_level == 1:
+        return CoarseToFine(read_from_field(m, queries, field, hws[0], cells[1]), fields, levels, radii[::-1])
     return CoarseToFine(in_caller_frame(m, level.field), fields, levels, radii[::-1])
