@@ -40,6 +40,7 @@ from mind_engine.evaluation.interpolation import interpolation_error, normalized
 from mind_engine.interpolate import interpolate  # noqa: E402
 from mind_engine.data import sources as D  # noqa: E402
 from mind_engine.data.video import held_out_triplets  # noqa: E402
+from mind_engine.safe_write import write_figure  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
 from bench.report import add_output_args, output_path, publish  # noqa: E402
 
@@ -184,7 +185,7 @@ def triplet_figure(clips, args, model, path: Path) -> Path:
     for a in ax.flat:
         a.set_axis_off()
     fig.suptitle(f"{name}, held-out triplet at frame {t}, gap {args.gaps[0]}")
-    fig.savefig(path, dpi=80)
+    write_figure(fig, path, dpi=80)
     plt.close(fig)
     print(f"wrote {path}")
     return path

@@ -30,6 +30,7 @@ from mind_engine.checks import check_levels  # noqa: E402
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
 from mind_engine.commands.demo import DEMO_WIDTH  # noqa: E402
 from mind_engine.evaluation.pairs import motorcycle  # noqa: E402
+from mind_engine.safe_write import write_figure  # noqa: E402
 from bench.report import add_output_args, output_path  # noqa: E402
 
 
@@ -93,8 +94,7 @@ def main(argv=None) -> Path:
                  f"{a.radius}): median end-point error {np.median(ek):.2f} px in {t_c2f:.1f} s; single level "
                  f"{np.median(e1):.2f} px in {t_single:.1f} s", fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    write_figure(fig, out, dpi=110)
     print(f"single level: median EPE {np.median(e1):.2f} px, Acc@2 {(e1 <= 2).mean():.3f} ({t_single:.1f} s); "
           f"coarse to fine ({c2f.levels} levels): median EPE {np.median(ek):.2f} px, Acc@2 {(ek <= 2).mean():.3f} "
           f"({t_c2f:.1f} s); wrote {out}")

@@ -1,10 +1,10 @@
 """What every benchmark script starts and ends with: where its JSON goes (checked before the
 bench runs: committed results under bench/results/ are never overwritten without --force), the
-JSON itself and its table, and figures."""
+JSON itself and its table, and figures, each written through ``mind_engine.safe_write`` (atomic;
+a full disk is one line and the old file stays)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -34,8 +34,9 @@ def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
 
 def write_json(doc: dict, path: Path) -> Path:
     """Write ``doc`` to ``path`` (from ``output_path``) and say where."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    from mind_engine.safe_write import write_json as write
+
+    write(path, doc)
     print(f"wrote {path}")
     return path
 
@@ -49,7 +50,7 @@ def publish(doc: dict, table, path: Path) -> dict:
 
 def save_figure(fig, path: Path) -> Path:
     """Lay out and write a matplotlib figure (its folder made if missing)."""
+    from mind_engine.safe_write import write_figure
+
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    return path
+    return write_figure(fig, path, dpi=90)

@@ -21,6 +21,7 @@ import torch
 from .engine.levels import MIN_SIDE, auto_levels, max_levels
 from .engine.precision import PRECISIONS
 from .engine.tiers import TIERS, tier_class, tier_names
+from .safe_write import file_identity
 
 MIN_MEMORY = 16 << 20  # below this a chunk holds a handful of seeds and runs many times slower
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")  # what matplotlib writes
@@ -127,6 +128,36 @@ def check_not_both(first: str, a, second: str, b) -> None:
     """At most one of two alternative arguments is given."""
     if a is not None and b is not None:
         raise ValueError(f"pass {first}= or {second}=, not both")
+
+
+THREADS_VARIABLE = "MIND_THREADS"  # the training command's default thread count
+
+
+def max_threads() -> int:
+    """The most torch CPU threads an option may ask for: this machine's cores (far more threads
+    only slow torch down, and tens of thousands crash it)."""
+    return os.cpu_count() or 1
+
+
+def check_threads(value, name: str = "threads") -> int:
+    """A torch CPU thread count: an integer in 1..``max_threads()``."""
+    n = _number(value)
+    top = max_threads()
+    if n is None or not math.isfinite(n) or n != int(n) or not 1 <= n <= top:
+        raise ValueError(f"{name} must be an integer in 1..{top} (this machine's cores), got {value!r}")
+    return int(n)
+
+
+def threads_from_environment() -> int | None:
+    """``MIND_THREADS`` as a thread count (``check_threads``), None where it is unset or empty."""
+    raw = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = raw
+    return check_threads(value, f"the environment variable {THREADS_VARIABLE}")
 
 
 def check_flag(value, name: str) -> bool:
@@ -314,13 +345,15 @@ def check_folder(path, name: str) -> Path:
 
 
 def check_distinct(outputs: dict, inputs: dict) -> None:
-    """No output path (name -> path, None for none) is another output or an input: nothing a
+    """No output path (name -> path, None for none) is another output or an input, as a file
+    (``safe_write.file_identity``: device and inode, through hard and symbolic links): nothing a
     command reads or writes is overwritten by what it writes."""
     seen = {}
     for name, path in [*inputs.items(), *outputs.items()]:
         if path is None:
             continue
-        key = Path(path).resolve()
+        key = file_identity(path)
         if key in seen and name in outputs:
-            raise ValueError(f"{name} {path} is also {seen[key]}; give another file")
+            raise ValueError(f"{name} {path} is also {seen[key]} (the same file, through a link or the same path); "
+                             f"give another file")
         seen.setdefault(key, name)

@@ -17,6 +17,7 @@ from safetensors.torch import save
 
 from .checks import MODEL_DTYPES, check_device, check_model, nonfinite_tensors
 from .model import MindConfig, MindNet
+from .safe_write import write_bytes
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
 FORMAT = "mind_engine/1"
@@ -51,11 +52,9 @@ def weights_sha256(model: MindNet) -> str:
 
 
 def save_model(model: MindNet, path, extra_metadata: dict | None = None) -> Path:
-    """Write ``model``'s weights and configuration to a safetensors file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(checkpoint_bytes(model, extra_metadata))
-    return path
+    """Write ``model``'s weights and configuration to a safetensors file (``safe_write``: atomic,
+    a full disk is one ``WriteError`` line and the old file stays)."""
+    return write_bytes(path, checkpoint_bytes(model, extra_metadata))
 
 
 def _refuse_training_checkpoint(path: Path) -> None:

@@ -57,7 +57,7 @@ CASES = [  # (argv, text the one line must hold)
     (MATCH + ["--radius", "2.5"], "--radius must be None or a non-negative integer, got 2.5"),
     (MATCH + ["--top", "1.5"], "--top must be a positive integer, got 1.5"),
     (MATCH + ["--device", "tpu"], "--device='tpu' is not a device; expected 'cpu', 'cuda' or 'cuda:N'"),
-    (MATCH + ["--json", "{d}/x.png", "--out", "{d}/x.png"], "--json {d}/x.png is also --out; give another file"),
+    (MATCH + ["--json", "{d}/x.png", "--out", "{d}/x.png"], "--json {d}/x.png is also --out (the same file),
     (MATCH + ["--out", "{d}/a.png"], "--out {d}/a.png is also img1"),
     (MATCH + ["--json", "{d}/tiny.safetensors"], "--json {d}/tiny.safetensors is also --weights"),
     (["match", "{d}/one", "{d}/b.png"], "img1 {d}/one is a folder, not an image file"),

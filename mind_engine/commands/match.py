@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..checks import FIGURE_SUFFIXES, check_writable
 from ..cliargs import add_match_options, add_model_options, number, subcommand
-from .common import check_inputs, load, match_record, read, run_match, settings_text
+from ..safe_write import write_json
+from .common import check_inputs, input_files, load, match_record, read, run_match, settings_text
 
 
 def add_parser(sub, tiers) -> None:
@@ -69,8 +69,7 @@ def run(a) -> int:
         if to_stdout:
             print(json.dumps(doc, indent=1))
         else:
-            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.json).write_text(json.dumps(doc, indent=1))
+            write_json(a.json, doc, inputs=input_files(a), name="--json")
             say(f"wrote {a.json}")
     if a.out:
         from ..evaluation.figures import draw_matches

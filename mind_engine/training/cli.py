@@ -12,7 +12,8 @@ import argparse
 import math
 import os
 
-from ..checks import check_folder, check_fraction, check_integer, check_interval, check_writable
+from ..checks import (check_folder, check_fraction, check_integer, check_interval, check_threads, check_writable,
+                      threads_from_environment)
 from ..cliargs import HelpFormatter, check_options, number
 from ..data.sources import DEFAULT_MAX_SIDE
 from ..data.static import STATIC_MAD
@@ -259,7 +260,7 @@ RULES = {
     "match_val_every": lambda v, n: check_integer(v, n, 0),
     "match_val_pairs": lambda v, n: check_integer(v, n, 1),
     "ckpt_every": lambda v, n: check_integer(v, n, 0),
-    "threads": lambda v, n: check_integer(v, n, 1),
+    "threads": check_threads,
     "ckpt_dir": check_folder,
     "export": lambda v, n: check_writable(v, n, (".safetensors",)),
     "log": check_writable,
@@ -279,6 +280,8 @@ def check_together(a: argparse.Namespace) -> None:
         raise ValueError(f"--min-lr must be at most --lr ({a.lr:g}), got {a.min_lr:g}")
     if a.export_only and a.export is None:
         raise ValueError("--export-only needs --export W.safetensors: where to write the weights")
+    if a.threads is None:
+        threads_from_environment()  # the default, refused here in one line rather than in torch
     if a.export_only and a.resume is None:
         a.resume = "auto"  # CKPT_DIR/last.pt
 
@@ -325,8 +328,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def default_num_threads() -> int:
-    """Threads for torch on CPU: the ``MIND_THREADS`` environment variable, else all cores."""
-    return int(os.environ.get("MIND_THREADS", os.cpu_count() or 1))
+    """Threads for torch on CPU: the ``MIND_THREADS`` environment variable (checked), else all cores."""
+    return threads_from_environment() or os.cpu_count() or 1
 
 
 def clip_norm(args) -> float:
