@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..batch.lock import FolderBusyError, FolderLock
+from ..safe_write import WriteError
 from .build import build_data, build_model, dist_info, pick_device
 from .checkpoint import CKPT_NAME
 from .cli import parse_args
@@ -121,7 +122,10 @@ class Trainer:
             data_all = [None] * self.world
             dist.all_gather_object(data_all, self.state.data_gen.get_state())
         if self.rank == 0:
-            self.state.save(self.ckpt_path, self.args, data_all)
+            try:
+                self.state.save(self.ckpt_path, self.args, data_all)
+            except WriteError as e:  # a full disk: stop here, the last good checkpoint kept
+                raise WriteError(f"training stopped at step {self.step}: {e}") from None
 
     # -- the loop ------------------------------------------------------------------------------
 
