@@ -32,6 +32,30 @@ def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
     return path
 
 
+def check_args(p: argparse.ArgumentParser, args, rules: dict) -> None:
+    """The script's options through the commands' argument layer (``mind_engine.cliargs.check_options``
+    with ``rules``, option -> rule(value, its name)): a refusal is one line naming the option, exit 2."""
+    from mind_engine.cliargs import check_options
+
+    try:
+        check_options(args, rules)
+    except (ValueError, OSError) as e:
+        p.error(str(e))
+
+
+def weights_rule(value, name: str):
+    """--weights: None (the bundled model) or a safetensors checkpoint ``load_model`` reads; a pickle
+    or ``torch.save`` file is refused by its first bytes, never unpickled."""
+    from mind_engine.weights import read_checkpoint
+
+    if value is not None and value != "default":
+        try:
+            read_checkpoint(value)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{name}: {e}") from None
+    return value
+
+
 def write_json(doc: dict, path: Path) -> Path:
     """Write ``doc`` to ``path`` (from ``output_path``) and say where."""
     from mind_engine.safe_write import write_json as write

@@ -160,6 +160,19 @@ def threads_from_environment() -> int | None:
     return check_threads(value, f"the environment variable {THREADS_VARIABLE}")
 
 
+def check_unique(values, name: str, key=None) -> list:
+    """A list option that names nothing twice (``key``: what makes two the same, e.g.
+    ``safe_write.file_identity`` for files); returns it as a list."""
+    seen = {}
+    for v in values:
+        k = v if key is None else key(v)
+        if k in seen:
+            same = "" if seen[k] == v else f" (as {seen[k]!r} too)"
+            raise ValueError(f"{name} names {v!r} twice{same}; give each once")
+        seen[k] = v
+    return list(values)
+
+
 def check_flag(value, name: str) -> bool:
     """A yes/no argument: a bool (numpy's too), not a truthy string or number."""
     if not isinstance(value, (bool, np.bool_)):
