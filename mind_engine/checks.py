@@ -273,6 +273,8 @@ def check_queries(points, hw: tuple[int, int] | None = None, name: str = "querie
         a = np.asarray(points)
         if a.dtype.kind == "b":
             raise TypeError("bools are not coordinates")
+        if a.dtype.kind in "USO":  # "5" is refused here as stride="8" is: text is not a number
+            raise TypeError(f"got {a.dtype.name} values such as {a.flat[0]!r}" if a.size else "not numbers")
         a = a.astype(np.float64)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name} must be an (N, 2) array of numeric (x, y) points: {e}") from e
@@ -318,6 +320,9 @@ def check_model(model, name: str = "model") -> None:
     if broken:
         raise ValueError(f"{name} holds non-finite (NaN or inf) weights, a broken or diverged model: "
                          + ", ".join(broken))
+    if state and all(not t.is_floating_point() or not t.any() for t in state.values()):
+        raise ValueError(f"{name} holds only zero weights, a blank model: its images are constant and its "
+                         f"matches and scores mean nothing")
 
 
 # ----------------------------------------------------------------------------- paths

@@ -53,6 +53,11 @@ def number(s: str):
     raise argparse.ArgumentTypeError(f"not a number: {s!r}")
 
 
+def choice(s: str) -> str:
+    """A named choice (tier, precision, graph), matched case-insensitively as the API matches it."""
+    return s.strip().lower()
+
+
 def radius(s: str):
     """``none`` or ``full`` (the whole image), else a number."""
     return None if s.lower() in ("none", "full") else number(s)

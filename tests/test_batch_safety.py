@@ -285,7 +285,7 @@ def test_an_intact_manifest_does_not_vouch_for_results_of_another_job(data, tmp_
     with pytest.raises(ValueError, match=r"other settings than its manifest says: 1 result file of other settings "
                                          r"or another model \(000009.npz\)"):
         me.match_many(_pairs(data, 3), tmp_path / "a", weights=data / "tiny.safetensors", **OPTS)
-    with pytest.raises(ValueError, match=r"holds results of other settings \(was, now: \{'stride': \(16, 8\)\}\)"):
+    with pytest.raises(ValueError, match=r"holds results of other settings \(stride was 16, now 8\)"):
         me.match_many(_pairs(data, 3), tmp_path / "a", weights=data / "tiny.safetensors", **{**OPTS, "stride": 8})
 
 

@@ -111,7 +111,7 @@ def test_a_link_planted_at_a_temporary_name_is_never_followed(tmp_path, monkeypa
     monkeypatch.setattr(safe_write.secrets, "token_hex", lambda n: next(names))
     planted = tmp_path / f".last.pt.{safe_write._HOST}.{os.getpid()}.planted00.tmp"
     os.symlink(victim, planted)
-    os.symlink(victim, tmp_path / f".last.pt.{os.getpid()}.tmp")  # where 0.3.0 wrote its temporary
+    os.symlink(victim, tmp_path / f".last.pt.{os.getpid()}.tmp")  # where earlier versions wrote their temporary
     save_checkpoint(tmp_path / "last.pt", {"step": 1, "model": {"w": torch.ones(3)}})
     assert victim.read_bytes() == b"precious"
     assert (tmp_path / "last.pt").is_file() and not (tmp_path / "last.pt").is_symlink()

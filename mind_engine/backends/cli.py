@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..checks import check_folder, check_integer, check_writable
-from ..cliargs import number, subcommand
+from ..cliargs import choice, number, subcommand
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 
@@ -37,7 +37,8 @@ def add_parsers(sub) -> None:
                    "export the forward, rows and match graphs to ONNX (about 25 s of CPU time on a 2-core EPYC)")
     o.add_argument("--out", default="exported", help="folder for the .onnx files")
     o.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
-    o.add_argument("--graphs", nargs="+", choices=GRAPHS, default=list(GRAPHS), help="the graphs to export")
+    o.add_argument("--graphs", nargs="+", type=choice, choices=GRAPHS, default=list(GRAPHS),
+                   help="the graphs to export")
     o.add_argument("--opset", type=number, default=OPSET,
                    help=f"ONNX opset, {MIN_OPSET} or above (the file is read back and its opset checked)")
     o.add_argument("--verify", action="store_true", help="compare each file with torch in ONNX Runtime")
@@ -46,9 +47,9 @@ def add_parsers(sub) -> None:
     src = t.add_mutually_exclusive_group()
     src.add_argument("--onnx", default=None, help="an ONNX file from `mind-engine export onnx` (default: export --weights)")
     src.add_argument("--weights", default=None, help="checkpoint to export first (default: the bundled model)")
-    t.add_argument("--graph", choices=GRAPHS, required=True, help="which graph the engine runs")
+    t.add_argument("--graph", type=choice, choices=GRAPHS, required=True, help="which graph the engine runs")
     t.add_argument("--out", required=True, help=f"the engine file to write ({', '.join(ENGINE_SUFFIXES)})")
-    t.add_argument("--precision", choices=PRECISIONS, default="fp32", help="kernels TensorRT may use")
+    t.add_argument("--precision", type=choice, choices=PRECISIONS, default="fp32", help="kernels TensorRT may use")
     for name, help in (("height", "image heights, multiples of 32"), ("width", "image widths, multiples of 32"),
                        ("batch", "images (forward) or queries (rows, match) per launch")):
         t.add_argument(f"--{name}", type=number, nargs=3, default=getattr(Profile, name), metavar=("MIN", "OPT", "MAX"),

@@ -12,13 +12,16 @@ import argparse
 import math
 import os
 
-from ..checks import (check_folder, check_fraction, check_integer, check_interval, check_threads, check_writable,
-                      threads_from_environment)
+from ..checks import (check_folder, check_fraction, check_integer, check_interval, check_threads, check_unique,
+                      check_writable, threads_from_environment)
 from ..cliargs import HelpFormatter, check_options, number
 from ..data.sources import DEFAULT_MAX_SIDE
 from ..data.static import STATIC_MAD
 from ..model import MindConfig
+from ..safe_write import file_identity
 from .recipe import RECIPE, describe
+
+MAX_LR = 1.0  # Adam's step is about lr per weight: above 1 a step overshoots any weight a network holds
 
 PROG = "mind-engine train"
 
@@ -51,9 +54,13 @@ def _widths(s: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def _numbers(s: str) -> tuple:
-    """A comma-separated list of numbers (``RULES`` decide what they must be)."""
+    """A comma-separated list of numbers (``RULES`` decide what they must be); an empty item
+    between two others ('1,,2') is refused, not skipped."""
+    items = [v.strip() for v in s.split(",")]
+    if not any(items):
+        return ()
     try:
-        return tuple(number(v) for v in s.split(",") if v.strip())
+        return tuple(number(v) for v in items)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
 
@@ -133,7 +140,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=number, default=RECIPE["eps"],
                    help="Charbonnier epsilon, in pixel values in [0, 1] (mind_engine's pixels): 0.01 is 2.55 grey "
                         "levels on 0-255 pixels")
-    p.add_argument("--lr", type=number, default=RECIPE["lr"], help="Adam's learning rate (the peak under cosine)")
+    p.add_argument("--lr", type=number, default=RECIPE["lr"], help="Adam's learning rate (the peak under cosine), in (0, 1]")
     p.add_argument("--schedule", choices=("plateau", "cosine"), default=RECIPE["schedule"],
                    help="plateau: the paper's drops on plateau of the validation loss; cosine: linear warm-up, the "
                         "full rate until --hold of the run, then a half cosine to --min-lr")
@@ -219,7 +226,7 @@ def _integers(value, name: str, minimum: int) -> tuple[int, ...]:
 def _gaps(value, name: str) -> tuple[int, ...]:
     if not value:
         raise ValueError(f"{name} must name at least one frame spacing, got none")
-    return _integers(value, name, 1)
+    return tuple(check_unique(_integers(value, name, 1), name))
 
 
 def _positive(v, n):
@@ -245,7 +252,7 @@ RULES = {
     "batch_size": lambda v, n: check_integer(v, n, 1),
     "skips": lambda v, n: _integers(v, n, 1),
     "aux_motion": _non_negative, "grad_loss": _non_negative,
-    "eps": _positive, "lr": _positive, "min_lr": _non_negative,
+    "eps": _positive, "lr": lambda v, n: check_interval(v, n, 0.0, MAX_LR, open_low=True), "min_lr": _non_negative,
     "warmup": lambda v, n: check_integer(v, n, 0),
     "hold": check_fraction,
     "lr_factor": lambda v, n: check_fraction(v, n, open_ends=True),
@@ -262,6 +269,7 @@ RULES = {
     "ckpt_every": lambda v, n: check_integer(v, n, 0),
     "threads": check_threads,
     "ckpt_dir": check_folder,
+    "data": lambda v, n: check_unique(v, n, key=file_identity),
     "export": lambda v, n: check_writable(v, n, (".safetensors",)),
     "log": check_writable,
 }

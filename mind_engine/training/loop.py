@@ -180,6 +180,10 @@ class Trainer:
         st.train_net.train()
         started = t_last = time.perf_counter()
         end = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
+        if end <= st.step:  # said, not silent: a run that trains nothing looks like one that trained
+            self.report.say(f"nothing to train: the run is at step {st.step} and "
+                            + (f"--stop-at is {args.stop_at}" if args.stop_at is not None and args.stop_at < args.steps
+                               else f"--steps is {args.steps}"))
         try:
             while st.step < end and (args.max_seconds is None or time.perf_counter() - started < args.max_seconds):
                 lv = train_step(st, self.net, self.sampler, args, self.device, self.amp, self.memory_format, self.world)
