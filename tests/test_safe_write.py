@@ -248,3 +248,18 @@ def test_training_on_a_full_disk_stops_in_one_line_and_keeps_its_last_checkpoint
     assert err.startswith("mind-engine train: error: training stopped at step 4: ") and "disk is full" in err, err
     _only_old(small_disk / "ck", "last.pt", old)
     assert load_checkpoint(small_disk / "ck" / "last.pt")["step"] == 2
+
+
+def test_training_outputs_are_never_its_inputs(tmp_path, capsys):
+    from mind_engine.training.cli import parse_args
+
+    me.save_model(me.MindNet(**TINY), tmp_path / "init.safetensors")
+    os.link(tmp_path / "init.safetensors", tmp_path / "out.safetensors")
+    (tmp_path / "ck").mkdir()
+    for argv, said in ((["--init", str(tmp_path / "init.safetensors"), "--export", str(tmp_path / "out.safetensors")],
+                        "is also --init"),
+                       (["--export", str(tmp_path / "ck" / "best.safetensors")], "is also --ckpt-dir's best weights"),
+                       (["--log", str(tmp_path / "ck" / "last.pt")], "is also --ckpt-dir's checkpoint")):
+        with pytest.raises(SystemExit):
+            parse_args(argv + ["--ckpt-dir", str(tmp_path / "ck")])
+        assert said in capsys.readouterr().err.strip().splitlines()[-1]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 
-from ..checks import (check_folder, check_fraction, check_integer, check_interval, check_threads, check_unique,
-                      check_writable, threads_from_environment)
+from ..checks import (check_distinct, check_folder, check_fraction, check_integer, check_interval, check_threads,
+                      check_unique, check_writable, threads_from_environment)
 from ..cliargs import HelpFormatter, check_options, number
 from ..data.sources import DEFAULT_MAX_SIDE
 from ..data.static import STATIC_MAD
@@ -332,7 +333,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as e:
         p.error(str(e))
     _resolve_model(p, args)
+    try:
+        _check_outputs(args)
+    except ValueError as e:
+        p.error(str(e))
     return args
+
+
+def _check_outputs(a: argparse.Namespace) -> None:
+    """--export and --log are neither each other nor a file the run reads (--init, --resume, the
+    checkpoint folder's last.pt and best.safetensors), as files: through links too."""
+    from .checkpoint import CKPT_NAME
+    from .validation import BEST_NAME
+
+    folder = Path(a.ckpt_dir)
+    check_distinct({"--export": a.export, "--log": a.log},
+                   {"--init": a.init, "--resume": None if a.resume in (None, "auto") else a.resume,
+                    "--ckpt-dir's checkpoint": folder / CKPT_NAME, "--ckpt-dir's best weights": folder / BEST_NAME})
 
 
 def default_num_threads() -> int:
