@@ -12,7 +12,8 @@ Why: a write must never destroy what it should not. So every writer hands its by
 * on any failure removes the temporary, keeps the old file and raises ``WriteError``: one line naming
   the file and, when the disk is full, the free space;
 * removes the temporaries a killed run of this host left for the same destination (their process is
-  gone); any other stale temporary is ignored (names are random), never fatal.
+  gone; looked for once per folder and process); any other stale temporary is ignored (names are
+  random), never fatal.
 
 Libraries that write to a path themselves (matplotlib, Pillow, OpenCV, torch.save, onnx) write to an
 in-memory buffer, whose bytes come here. ``append_line`` (logs) and ``open_lock_file`` (folder locks)
@@ -30,6 +31,7 @@ import secrets
 import shutil
 import socket
 import stat
+import threading
 import zlib
 from pathlib import Path
 
@@ -112,28 +114,44 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _stale_pattern(name: str) -> re.Pattern:
-    """Temporaries for ``name``: this module's ``.NAME.HOST.PID.TOKEN.tmp`` and those of earlier
-    versions (``.NAME.PID.tmp``, ``.NAME.PID.THREAD.tmp``)."""
-    return re.compile(rf"\.{re.escape(name)}\.(?:(?P<host>[0-9a-f]{{8}})\.)?(?P<pid>\d+)\.(?:\w+\.)?tmp")
+# a temporary's name: this module's ``.NAME.HOST.PID.TOKEN.tmp``, or an earlier version's
+# ``.NAME.PID.tmp`` / ``.NAME.PID.THREAD.tmp``
+_TEMPORARY = re.compile(r"\.(?P<name>.+?)\.(?:(?P<host>[0-9a-f]{8})\.)?(?P<pid>\d+)\.(?:\w+\.)?tmp")
+_found: dict[str, dict[str, list[re.Match]]] = {}  # folder -> destination name -> its temporaries
+_found_lock = threading.Lock()
+
+
+def _temporaries(folder: Path) -> dict[str, list[re.Match]]:
+    """The temporaries in ``folder`` by the name of the file they were for."""
+    by_name: dict[str, list[re.Match]] = {}
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return by_name
+    for n in names:
+        m = _TEMPORARY.fullmatch(n)
+        if m is not None:
+            by_name.setdefault(m["name"], []).append(m)
+    return by_name
 
 
 def clean_stale_temporaries(path) -> list[Path]:
-    """Remove the temporaries for ``path`` that a process of this host which has ended left
-    (a killed run); returns them. Links are removed, never followed; what cannot be removed stays."""
+    """Remove the temporaries for ``path`` that a process of this host which has ended left (a
+    killed run); returns them. The folder is read once per process (the first write there): a
+    batch folder of many files is not listed again for each. Links are removed, never followed;
+    what cannot be removed stays, ignored."""
     path = Path(path)
-    pattern, removed = _stale_pattern(path.name), []
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return removed
-    for n in names:
-        m = pattern.fullmatch(n)
-        if m is None or m["host"] not in (None, _HOST) or process_alive(int(m["pid"])):
+    with _found_lock:
+        if str(path.parent) not in _found:
+            _found[str(path.parent)] = _temporaries(path.parent)
+        candidates = _found[str(path.parent)].pop(path.name, [])
+    removed = []
+    for m in candidates:
+        if m["host"] not in (None, _HOST) or process_alive(int(m["pid"])):
             continue
         try:
-            os.unlink(path.parent / n)
-            removed.append(path.parent / n)
+            os.unlink(path.parent / m.string)
+            removed.append(path.parent / m.string)
         except OSError:
             pass
     return removed

@@ -263,3 +263,12 @@ def test_training_outputs_are_never_its_inputs(tmp_path, capsys):
         with pytest.raises(SystemExit):
             parse_args(argv + ["--ckpt-dir", str(tmp_path / "ck")])
         assert said in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_folder_is_searched_for_stale_temporaries_once_per_process(tmp_path, monkeypatch):
+    calls = []
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: calls.append(p) or listdir(p))
+    for i in range(5):  # a batch folder of many results is not listed again for each
+        write_bytes(tmp_path / f"{i}.npz", b"x")
+    assert calls == [tmp_path]
