@@ -4,7 +4,6 @@ with the old file intact and no temporary left, a killed run's temporaries clean
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import subprocess
