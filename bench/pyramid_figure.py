@@ -27,10 +27,11 @@ if str(ROOT) not in sys.path:
 from mind_engine import Engine, load_model  # noqa: E402
 from mind_engine.api import quiet_search_edge  # noqa: E402
 from mind_engine.checks import check_levels  # noqa: E402
-from mind_engine.cliargs import levels as levels_option  # noqa: E402
+from mind_engine.cliargs import RULES, levels as levels_option  # noqa: E402
 from mind_engine.commands.demo import DEMO_WIDTH  # noqa: E402
 from mind_engine.evaluation.pairs import motorcycle  # noqa: E402
-from bench.report import add_output_args, output_path  # noqa: E402
+from mind_engine.safe_write import write_figure  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, weights_rule  # noqa: E402
 
 
 def end_point_errors(m, flow: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -50,6 +51,7 @@ def main(argv=None) -> Path:
     p.add_argument("--threads", type=int, default=2)
     add_output_args(p, "pyramid_fields.png")
     a = p.parse_args(argv)
+    check_args(p, a, {**RULES, "weights": weights_rule})
     out = output_path(p, a, "pyramid_fields.png")
     torch.set_num_threads(a.threads)
     import matplotlib
@@ -93,8 +95,7 @@ def main(argv=None) -> Path:
                  f"{a.radius}): median end-point error {np.median(ek):.2f} px in {t_c2f:.1f} s; single level "
                  f"{np.median(e1):.2f} px in {t_single:.1f} s", fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    write_figure(fig, out, dpi=110)
     print(f"single level: median EPE {np.median(e1):.2f} px, Acc@2 {(e1 <= 2).mean():.3f} ({t_single:.1f} s); "
           f"coarse to fine ({c2f.levels} levels): median EPE {np.median(ek):.2f} px, Acc@2 {(ek <= 2).mean():.3f} "
           f"({t_c2f:.1f} s); wrote {out}")

@@ -1,10 +1,10 @@
 """What every benchmark script starts and ends with: where its JSON goes (checked before the
 bench runs: committed results under bench/results/ are never overwritten without --force), the
-JSON itself and its table, and figures."""
+JSON itself and its table, and figures, each written through ``mind_engine.safe_write`` (atomic;
+a full disk is one line and the old file stays)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,10 +32,35 @@ def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
     return path
 
 
+def check_args(p: argparse.ArgumentParser, args, rules: dict) -> None:
+    """The script's options through the commands' argument layer (``mind_engine.cliargs.check_options``
+    with ``rules``, option -> rule(value, its name)): a refusal is one line naming the option, exit 2."""
+    from mind_engine.cliargs import check_options
+
+    try:
+        check_options(args, rules)
+    except (ValueError, OSError) as e:
+        p.error(str(e))
+
+
+def weights_rule(value, name: str):
+    """--weights: None (the bundled model) or a safetensors checkpoint ``load_model`` reads; a pickle
+    or ``torch.save`` file is refused by its first bytes, never unpickled."""
+    from mind_engine.weights import read_checkpoint
+
+    if value is not None and value != "default":
+        try:
+            read_checkpoint(value)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{name}: {e}") from None
+    return value
+
+
 def write_json(doc: dict, path: Path) -> Path:
     """Write ``doc`` to ``path`` (from ``output_path``) and say where."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    from mind_engine.safe_write import write_json as write
+
+    write(path, doc)
     print(f"wrote {path}")
     return path
 
@@ -49,7 +74,7 @@ def publish(doc: dict, table, path: Path) -> dict:
 
 def save_figure(fig, path: Path) -> Path:
     """Lay out and write a matplotlib figure (its folder made if missing)."""
+    from mind_engine.safe_write import write_figure
+
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    return path
+    return write_figure(fig, path, dpi=90)

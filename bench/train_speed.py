@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after the installed mind_engine: only for bench.report
 
 from bench.testbed import cpu_name  # noqa: E402
-from bench.report import add_output_args, output_path, write_json  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, write_json  # noqa: E402
+from mind_engine.checks import check_integer, check_threads, check_unique  # noqa: E402
 from mind_engine.training.build import build_data, build_model, cpu_has_bf16  # noqa: E402
 from mind_engine.training.cli import parse_args  # noqa: E402
 from mind_engine.training.state import TrainingState  # noqa: E402
@@ -61,6 +62,8 @@ def main(argv=None) -> dict:
                    help="more `mind-engine train` options, after everything else (default: the recipe)")
     add_output_args(p, "train_speed_cpu.json")
     args = p.parse_args(argv)
+    check_args(p, args, {"threads": lambda v, n: check_unique([check_threads(t, n) for t in v], n),
+                         "steps": lambda v, n: check_integer(v, n, 1)})
     out = output_path(p, args, "train_speed_cpu.json")
     train_args = parse_args(["--steps", str(args.steps + WARMUP), *args.train_args])
     sampler = build_data(train_args, torch.device("cpu")).sampler

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
-from .checks import (check_finest_level, check_integer, check_levels, check_memory, check_queries, check_radius,
-                     check_real, check_stride, check_tier)
+from .checks import (check_finest_level, check_integer, check_interval, check_levels, check_memory, check_queries,
+                     check_radius, check_stride, check_tier)
 from .defaults import FINEST_LEVEL, LEVELS, RADIUS, STRIDE
 from .engine import refine
 from .engine.budget import check_fits, estimate_bytes
@@ -363,7 +363,7 @@ def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, mode
     ``precision`` as in ``match``, for both passes. The backward pass never warns: the forward one has said what
     there is to say.
     """
-    tol = check_real(tol, "tol")
+    tol = check_interval(tol, "tol", 0.0)
     common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend,
                   precision=precision)
 

@@ -21,6 +21,7 @@ import torch
 from .engine.levels import FINEST_LEVELS, MIN_SIDE, auto_levels, max_levels
 from .engine.precision import PRECISIONS
 from .engine.tiers import TIERS, tier_class, tier_names
+from .safe_write import file_identity
 
 MIN_MEMORY = 16 << 20  # below this a chunk holds a handful of seeds and runs many times slower
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")  # what matplotlib writes
@@ -144,6 +145,49 @@ def check_not_both(first: str, a, second: str, b) -> None:
         raise ValueError(f"pass {first}= or {second}=, not both")
 
 
+THREADS_VARIABLE = "MIND_THREADS"  # the training command's default thread count
+
+
+def max_threads() -> int:
+    """The most torch CPU threads an option may ask for: this machine's cores (far more threads
+    only slow torch down, and tens of thousands crash it)."""
+    return os.cpu_count() or 1
+
+
+def check_threads(value, name: str = "threads") -> int:
+    """A torch CPU thread count: an integer in 1..``max_threads()``."""
+    n = _number(value)
+    top = max_threads()
+    if n is None or not math.isfinite(n) or n != int(n) or not 1 <= n <= top:
+        raise ValueError(f"{name} must be an integer in 1..{top} (this machine's cores), got {value!r}")
+    return int(n)
+
+
+def threads_from_environment() -> int | None:
+    """``MIND_THREADS`` as a thread count (``check_threads``), None where it is unset or empty."""
+    raw = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = raw
+    return check_threads(value, f"the environment variable {THREADS_VARIABLE}")
+
+
+def check_unique(values, name: str, key=None) -> list:
+    """A list option that names nothing twice (``key``: what makes two the same, e.g.
+    ``safe_write.file_identity`` for files); returns it as a list."""
+    seen = {}
+    for v in values:
+        k = v if key is None else key(v)
+        if k in seen:
+            same = "" if seen[k] == v else f" (as {seen[k]!r} too)"
+            raise ValueError(f"{name} names {v!r} twice{same}; give each once")
+        seen[k] = v
+    return list(values)
+
+
 def check_flag(value, name: str) -> bool:
     """A yes/no argument: a bool (numpy's too), not a truthy string or number."""
     if not isinstance(value, (bool, np.bool_)):
@@ -244,6 +288,8 @@ def check_queries(points, hw: tuple[int, int] | None = None, name: str = "querie
         a = np.asarray(points)
         if a.dtype.kind == "b":
             raise TypeError("bools are not coordinates")
+        if a.dtype.kind in "USO":  # "5" is refused here as stride="8" is: text is not a number
+            raise TypeError(f"got {a.dtype.name} values such as {a.flat[0]!r}" if a.size else "not numbers")
         a = a.astype(np.float64)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name} must be an (N, 2) array of numeric (x, y) points: {e}") from e
@@ -289,6 +335,9 @@ def check_model(model, name: str = "model") -> None:
     if broken:
         raise ValueError(f"{name} holds non-finite (NaN or inf) weights, a broken or diverged model: "
                          + ", ".join(broken))
+    if state and all(not t.is_floating_point() or not t.any() for t in state.values()):
+        raise ValueError(f"{name} holds only zero weights, a blank model: its images are constant and its "
+                         f"matches and scores mean nothing")
 
 
 # ----------------------------------------------------------------------------- paths
@@ -329,13 +378,15 @@ def check_folder(path, name: str) -> Path:
 
 
 def check_distinct(outputs: dict, inputs: dict) -> None:
-    """No output path (name -> path, None for none) is another output or an input: nothing a
+    """No output path (name -> path, None for none) is another output or an input, as a file
+    (``safe_write.file_identity``: device and inode, through hard and symbolic links): nothing a
     command reads or writes is overwritten by what it writes."""
     seen = {}
     for name, path in [*inputs.items(), *outputs.items()]:
         if path is None:
             continue
-        key = Path(path).resolve()
+        key = file_identity(path)
         if key in seen and name in outputs:
-            raise ValueError(f"{name} {path} is also {seen[key]}; give another file")
+            raise ValueError(f"{name} {path} is also {seen[key]} (the same file, through a link or the same path); "
+                             f"give another file")
         seen.setdefault(key, name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import check_device, check_integer, check_levels, check_radius, check_real, check_stride
+from .checks import check_device, check_integer, check_levels, check_radius, check_real, check_stride, check_threads
 from .defaults import LEVELS, RADIUS, STRIDE
 
 # option -> rule(value, its name): what the value must be, applied to every sub-command that has it
@@ -23,9 +23,8 @@ RULES = {
     "top": lambda v, n: check_integer(v, n, 1),
     "gap": lambda v, n: check_integer(v, n, 1),
     "workers": lambda v, n: check_integer(v, n, 1),
-    "threads": lambda v, n: check_integer(v, n, 1),
+    "threads": check_threads,
     "retries": lambda v, n: check_integer(v, n, 0),
-    "opset": lambda v, n: check_integer(v, n, 7),
     "workspace_gib": lambda v, n: check_real(v, n, positive=True),
 }
 
@@ -52,6 +51,11 @@ def number(s: str):
         except ValueError:
             pass
     raise argparse.ArgumentTypeError(f"not a number: {s!r}")
+
+
+def choice(s: str) -> str:
+    """A named choice (tier, precision, graph), matched case-insensitively as the API matches it."""
+    return s.strip().lower()
 
 
 def radius(s: str):

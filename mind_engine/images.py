@@ -64,14 +64,24 @@ def read_image(path) -> np.ndarray:
         raise ImageError(f"{path} is not an image file Pillow can read ({e})") from e
 
 
-def write_image(path, array: np.ndarray) -> Path:
-    """An HxW[x3] uint8 array to an image file, of the type its suffix names (``IMAGE_SUFFIXES``)."""
+def write_image(path, array: np.ndarray, **kwargs) -> Path:
+    """An HxW[x3] uint8 array to an image file, of the type its suffix names (``IMAGE_SUFFIXES``),
+    encoded in memory and written through ``safe_write.write_bytes`` (atomic; a full disk is one
+    line; ``kwargs``: its ``inputs`` and ``name``)."""
+    import io
+
     from PIL import Image
 
+    from .safe_write import write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(array)).save(path)
-    return path
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unsupported image file type {path.suffix or '(none)'!r}; use one of "
+                         f"{list(IMAGE_SUFFIXES)}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format=fmt)
+    return write_bytes(path, buf.getbuffer(), **kwargs)
 
 
 def _channels_last(a: np.ndarray, name: str) -> np.ndarray:

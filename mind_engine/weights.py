@@ -17,11 +17,15 @@ from safetensors.torch import save
 
 from .checks import MODEL_DTYPES, check_device, check_model, nonfinite_tensors
 from .model import MindConfig, MindNet
+from .safe_write import write_bytes
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
 FORMAT = "mind_engine/1"
 TORCH_ZIP_MAGIC = b"PK\x03\x04"  # how a torch.save file starts (a zip); safetensors: its header's length
 PICKLE_PROTO = b"\x80"  # how a legacy (pre-zip) torch.save pickle starts
+# what a training checkpoint's pickle names (read as bytes, never unpickled): its format (0.3), or
+# the optimiser and history of the state itself (before)
+TRAINING_MARKS = (b"mind_engine.training/",), (b"optimizer", b"history", b"train_seconds")
 DEFAULT = "default"  # names the bundled model wherever a model or a checkpoint path is taken
 
 
@@ -51,23 +55,39 @@ def weights_sha256(model: MindNet) -> str:
 
 
 def save_model(model: MindNet, path, extra_metadata: dict | None = None) -> Path:
-    """Write ``model``'s weights and configuration to a safetensors file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(checkpoint_bytes(model, extra_metadata))
-    return path
+    """Write ``model``'s weights and configuration to a safetensors file (``safe_write``: atomic,
+    a full disk is one ``WriteError`` line and the old file stays)."""
+    return write_bytes(path, checkpoint_bytes(model, extra_metadata))
 
 
-def _refuse_training_checkpoint(path: Path) -> None:
-    """A ``torch.save`` file (a zip, or a legacy pickle) is the training command's ``last.pt``,
-    not weights: say so, and how to export them, instead of safetensors' "header too large"."""
+def _is_training_checkpoint(path: Path) -> bool:
+    """Whether the torch zip ``path`` is the training command's ``last.pt``: its pickle's bytes
+    name ``TRAINING_MARKS`` (read, never unpickled)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            pickled = next((z.read(n) for n in z.namelist() if n.endswith("/data.pkl")), b"")
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(all(m in pickled for m in marks) for marks in TRAINING_MARKS)
+
+
+def _refuse_torch_file(path: Path) -> None:
+    """A ``torch.save`` file (a zip, or a legacy pickle) is not weights: the training command's
+    ``last.pt`` is named as such, with how to export its weights; any other pickle (a state_dict)
+    as a pickle, with what to do, instead of safetensors' "header too large". Never unpickled."""
     with open(path, "rb") as f:
         head = f.read(9)
-    safetensors_like = head[8:9] == b"{"  # 8 bytes of header length, then the JSON header
-    if not safetensors_like and (head[:4] == TORCH_ZIP_MAGIC or head[:1] == PICKLE_PROTO):
+    if head[8:9] == b"{" or not (head[:4] == TORCH_ZIP_MAGIC or head[:1] == PICKLE_PROTO):
+        return  # 8 bytes of header length, then the JSON header: safetensors (or not a pickle at all)
+    if head[:4] == TORCH_ZIP_MAGIC and _is_training_checkpoint(path):
         raise CheckpointError(f"{path} is a training checkpoint (last.pt), not a weights file; export its weights "
                               f"with `mind-engine train --resume {path} --export-only --export W.safetensors` "
                               f"and load W.safetensors")
+    raise CheckpointError(f"{path} is a pickle (torch.save) file, not a safetensors weights file; mind_engine never "
+                          f"unpickles (it can run code): load the state_dict into mind_engine.MindNet yourself, "
+                          f"if you trust it, and write it with mind_engine.save_model")
 
 
 def read_checkpoint(path) -> tuple[MindConfig, dict[str, torch.Tensor], dict[str, str]]:
@@ -75,7 +95,7 @@ def read_checkpoint(path) -> tuple[MindConfig, dict[str, torch.Tensor], dict[str
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    _refuse_training_checkpoint(path)
+    _refuse_torch_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

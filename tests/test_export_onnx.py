@@ -194,7 +194,57 @@ def test_each_file_says_that_sizes_must_be_multiples_of_32_and_the_command_print
         assert "multiples of 32" in onnx.load(str(obc.cached_onnx(net, graph))).doc_string
     me.save_model(net, tmp_path / "w.safetensors")
     (tmp_path / "x").mkdir()  # the stand-in export below writes the cached file, without export_onnx's mkdir
-    monkeypatch.setattr(obe, "export_onnx", lambda model, graph, out, **kw: onnx.save_model(onnx.load(str(path)), out))
+    proto = onnx.load(str(path))  # the stand-in export writes and returns it, as export_onnx does
+    monkeypatch.setattr(obe, "export_onnx", lambda model, graph, out, **kw: (onnx.save_model(proto, out), proto)[1])
     assert cli.main(["export", "onnx", "--weights", str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "x"),
                      "--graphs", "forward"]) == 0
     assert "height and width are multiples of 32" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- opsets (issue 40)
+
+
+@pytest.mark.parametrize("opset", [9, 11, 17, 100, 2.5])
+def test_an_opset_the_exporter_does_not_write_as_asked_is_refused_in_one_line(net, opset):
+    from mind_engine.backends.onnx.export import MIN_OPSET, export_onnx, max_opset
+
+    with pytest.raises(ValueError, match=rf"opset must be an integer in {MIN_OPSET}\.\.{max_opset()} .*got {opset}"):
+        export_onnx(net, "forward", opset=opset)
+
+
+def test_the_cli_refuses_an_opset_before_exporting(tmp_path, capsys):
+    from mind_engine.cli import main
+
+    assert main(["export", "onnx", "--graphs", "forward", "--opset", "11", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("mind-engine export: error: --opset must be an integer in 18..")
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_file_has_the_opset_asked_for_read_back_and_a_full_disk_keeps_the_old_file(net, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from mind_engine.backends.onnx.export import check_exported, export_onnx, model_opset
+    from mind_engine.safe_write import WriteError
+
+    path = tmp_path / "forward.onnx"
+    path.write_bytes(b"old")
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", full)
+        with pytest.raises(WriteError, match="forward.onnx could not be written: the disk is full"):
+            export_onnx(net, "forward", path, opset=19)
+    assert path.read_bytes() == b"old"
+    export_onnx(net, "forward", path, opset=19)
+    proto = onnx.load(str(path))
+    assert model_opset(proto) == 19
+    proto.opset_import[0].version = 18
+    with pytest.raises(ValueError, match=r"not the forward graph asked for: its opset 18, not 19"):
+        check_exported(proto, "forward", 19, str(path))
+    proto.graph.output[0].name = "other"
+    with pytest.raises(ValueError, match=r"its outputs \['other'\], not \['mid'\]"):
+        check_exported(proto, "forward", 18, str(path))

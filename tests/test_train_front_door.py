@@ -156,11 +156,15 @@ def test_training_stops_at_the_first_non_finite_loss(clip_dir, tmp_path, monkeyp
     assert not w.exists()
 
 
-def test_a_huge_learning_rate_stops_with_one_line(clip_dir, tmp_path):
-    with pytest.raises(ValueError, match="the loss is (nan|inf)"):
-        main(FAST + SMALL_NET + ["--data", str(clip_dir), "--steps", "20", "--lr", "1e30", "--min-lr", "0",
-                                 "--warmup", "0", "--clip-grad", "none", "--val-every", "0",
-                                 "--ckpt-dir", str(tmp_path)])
+def test_a_huge_learning_rate_is_refused_in_one_line(clip_dir, tmp_path, capsys):
+    """Before 0.3.0's issue 40 it trained (to a NaN loss, or to weights of 1e30 exported with exit 0)."""
+    with pytest.raises(SystemExit) as e:
+        run_cli(FAST + SMALL_NET + ["--data", str(clip_dir), "--steps", "20", "--lr", "1e30", "--min-lr", "0",
+                                    "--ckpt-dir", str(tmp_path)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "mind-engine train: error: --lr must be a number in (0, 1], got 1e+30"
+    assert not (tmp_path / "last.pt").exists()
 
 
 def test_one_run_per_checkpoint_folder(clip_dir, tmp_path):

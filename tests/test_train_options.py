@@ -3,6 +3,7 @@ every option range-checked through the argument layer, named in a one-line refus
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -50,9 +51,9 @@ REFUSED = [
     ("--batch-size", "2.5", "--batch-size must be a positive integer, got 2.5"),
     ("--val-size", "0", "--val-size must be a positive integer"),
     ("--match-val-pairs", "0", "--match-val-pairs must be a positive integer"),
-    ("--lr", "inf", "--lr must be a number > 0, got inf"),
-    ("--lr", "0", "--lr must be a number > 0, got 0"),
-    ("--lr", "nan", "--lr must be a number > 0"),
+    ("--lr", "inf", "--lr must be a number in (0, 1], got inf"),
+    ("--lr", "0", "--lr must be a number in (0, 1], got 0"),
+    ("--lr", "nan", "--lr must be a number in (0, 1]"),
     ("--min-lr", "-1e-5", "--min-lr must be a number >= 0"),
     ("--min-lr", "1e-3", "--min-lr must be at most --lr"),
     ("--eps", "-1", "--eps must be a number > 0, got -1"),
@@ -79,7 +80,9 @@ REFUSED = [
     ("--hold", "1.5", "--hold must be a number in [0, 1], got 1.5"),
     ("--lr-factor", "1", "--lr-factor must be a number in (0, 1), got 1"),
     ("--lr-patience", "-1", "--lr-patience must be a non-negative integer"),
-    ("--threads", "0", "--threads must be a positive integer, got 0"),
+    ("--threads", "0", "--threads must be an integer in 1.."),
+    ("--threads", "99999", "--threads must be an integer in 1.."),
+    ("--threads", "-1", "--threads must be an integer in 1.."),
     ("--seed", "-1", "--seed must be a non-negative integer"),
     ("--stop-at", "-1", "--stop-at must be a non-negative integer"),
     ("--max-seconds", "0", "--max-seconds must be a number > 0"),
@@ -117,3 +120,23 @@ def test_numbers_are_normalised():
     a = parse_args(["--steps", "1e3", "--batch-size", "4.0", "--gaps", "1,2", "--lr", "1e-4"])
     assert a.steps == 1000 and isinstance(a.steps, int) and a.batch_size == 4 and a.gaps == (1, 2)
     assert a.lr == 1e-4
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "99999", "1.5"])
+def test_a_bad_mind_threads_is_refused_in_one_line_naming_the_variable(value, capsys, monkeypatch):
+    monkeypatch.setenv("MIND_THREADS", value)
+    with pytest.raises(SystemExit) as e:
+        parse_args([])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("mind-engine train: error: the environment variable MIND_THREADS must be an integer in 1..")
+    assert repr(value) in err or value in err, err
+
+
+def test_mind_threads_is_the_default_thread_count(monkeypatch):
+    from mind_engine.training.cli import default_num_threads
+
+    monkeypatch.setenv("MIND_THREADS", "1")
+    assert parse_args([]).threads is None and default_num_threads() == 1
+    monkeypatch.delenv("MIND_THREADS")
+    assert default_num_threads() == os.cpu_count()

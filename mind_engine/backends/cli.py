@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 from ..checks import check_folder, check_integer, check_writable
-from ..cliargs import number, subcommand
+from ..cliargs import choice, number, subcommand
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 def add_parsers(sub) -> None:
     """``export`` and its two formats, on the ``mind-engine`` parser's subparsers ``sub``."""
-    from .onnx.export import GRAPHS, OPSET
+    from .onnx.export import GRAPHS, MIN_OPSET, OPSET
     from .tensorrt.build import PRECISIONS, Profile
 
     e = subcommand(sub, "export", "write the network's graphs as ONNX files or build a TensorRT engine")
@@ -37,17 +37,19 @@ def add_parsers(sub) -> None:
                    "export the forward, rows and match graphs to ONNX (about 25 s of CPU time on a 2-core EPYC)")
     o.add_argument("--out", default="exported", help="folder for the .onnx files")
     o.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
-    o.add_argument("--graphs", nargs="+", choices=GRAPHS, default=list(GRAPHS), help="the graphs to export")
-    o.add_argument("--opset", type=number, default=OPSET, help="ONNX opset")
+    o.add_argument("--graphs", nargs="+", type=choice, choices=GRAPHS, default=list(GRAPHS),
+                   help="the graphs to export")
+    o.add_argument("--opset", type=number, default=OPSET,
+                   help=f"ONNX opset, {MIN_OPSET} or above (the file is read back and its opset checked)")
     o.add_argument("--verify", action="store_true", help="compare each file with torch in ONNX Runtime")
 
     t = subcommand(formats, "tensorrt", "build a TensorRT engine (needs TensorRT 10 and a CUDA GPU; untested)")
     src = t.add_mutually_exclusive_group()
     src.add_argument("--onnx", default=None, help="an ONNX file from `mind-engine export onnx` (default: export --weights)")
     src.add_argument("--weights", default=None, help="checkpoint to export first (default: the bundled model)")
-    t.add_argument("--graph", choices=GRAPHS, required=True, help="which graph the engine runs")
+    t.add_argument("--graph", type=choice, choices=GRAPHS, required=True, help="which graph the engine runs")
     t.add_argument("--out", required=True, help=f"the engine file to write ({', '.join(ENGINE_SUFFIXES)})")
-    t.add_argument("--precision", choices=PRECISIONS, default="fp32", help="kernels TensorRT may use")
+    t.add_argument("--precision", type=choice, choices=PRECISIONS, default="fp32", help="kernels TensorRT may use")
     for name, help in (("height", "image heights, multiples of 32"), ("width", "image widths, multiples of 32"),
                        ("batch", "images (forward) or queries (rows, match) per launch")):
         t.add_argument(f"--{name}", type=number, nargs=3, default=getattr(Profile, name), metavar=("MIN", "OPT", "MAX"),
@@ -67,7 +69,7 @@ def _model(weights):
 
 
 def _onnx(a) -> int:
-    from .onnx.export import export_onnx
+    from .onnx.export import check_opset, export_onnx
 
     out = check_folder(a.out, "--out")
     try:
@@ -75,13 +77,15 @@ def _onnx(a) -> int:
         import onnxscript  # noqa: F401
     except ImportError as e:
         raise ValueError(f"export onnx needs {e.name}: pip install 'mind-engine[onnx]'") from e
+    a.opset = check_opset(a.opset, "--opset")
     model = _model(a.weights)
     exported = {}
     for graph in a.graphs:
         path = out / f"{graph}.onnx"
         t = time.perf_counter()
         exported[graph] = export_onnx(model, graph, path, opset=a.opset, rows=exported.get("rows"))
-        line = f"{path}: exported and checked in {time.perf_counter() - t:.1f} s"
+        line = (f"{path}: exported and checked (read back: opset {a.opset}, inputs "
+                f"{', '.join(i.name for i in exported[graph].graph.input)}) in {time.perf_counter() - t:.1f} s")
         if a.verify:
             from .onnx.verify import verify
 

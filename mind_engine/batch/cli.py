@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..checks import check_folder, check_queries
-from ..cliargs import add_match_options, add_model_options, number, read_points, subcommand
+from ..cliargs import add_match_options, add_model_options, choice, number, read_points, subcommand
 
 
 def add_parsers(sub, tiers) -> None:
@@ -28,7 +28,7 @@ def add_parsers(sub, tiers) -> None:
         add_match_options(sp)
         sp.add_argument("--queries", default=None, metavar="FILE",
                         help="match at these points instead of a grid: a text file of x,y lines (default: the grid)")
-        sp.add_argument("--tier", default="auto", choices=tiers, help="engine tier")
+        sp.add_argument("--tier", default="auto", type=choice, choices=tiers, help="engine tier")
         sp.add_argument("--ray", action="store_true", help="run on Ray (a local instance unless --ray-address)")
         sp.add_argument("--ray-address", default=None,
                         help="join this Ray cluster ('auto': the running one); implies --ray (default: none)")

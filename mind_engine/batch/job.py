@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..checks import check_choice, check_device, check_flag, check_folder, check_integer
+from ..checks import check_choice, check_device, check_flag, check_folder, check_integer, check_threads
 from ..defaults import LEVELS, RADIUS, STRIDE
 from ..progress import progress as progress_bar
 from .lock import FolderLock
@@ -127,7 +127,7 @@ def match_many(pairs, out_dir, stride: int = STRIDE, radius: int | None = RADIUS
     workers = check_integer(workers, "workers", 1, none=True)
     if backend == "local" and workers not in (None, 1):
         raise ValueError(f"backend='local' runs one worker in this process; workers={workers} needs backend='ray'")
-    threads = check_integer(threads, "threads", 1, none=True)
+    threads = None if threads is None else check_threads(threads)
     retries = check_integer(retries, "retries", 0)
     total = check_integer(total, "total", 0, none=True)
     restart = check_flag(restart, "restart")

@@ -5,7 +5,8 @@ manifest the other job may not have written yet). ``FolderLock`` holds ``fcntl.f
 ``<folder>/.mind_engine.lock`` from before the settings check until the manifest is final, with
 the holder (pid, host, start time, command) written in the file. The kernel releases the lock
 when its process ends, however it ends (SIGKILL too), so a lock is never left stale. A second job
-is refused at once, with the holder named.
+is refused at once, with the holder named. A symbolic link, hard link or non-file planted at the
+lock's name is refused, never written through (``safe_write.open_lock_file``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import socket
 import sys
 import time
 from pathlib import Path
+
+from ..safe_write import failure, open_lock_file, process_alive
 
 LOCK_NAME = ".mind_engine.lock"
 HOLDER_WAIT = 1.0  # seconds to wait for a holder that has just taken the lock to write its name
@@ -34,17 +37,21 @@ class FolderLock:
         self.file = None
 
     def __enter__(self) -> "FolderLock":
-        f = open(self.path, "a+")
+        f = open_lock_file(self.path)
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.close()
             raise FolderBusyError(f"{self.folder} is in use by another job ({self.holder()}); wait for it to "
                                   f"end or use another output folder") from None
-        f.truncate(0)
-        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv}))
-        f.flush()
+        try:
+            f.truncate(0)
+            f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv}))
+            f.flush()
+        except OSError as e:  # a full disk: the lock is held all the same, the holder's name is lost
+            f.close()
+            raise failure(self.path, e) from None
         self.file = f
         return self
 
@@ -60,7 +67,7 @@ class FolderLock:
             try:
                 h = json.loads(self.path.read_text())
                 last = f"pid {h['pid']} on {h['host']}, started {h['started']}"
-                if h["host"] != socket.gethostname() or _alive(h["pid"]):
+                if h["host"] != socket.gethostname() or process_alive(h["pid"]):
                     return last
             except (OSError, ValueError, KeyError):
                 pass
@@ -68,12 +75,3 @@ class FolderLock:
                 return f"{last}, which has just ended" if last else "a job whose lock file does not say which"
             time.sleep(0.02)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        pass
-    return True

@@ -78,8 +78,8 @@ def _as_pairs(pairs) -> Iterator[Pair]:
 
 
 def read_pair_list(path) -> list[Pair]:
-    """Pairs from a file: CSV (``.csv``; quote paths with commas) or text, one pair a line, two
-    paths separated by a comma, tab or spaces. Blank lines and ``#`` comments are skipped, and so
+    """Pairs from a file (``.csv`` or any other name), one pair a line, two paths separated by a
+    comma, tab or spaces (CSV quoting: quote paths holding the separator). Blank lines and ``#`` comments are skipped, and so
     is a header row ``img1,img3``, and a UTF-8 byte-order mark. Relative paths are relative to the
     list's folder. Pair keys are ``line<N>`` (the line number)."""
     path = Path(path)
@@ -94,10 +94,8 @@ def read_pair_list(path) -> list[Pair]:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        if path.suffix.lower() == ".csv" or "," in text:
-            cells = [c.strip() for c in next(csv.reader([text]))]
-        else:
-            cells = text.split("\t") if "\t" in text else text.split()
+        sep = "," if "," in text else "\t" if "\t" in text else " "  # a .csv list may use any of them too
+        cells = [c.strip() for c in next(csv.reader([text], delimiter=sep, skipinitialspace=True))]
         cells = [c for c in cells if c]
         if not out and tuple(c.lower() for c in cells) in HEADERS:
             continue

@@ -68,6 +68,15 @@ def _listed(what: str, names: list[str]) -> str:
         (", ...)" if len(names) > 3 else ")")
 
 
+def _differences(old: Manifest, header: dict, diff: dict) -> str:
+    """What ``Manifest.differences`` found, in words; where it found no setting or model that
+    differs, the fingerprints that do (a manifest edited by hand, or written by another version)."""
+    if diff:
+        return "; ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+    return (f"its fingerprint {old.header.get('fingerprint')!r} is not this job's {header['fingerprint']!r}, though "
+            f"it records the same settings and model: it was edited, or written by another version")
+
+
 def claim(out_dir: Path, header: dict, restart: bool = False) -> dict:
     """Check ``out_dir``'s earlier files against this job (``header``, whose fingerprint its
     results will carry) before it writes anything, after moving them aside if ``restart``;
@@ -89,7 +98,7 @@ def claim(out_dir: Path, header: dict, restart: bool = False) -> dict:
         if diff is not None:
             was = old.settings()
             same = ", ".join(f"{k}={was[k]!r}" for k in diff if k in was)
-            raise ValueError(f"{out_dir} holds results of other settings (was, now: {diff}); "
+            raise ValueError(f"{out_dir} holds results of other settings ({_differences(old, header, diff)}); "
                              + (f"to continue it, pass {same}; or " if same else "") + _hint(out_dir))
     other, unreadable = _foreign(out_dir, header["fingerprint"])
     if old is not None:

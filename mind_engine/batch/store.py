@@ -2,8 +2,8 @@
 
 Why npz: numpy reads it with no extra dependency (``np.load``), pandas through numpy, and it
 holds typed columns and a few scalars in one file (Parquet would need pyarrow). Each result
-file is written to a temporary name and renamed (``os.replace``), so a file that exists is
-complete: a job killed at any moment leaves only whole results, and a re-run trusts them.
+file is written through ``safe_write`` (a temporary renamed with ``os.replace``), so a file that
+exists is complete: a job killed at any moment leaves only whole results, and a re-run trusts them.
 
 Result file (``np.load(path)``; one row per query, x right and y down in pixels):
     pts1, pts3, query   (N, 2) float32   match in img1, in img3, and the middle-frame query
@@ -15,14 +15,14 @@ Result file (``np.load(path)``; one row per query, x right and y down in pixels)
 """
 from __future__ import annotations
 
+import io
 import json
-import os
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..safe_write import write_bytes, write_json
 from .spec import full_settings
 
 FORMAT = "mind_engine.batch/1"
@@ -31,19 +31,6 @@ STATES = ("running", "finished", "interrupted", "aborted")
 STATUSES = ("ok", "failed")
 ARRAYS = ("pts1", "pts3", "query", "score", "score1", "score3", "texture")
 SCALARS = ("key", "img1", "img3", "fingerprint", "width", "height", "seconds_load", "seconds_match")
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def result_path(out_dir, key: str) -> Path:
@@ -55,7 +42,9 @@ def write_result(out_dir, key: str, arrays: dict, meta: dict) -> Path:
     path = result_path(out_dir, key)
     cols = {k: np.asarray(arrays[k]) for k in ARRAYS}
     cols.update({k: np.asarray(meta[k]) for k in SCALARS})
-    _atomic_write(path, lambda f: np.savez(f, **cols))
+    buf = io.BytesIO()
+    np.savez(buf, **cols)
+    write_bytes(path, buf.getbuffer())
     return path
 
 
@@ -224,6 +213,5 @@ class Manifest:
         counts["resumed"] = sum(bool(r.get("resumed")) for r in recs)
         doc = {**self.header, "state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "counts": counts, "pairs": recs}
-        data = json.dumps(doc, indent=1, default=str).encode()
-        _atomic_write(self.path, lambda f: f.write(data))
+        write_json(self.path, doc, default=str)
         self._last = time.monotonic()

@@ -26,14 +26,18 @@ def load(weights, device):
         raise UserError(str(e)) from e
 
 
+def input_files(a) -> dict:
+    """The files a pair command reads, by option name: what its outputs must not be."""
+    return {"img1": a.img1, "img3": a.img3, "--weights": a.weights}
+
+
 def check_inputs(a) -> None:
     """IMG1 and IMG3 are files, and the outputs (``--out``, ``--json``) can be written without
-    overwriting them, the checkpoint or each other."""
+    overwriting them (as files: through hard and symbolic links too), the checkpoint or each other."""
     check_image_path(a.img1, "img1")
     check_image_path(a.img3, "img3")
     json_path = getattr(a, "json", None)
-    check_distinct({"--out": a.out, "--json": None if json_path == "-" else json_path},
-                   {"img1": a.img1, "img3": a.img3, "--weights": a.weights})
+    check_distinct({"--out": a.out, "--json": None if json_path == "-" else json_path}, input_files(a))
 
 
 def read(path) -> np.ndarray:

@@ -1,11 +1,10 @@
 """``mind-engine demo``: match a bundled real pair with known motion and write its figures."""
 from __future__ import annotations
 
-import json
-
 from ..checks import check_folder
 from ..cliargs import add_match_options, add_model_options, subcommand
 from ..images import write_image
+from ..safe_write import write_json
 from .common import load, match_record, run_match, settings_text
 
 DEMO_WIDTH = 256  # bench/accuracy.py's --moto-width default: the demo pair is the one it scores
@@ -50,8 +49,8 @@ def run(a) -> int:
     sensitivity_figure(model, img1, img3, picks, out / "fig4.png", device=a.device, radius=a.radius,
                        title=f"Sensitivity maps S = max_c |d out(q) / d I| (one scale) of {len(picks)} queries, "
                              f"the best in each fifth of the image ({name})")
-    (out / "matches.json").write_text(json.dumps({"pair": name, "stride": a.stride, "radius": a.radius,
-                                                   "levels": a.levels, "matches": match_record(m)}, indent=1))
+    write_json(out / "matches.json", {"pair": name, "stride": a.stride, "radius": a.radius, "levels": a.levels,
+                                      "matches": match_record(m)})
     for f in FILES:
         print(f"wrote {out / f}")
     return 0

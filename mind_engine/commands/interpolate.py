@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..checks import check_writable
 from ..cliargs import add_model_options, subcommand
 from ..images import IMAGE_SUFFIXES, write_image
-from .common import check_inputs, load, read
+from .common import check_inputs, input_files, load, read
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,6 @@ def run(a) -> int:
     check_writable(a.out, "--out", IMAGE_SUFFIXES)
     model = load(a.weights, a.device)
     mid = interpolate(read(a.img1), read(a.img3), model=model, device=a.device)
-    write_image(a.out, mid)
+    write_image(a.out, mid, inputs=input_files(a), name="--out")
     print(f"wrote {a.out}")
     return 0

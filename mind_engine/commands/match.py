@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..checks import FIGURE_SUFFIXES, check_writable
-from ..cliargs import add_match_options, add_model_options, number, subcommand
-from .common import check_inputs, load, match_record, read, run_match, settings_text
+from ..cliargs import add_match_options, add_model_options, choice, number, subcommand
+from ..safe_write import write_json
+from .common import check_inputs, input_files, load, match_record, read, run_match, settings_text
 
 
 def add_parser(sub, tiers) -> None:
@@ -25,8 +25,9 @@ def add_parser(sub, tiers) -> None:
     m.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the matches as JSON to PATH (no PATH or '-': to stdout, the summary to stderr; "
                         "default: no JSON)")
-    m.add_argument("--tier", default="auto", choices=tiers, help="engine tier (auto: the fastest exact one available)")
-    m.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+    m.add_argument("--tier", default="auto", type=choice, choices=tiers,
+                   help="engine tier (auto: the fastest exact one available)")
+    m.add_argument("--precision", default="fp32", type=choice, choices=("fp32", "bf16", "fp16"),
                    help="the windowed tiers' number format: fp32 is exact; bf16 is about 1.7x faster through "
                         "the pyramid on CPUs with bf16 units (README, Latency), not exact; fp16 is for GPUs")
     m.add_argument("--subpixel", action="store_true",
@@ -69,8 +70,7 @@ def run(a) -> int:
         if to_stdout:
             print(json.dumps(doc, indent=1))
         else:
-            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.json).write_text(json.dumps(doc, indent=1))
+            write_json(a.json, doc, inputs=input_files(a), name="--json")
             say(f"wrote {a.json}")
     if a.out:
         from ..evaluation.figures import draw_matches

@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize, PowerNorm  # noqa: E402
 
+from ..safe_write import write_figure  # noqa: E402
+
 
 def as_rgb(img) -> np.ndarray:
     """Any image mind_engine accepts -> HxWx3 float in [0, 1] for plotting."""
@@ -70,12 +72,11 @@ def _line_colours(order, score, good, fig, ax):
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        fig.tight_layout()
+        return write_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def spread_queries(m, k: int = 5, margin: int = 16) -> np.ndarray:

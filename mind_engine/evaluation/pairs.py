@@ -36,6 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..safe_write import write_bytes
+
 FLO_MAGIC = 202021.25
 
 
@@ -182,10 +184,10 @@ def write_kitti_flow(path, flow, valid=None) -> Path:
     enc = np.clip(np.round(flow * 64 + 2 ** 15), 0, 2 ** 16 - 1).astype(np.uint16)
     bgr = np.stack([valid.astype(np.uint16), enc[..., 1], enc[..., 0]], -1)
     bgr[~valid, 1:] = 0
-    path = Path(path)
-    if not cv2.imwrite(str(path), bgr):
-        raise OSError(f"could not write {path}")
-    return path
+    ok, data = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode the flow of {path} as a 16-bit PNG")
+    return write_bytes(path, data)
 
 
 def read_flo(path) -> np.ndarray:
@@ -209,12 +211,8 @@ def write_flo(path, flow) -> Path:
     """Write (H, W, 2) flow as a ``.flo`` file."""
     flow = np.asarray(flow, np.float32)
     h, w = flow.shape[:2]
-    path = Path(path)
-    with open(path, "wb") as f:
-        np.array([FLO_MAGIC], np.float32).tofile(f)
-        np.array([w, h], np.int32).tofile(f)
-        flow.tofile(f)
-    return path
+    head = np.array([FLO_MAGIC], np.float32).tobytes() + np.array([w, h], np.int32).tobytes()
+    return write_bytes(path, head + flow.tobytes())
 
 
 def resize_flow(flow, valid, size, min_coverage: float = 0.5):

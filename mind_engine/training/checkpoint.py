@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from ..checks import nonfinite_tensors
+from ..safe_write import write_bytes
 
 CKPT_NAME = "last.pt"
 FORMAT = "mind_engine.training/2"  # the payload-and-digest file; the state itself before it
@@ -79,8 +79,10 @@ def nonfinite_state(state: dict) -> list[str]:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` with its SHA-256, through a temp file in the same folder and os.replace:
-    never a torn file. A state with non-finite weights or optimiser state is refused."""
+    """Write ``state`` with its SHA-256 through ``safe_write`` (a temporary in the same folder and
+    os.replace): never a torn file, never through a planted link; a full disk is one
+    ``WriteError`` line and the last good checkpoint stays. A state with non-finite weights or
+    optimiser state is refused."""
     broken = nonfinite_state(state)
     if broken:
         raise CheckpointError(f"not writing {path}: the training state holds NaN or inf in {broken[0]}"
@@ -90,14 +92,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
     payload = buf.getvalue()
     wrapped = {"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
                "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(wrapped, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save(wrapped, buf)
+    write_bytes(path, buf.getbuffer())
 
 
 def _torch_load(source, path) -> dict:

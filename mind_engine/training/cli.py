@@ -11,13 +11,18 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 
-from ..checks import check_folder, check_fraction, check_integer, check_interval, check_writable
+from ..checks import (check_distinct, check_folder, check_fraction, check_integer, check_interval, check_threads,
+                      check_unique, check_writable, threads_from_environment)
 from ..cliargs import HelpFormatter, check_options, number
 from ..data.sources import DEFAULT_MAX_SIDE
 from ..data.static import STATIC_MAD
 from ..model import MindConfig
+from ..safe_write import file_identity
 from .recipe import RECIPE, describe
+
+MAX_LR = 1.0  # Adam's step is about lr per weight: above 1 a step overshoots any weight a network holds
 
 PROG = "mind-engine train"
 
@@ -50,9 +55,13 @@ def _widths(s: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def _numbers(s: str) -> tuple:
-    """A comma-separated list of numbers (``RULES`` decide what they must be)."""
+    """A comma-separated list of numbers (``RULES`` decide what they must be); an empty item
+    between two others ('1,,2') is refused, not skipped."""
+    items = [v.strip() for v in s.split(",")]
+    if not any(items):
+        return ()
     try:
-        return tuple(number(v) for v in s.split(",") if v.strip())
+        return tuple(number(v) for v in items)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
 
@@ -132,7 +141,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=number, default=RECIPE["eps"],
                    help="Charbonnier epsilon, in pixel values in [0, 1] (mind_engine's pixels): 0.01 is 2.55 grey "
                         "levels on 0-255 pixels")
-    p.add_argument("--lr", type=number, default=RECIPE["lr"], help="Adam's learning rate (the peak under cosine)")
+    p.add_argument("--lr", type=number, default=RECIPE["lr"], help="Adam's learning rate (the peak under cosine), in (0, 1]")
     p.add_argument("--schedule", choices=("plateau", "cosine"), default=RECIPE["schedule"],
                    help="plateau: the paper's drops on plateau of the validation loss; cosine: linear warm-up, the "
                         "full rate until --hold of the run, then a half cosine to --min-lr")
@@ -218,7 +227,7 @@ def _integers(value, name: str, minimum: int) -> tuple[int, ...]:
 def _gaps(value, name: str) -> tuple[int, ...]:
     if not value:
         raise ValueError(f"{name} must name at least one frame spacing, got none")
-    return _integers(value, name, 1)
+    return tuple(check_unique(_integers(value, name, 1), name))
 
 
 def _positive(v, n):
@@ -244,7 +253,7 @@ RULES = {
     "batch_size": lambda v, n: check_integer(v, n, 1),
     "skips": lambda v, n: _integers(v, n, 1),
     "aux_motion": _non_negative, "grad_loss": _non_negative,
-    "eps": _positive, "lr": _positive, "min_lr": _non_negative,
+    "eps": _positive, "lr": lambda v, n: check_interval(v, n, 0.0, MAX_LR, open_low=True), "min_lr": _non_negative,
     "warmup": lambda v, n: check_integer(v, n, 0),
     "hold": check_fraction,
     "lr_factor": lambda v, n: check_fraction(v, n, open_ends=True),
@@ -259,8 +268,9 @@ RULES = {
     "match_val_every": lambda v, n: check_integer(v, n, 0),
     "match_val_pairs": lambda v, n: check_integer(v, n, 1),
     "ckpt_every": lambda v, n: check_integer(v, n, 0),
-    "threads": lambda v, n: check_integer(v, n, 1),
+    "threads": check_threads,
     "ckpt_dir": check_folder,
+    "data": lambda v, n: check_unique(v, n, key=file_identity),
     "export": lambda v, n: check_writable(v, n, (".safetensors",)),
     "log": check_writable,
 }
@@ -279,6 +289,8 @@ def check_together(a: argparse.Namespace) -> None:
         raise ValueError(f"--min-lr must be at most --lr ({a.lr:g}), got {a.min_lr:g}")
     if a.export_only and a.export is None:
         raise ValueError("--export-only needs --export W.safetensors: where to write the weights")
+    if a.threads is None:
+        threads_from_environment()  # the default, refused here in one line rather than in torch
     if a.export_only and a.resume is None:
         a.resume = "auto"  # CKPT_DIR/last.pt
 
@@ -321,12 +333,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as e:
         p.error(str(e))
     _resolve_model(p, args)
+    try:
+        _check_outputs(args)
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
+def _check_outputs(a: argparse.Namespace) -> None:
+    """--export and --log are neither each other nor a file the run reads (--init, --resume, the
+    checkpoint folder's last.pt and best.safetensors), as files: through links too."""
+    from .checkpoint import CKPT_NAME
+    from .validation import BEST_NAME
+
+    folder = Path(a.ckpt_dir)
+    check_distinct({"--export": a.export, "--log": a.log},
+                   {"--init": a.init, "--resume": None if a.resume in (None, "auto") else a.resume,
+                    "--ckpt-dir's checkpoint": folder / CKPT_NAME, "--ckpt-dir's best weights": folder / BEST_NAME})
+
+
 def default_num_threads() -> int:
-    """Threads for torch on CPU: the ``MIND_THREADS`` environment variable, else all cores."""
-    return int(os.environ.get("MIND_THREADS", os.cpu_count() or 1))
+    """Threads for torch on CPU: the ``MIND_THREADS`` environment variable (checked), else all cores."""
+    return threads_from_environment() or os.cpu_count() or 1
 
 
 def clip_norm(args) -> float:

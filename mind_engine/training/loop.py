@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..batch.lock import FolderBusyError, FolderLock
+from ..safe_write import WriteError
 from .build import build_data, build_model, dist_info, pick_device
 from .checkpoint import CKPT_NAME
 from .cli import parse_args
@@ -121,7 +122,10 @@ class Trainer:
             data_all = [None] * self.world
             dist.all_gather_object(data_all, self.state.data_gen.get_state())
         if self.rank == 0:
-            self.state.save(self.ckpt_path, self.args, data_all)
+            try:
+                self.state.save(self.ckpt_path, self.args, data_all)
+            except WriteError as e:  # a full disk: stop here, the last good checkpoint kept
+                raise WriteError(f"training stopped at step {self.step}: {e}") from None
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -176,6 +180,10 @@ class Trainer:
         st.train_net.train()
         started = t_last = time.perf_counter()
         end = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
+        if end <= st.step:  # said, not silent: a run that trains nothing looks like one that trained
+            self.report.say(f"nothing to train: the run is at step {st.step} and "
+                            + (f"--stop-at is {args.stop_at}" if args.stop_at is not None and args.stop_at < args.steps
+                               else f"--steps is {args.steps}"))
         try:
             while st.step < end and (args.max_seconds is None or time.perf_counter() - started < args.max_seconds):
                 lv = train_step(st, self.net, self.sampler, args, self.device, self.amp, self.memory_format, self.world)

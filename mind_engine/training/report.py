@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..data.video import split_index
 from ..progress import progress
+from ..safe_write import append_line
 
 SPEED_STEPS = 10  # steps timed for the speed line (the first step, which warms up, not among them)
 MAX_CLIPS_LISTED = 4
@@ -141,8 +142,7 @@ class Reporter:
 
     def log(self, rec: dict) -> None:
         if self.rank == 0 and self.args.log:
-            with open(self.args.log, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            append_line(self.args.log, json.dumps(rec))
 
     def open_bar(self, step: int) -> None:
         if self.rank == 0 and not self.args.no_progress:  # a bar on a terminal, lines in a log

@@ -14,7 +14,6 @@ evaluation with the highest Accuracy@10, ties broken by the lower APE.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -122,9 +121,7 @@ class BestCheckpoint:
             meta = dict(metadata or {}, step=step, match_validation={
                 **chosen, "pairs": len(self.pairs), "stride": self.stride, "radius": self.radius,
                 "selected_by": "probe" if self.probe else "Acc@10"})
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            save_model(model, tmp, extra_metadata=meta)
-            os.replace(tmp, self.path)  # never a torn best.safetensors
+            save_model(model, self.path, extra_metadata=meta)  # never a torn best.safetensors (safe_write)
         rec["best_step"] = self.best["step"] if self.best else None
         return rec
 

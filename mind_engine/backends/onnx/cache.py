@@ -35,7 +35,5 @@ def cached_onnx(model: MindNet, graph: str, opset: int | None = None) -> Path:
         cpu = MindNet(model.config)
         cpu.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()})
         rows = onnx.load(str(cached_onnx(model, "rows", opset))) if graph == "match" else None
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        export_onnx(cpu.eval(), graph, tmp, opset=opset, rows=rows)
-        os.replace(tmp, path)
+        export_onnx(cpu.eval(), graph, path, opset=opset, rows=rows)  # written atomically (safe_write)
     return path

@@ -28,13 +28,13 @@ import logging
 import sys
 import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ... import model as model_module
-from ...checks import check_choice
+from ...checks import check_choice, check_integer
+from ...safe_write import write_bytes
 from ...engine import linearisation, transpose
 from ...engine.transpose import LinearisedMind
 from ...model import MindNet
@@ -43,6 +43,9 @@ from ...ops._torch_impl import match_reduce
 from ...weights import weights_sha256
 
 OPSET = 20
+# torch.onnx's exporter writes opset 18 and above itself; for a lower one it converts with onnx's
+# version converter and, where that fails, keeps 18 with a warning: such opsets are refused.
+MIN_OPSET = 18
 # torch.onnx's exporter logs "torchvision is not installed. Skipping torchvision::<op>" (a
 # WARNING, one line per torchvision op it would register) on every export without torchvision;
 # MindNet uses none of those ops.
@@ -159,14 +162,54 @@ def input_rule(graph: str, multiple: int) -> str:
             f"what comes out to the image; points keep their coordinates. Outputs {gives}.")
 
 
+def max_opset() -> int:
+    """The highest opset both onnx (the checker) and onnxscript (the exporter's ops) know."""
+    import onnx
+    import onnxscript.onnx_opset as ops
+
+    return min(onnx.defs.onnx_opset_version(),
+               max(int(n[5:]) for n in dir(ops) if n.startswith("opset") and n[5:].isdigit()))
+
+
+def check_opset(opset, name: str = "opset") -> int:
+    """An opset this exporter writes as asked: MIN_OPSET..``max_opset()``."""
+    top = max_opset()
+    try:
+        n = check_integer(opset, name, MIN_OPSET)
+    except ValueError:
+        n = None
+    if n is None or n > top:
+        raise ValueError(f"{name} must be an integer in {MIN_OPSET}..{top} (the opsets the exporter writes as "
+                         f"asked, with the onnx and onnxscript installed here), got {opset!r}")
+    return n
+
+
+def model_opset(proto) -> int | None:
+    """The default (ONNX) domain's opset a ModelProto imports."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def check_exported(proto, graph: str, opset: int, where: str) -> None:
+    """``proto`` (``where``: the file it was read from, or "the export") is ``graph`` at ``opset``:
+    its opset, input and output names as asked, or a one-line ValueError."""
+    got = {"opset": model_opset(proto), "inputs": [i.name for i in proto.graph.input],
+           "outputs": [o.name for o in proto.graph.output]}
+    want = {"opset": opset, "inputs": INPUTS[graph], "outputs": OUTPUTS[graph]}
+    for k in want:
+        if got[k] != want[k]:
+            raise ValueError(f"{where} is not the {graph} graph asked for: its {k} {got[k]}, not {want[k]}")
+
+
 def export_onnx(model: MindNet, graph: str, path=None, opset: int = OPSET, rows=None):
-    """Export ``graph`` ("forward", "rows" or "match") of the float32 CPU ``model`` to ONNX,
-    checked with ``onnx.checker`` (full check, shape inference included). For "match", ``rows``
-    may be the already exported rows ModelProto, saving its export. Writes ``path`` if given;
-    returns the ModelProto."""
+    """Export ``graph`` ("forward", "rows" or "match") of the float32 CPU ``model`` to ONNX at
+    ``opset`` (``check_opset``), checked with ``onnx.checker`` (full check, shape inference
+    included) and for its opset, inputs and outputs (``check_exported``). For "match", ``rows``
+    may be the already exported rows ModelProto, saving its export. Writes ``path`` if given
+    (``safe_write``), read back and checked again; returns the ModelProto."""
     import onnx
 
     graph = check_choice(graph, "graph", GRAPHS)
+    opset = check_opset(opset)
     p = next(model.parameters())
     if p.dtype != torch.float32 or p.device.type != "cpu":
         raise ValueError("export a float32 CPU model (precision is chosen at TensorRT build time)")
@@ -184,7 +227,8 @@ def export_onnx(model: MindNet, graph: str, path=None, opset: int = OPSET, rows=
         "mind_engine.weights": weights_hash(model), "mind_engine.code": code_hash(),
         "mind_engine.input_multiple": str(m), "mind_engine.inputs": input_rule(graph, m)})
     onnx.checker.check_model(proto, full_check=True)
+    check_exported(proto, graph, opset, "the export")
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        onnx.save_model(proto, str(path))
+        write_bytes(path, proto.SerializeToString())
+        check_exported(onnx.load(str(path)), graph, opset, str(path))
     return proto

@@ -16,7 +16,6 @@ only runs on the GPU model and TensorRT version that built it.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from ...checks import check_choice
 from ...model import MULTIPLE, MindNet
+from ...safe_write import write_bytes
 from ..onnx.cache import cache_dir, cached_onnx
 from .onnx_surgery import without_pool_indices
 
@@ -127,8 +127,7 @@ def build_engine(onnx_path, graph: str, precision: str = "fp32", profile: Profil
                            f"(graph {graph}, {precision}, profile {profile}); rerun with verbose=True")
     data = bytes(blob)
     if engine_path is not None:
-        Path(engine_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(engine_path).write_bytes(data)
+        write_bytes(engine_path, data)
     return data
 
 
@@ -142,7 +141,5 @@ def cached_engine(model: MindNet, graph: str, precision: str = "fp32",
     name = f"{onnx_path.stem}-{precision}-{profile.key()}-trt{trt.__version__}-gpu{gpu}.engine"
     path = cache_dir() / "tensorrt" / name
     if not path.is_file():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        build_engine(onnx_path, graph, precision, profile, engine_path=tmp)
-        os.replace(tmp, path)
+        build_engine(onnx_path, graph, precision, profile, engine_path=path)  # written atomically (safe_write)
     return path
