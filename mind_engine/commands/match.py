@@ -2,7 +2,7 @@
 
     mind-engine match IMG1 IMG3 [--stride 4] [--radius 32] [--levels auto] [--top K]
                                 [--out matches.png] [--json [out.json]] [--weights W] [--device D]
-                                [--tier T] [--precision fp32|bf16|fp16] [--subpixel] [--fb]
+                                [--tier T] [--precision fp32|bf16|fp16|auto] [--subpixel] [--fb]
 """
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ def add_parser(sub, tiers) -> None:
                    help="write the matches as JSON to PATH (no PATH or '-': to stdout, the summary to stderr; "
                         "default: no JSON)")
     m.add_argument("--tier", default="auto", choices=tiers, help="engine tier (auto: the fastest exact one available)")
-    m.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="the windowed tiers' number format: fp32 is exact; bf16 is about 1.7x faster through "
-                        "the pyramid on CPUs with bf16 units (README, Latency), not exact; fp16 is for GPUs")
+    m.add_argument("--precision", default="fp32", type=str.lower, choices=("fp32", "bf16", "fp16", "auto"),
+                   help="the windowed tiers' number format (any case): fp32 is exact; bf16 is about 1.7x faster "
+                        "through the pyramid on CPUs with bf16 units (AVX512-BF16 or AMX; README, Latency), not "
+                        "exact, and about 20x slower on CPUs without them (it warns); auto = bf16 where the device "
+                        "has bf16 units, else fp32 (the plan line says which); fp16 is for GPUs")
     m.add_argument("--subpixel", action="store_true",
                    help="refine match points to sub-pixel (quadratic fit at the finest level)")
     m.add_argument("--fb", action="store_true", help="flag matches that fail the forward-backward check")

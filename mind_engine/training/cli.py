@@ -188,7 +188,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                         "to --export, without training")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
-                   help="bf16 autocast: auto = on a GPU, and on a CPU with bf16 units (AVX512-BF16 or AMX), "
+                   help="bf16 autocast: auto = on a GPU with bf16 units (compute capability 8+) and on a CPU with "
+                        "them (AVX512-BF16 or AMX), "
                         "where it about halves a step; on = always; off = never")
     p.add_argument("--threads", type=number, default=None,
                    help="torch CPU threads (default: MIND_THREADS or all cores)")
