@@ -75,7 +75,8 @@ def run(a) -> int:
     if a.json:
         doc = {"img1": str(a.img1), "img3": str(a.img3), "width": w, "height": h, "stride": a.stride,
                "radius": a.radius, "queries": a.queries, "levels": a.levels, "top": a.top,
-               "weights": a.weights or "default", "tier": a.tier, "subpixel": a.subpixel, "fb": a.fb, "seconds": secs, "n": len(m), "matches": match_record(m, flags)}
+               "weights": a.weights or "default", "tier": a.tier, "subpixel": a.subpixel, "fb": a.fb,
+               "seconds": secs, "n": len(m), "matches": match_record(m, flags)}
         if to_stdout:
             print(json.dumps(doc, indent=1))
         else:
