@@ -138,6 +138,11 @@ def test_bench_finds_the_repo_scripts_or_says_why_not(monkeypatch, tmp_path, cap
     assert "installed wheel does not include" in capsys.readouterr().err
 
 
+def test_bench_help_says_the_arguments_pass_through(capsys):
+    assert cli.main(["bench", "--help"]) == 0
+    assert "passes through to bench/NAME.py" in " ".join(capsys.readouterr().out.split())
+
+
 def test_python_dash_m():
     r = subprocess.run([sys.executable, "-m", "mind_engine", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "match" in r.stdout and "demo" in r.stdout
