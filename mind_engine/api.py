@@ -146,9 +146,10 @@ class Engine:
             return grid_queries(self.hw, stride)
         return torch.from_numpy(check_queries(queries, self.hw)).long()
 
-    def _plan(self, n: int, chunks: int, what: str, how: str = "") -> None:
-        """The plan of a run, one line on stderr: queries, chunks, device, tier, memory estimate."""
-        print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair{how} in {chunks} chunk(s) "
+    def _plan(self, n: int, what: str, how: str) -> None:
+        """The plan of a run, one line on stderr: queries, ``how`` (the chunks, the levels), device,
+        tier, precision, memory estimate."""
+        print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair{how} "
               f"on {self.device} (tier {self.tier_name}, {self.precision}{self._precision_note}), about {self.memory_needed() / 2**30:.2f} GiB; "
               f"a larger stride or a smaller radius is faster", file=sys.stderr)
 
@@ -163,7 +164,7 @@ class Engine:
         starts = range(0, n, step)
         show = progress if progress is not None else (len(starts) > 4 and sys.stderr.isatty())
         if show and plan:
-            self._plan(n, len(starts), what)
+            self._plan(n, what, f" in {len(starts)} chunk(s)")
         bar = progress_bar(starts, desc=f"{what} ({self.tier_name})", unit="chunk", show=bool(show))
         return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
@@ -220,8 +221,10 @@ class Engine:
         n = check_levels(levels, self.hw, radius)
         chunks = -(-len(q) // self.chunk)
         if progress or (progress is None and chunks > 4 and sys.stderr.isatty()):
-            self._plan(len(q), chunks, "matching", f" coarse to fine ({n} levels, search radius "
-                       f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px)")
+            coarser = f"levels {n - 1} (coarsest) to 1" if n > 2 else "level 1"
+            self._plan(len(q), "matching", f" coarse to fine ({n} levels, search radius "
+                       f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px; {coarser} in chunks of their own, "
+                       f"then level 0 in {chunks} chunk(s))")
         integer = []
 
         def mind(level: Level) -> Matches:

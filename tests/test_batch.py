@@ -199,6 +199,19 @@ def test_a_killed_driver_resumes_without_redoing_finished_pairs(data, tmp_path):
         me.match_many(pairs, out, weights=data / "tiny.safetensors", **{**OPTS, "stride": 8})
 
 
+def test_cli_match_pairs_writes_progress_lines_off_a_terminal(data, tmp_path, capsys):
+    """stderr not a terminal (a log): ``match-pairs`` writes whole progress lines (at least the
+    last), never a carriage return; ``--no-progress`` writes none."""
+    (tmp_path / "two.txt").write_text(f"{data}/0.png {data}/1.png\n{data}/1.png {data}/2.png\n")
+    common = ["--weights", str(data / "tiny.safetensors"), "--stride", "16", "--radius", "8", "--threads", "1"]
+    assert cli.main(["match-pairs", str(tmp_path / "two.txt"), "--out", str(tmp_path / "a"), *common]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.splitlines()[-1].startswith("matching pairs: 2/2 pair"), err
+    assert cli.main(["match-pairs", str(tmp_path / "two.txt"), "--out", str(tmp_path / "b"), *common,
+                     "--no-progress"]) == 0
+    assert "matching pairs" not in capsys.readouterr().err
+
+
 def test_cli_match_pairs_and_match_video(data, tmp_path, capsys):
     (tmp_path / "good.txt").write_text(f"{data}/0.png {data}/1.png\n")
     (tmp_path / "mixed.txt").write_text(f"{data}/0.png {data}/1.png\n{data}/0.png {data}/odd.png\n")

@@ -62,7 +62,7 @@ def _run(a, pairs, total, backend) -> int:
     man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=read_queries(a.queries), tier=a.tier,
                      levels=a.levels,
                      weights=a.weights, device=a.device, backend=backend, workers=a.workers, threads=a.threads,
-                     ray_address=a.ray_address, retries=a.retries, progress=False if a.no_progress else None,
+                     ray_address=a.ray_address, retries=a.retries, progress=not a.no_progress,
                      total=total, restart=a.restart)
     c = man["counts"]
     print(f"{c['ok']} pairs matched ({c['resumed']} of them by an earlier run), {c['failed']} failed, "
