@@ -90,6 +90,7 @@ def main(argv=None) -> dict:
             inliers = fit(sel)[1]
             err = row["selections"][f"best per {CELL} px cell, textured (recipe)"]["corner_error_px"]
             draw_matches(img1, img3, sel.pts1, sel.pts3, args.figure, good=inliers, max_lines=len(sel), dpi=60,
+                         layout="stacked",
                          title=f"{photo} under a known homography: the recipe's {int(inliers.sum())} inliers (green) "
                                f"of {len(sel)}, corner error {err:.2f} px")
         rows.append(row)

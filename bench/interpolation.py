@@ -40,6 +40,7 @@ from mind_engine.evaluation.interpolation import interpolation_error, normalized
 from mind_engine.interpolate import interpolate  # noqa: E402
 from mind_engine.data import sources as D  # noqa: E402
 from mind_engine.data.video import held_out_triplets  # noqa: E402
+from mind_engine.progress import progress  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
 from bench.report import add_output_args, output_path, publish  # noqa: E402
 
@@ -86,7 +87,7 @@ def run(args) -> dict:
         scores = {m: {"ie": [], "ne": []} for m in methods}
         per_clip: dict = {}
         times = {m: 0.0 for m in methods}
-        for name, t, f1, f2, f3 in trip:
+        for name, t, f1, f2, f3 in progress(trip, desc=f"held-out triplets at gap {gap}", unit="triplet", show=True):
             preds = {}
             t0 = time.perf_counter()
             preds["mind"] = interpolate(f1, f3, model=model)
