@@ -212,6 +212,23 @@ def test_cli_match_pairs_writes_progress_lines_off_a_terminal(data, tmp_path, ca
     assert "matching pairs" not in capsys.readouterr().err
 
 
+def test_a_folder_of_other_settings_is_refused_in_the_caller_s_words(data, tmp_path, capsys):
+    """The same refusal names ``match_many``'s arguments to Python callers and the options to the
+    command's (``stride=16`` / ``--stride 16``, ``restart=True`` / ``--restart``)."""
+    (tmp_path / "one.txt").write_text(f"{data}/0.png {data}/1.png\n")
+    common = ["--weights", str(data / "tiny.safetensors"), "--radius", "8", "--threads", "1", "--no-progress"]
+    out = str(tmp_path / "o")
+    assert cli.main(["match-pairs", str(tmp_path / "one.txt"), "--out", out, "--stride", "16", *common]) == 0
+    capsys.readouterr()
+    assert cli.main(["match-pairs", str(tmp_path / "one.txt"), "--out", out, "--stride", "8", *common]) == 2
+    err = capsys.readouterr().err
+    assert "to continue it, pass --stride 16; or use another output folder, or start over with --restart," in err
+    assert "stride=16" not in err and "restart=True" not in err
+    with pytest.raises(ValueError, match=r"to continue it, pass stride=16; or .* restart=True \(mind-engine: --restart"):
+        me.match_many(tmp_path / "one.txt", out, stride=8, radius=8, weights=data / "tiny.safetensors",
+                      progress=False)
+
+
 def test_cli_match_pairs_and_match_video(data, tmp_path, capsys):
     (tmp_path / "good.txt").write_text(f"{data}/0.png {data}/1.png\n")
     (tmp_path / "mixed.txt").write_text(f"{data}/0.png {data}/1.png\n{data}/0.png {data}/odd.png\n")

@@ -58,12 +58,15 @@ def _backend(a) -> str:
 
 def _run(a, pairs, total, backend) -> int:
     from .job import match_many
+    from .resume import FolderRefused
 
-    man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=read_queries(a.queries), tier=a.tier,
-                     levels=a.levels,
-                     weights=a.weights, device=a.device, backend=backend, workers=a.workers, threads=a.threads,
-                     ray_address=a.ray_address, retries=a.retries, progress=not a.no_progress,
-                     total=total, restart=a.restart)
+    try:
+        man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=read_queries(a.queries), tier=a.tier,
+                         levels=a.levels, weights=a.weights, device=a.device, backend=backend, workers=a.workers,
+                         threads=a.threads, ray_address=a.ray_address, retries=a.retries,
+                         progress=not a.no_progress, total=total, restart=a.restart)
+    except FolderRefused as e:  # said with this command's options, not match_many's arguments
+        raise ValueError(e.command_line) from None
     c = man["counts"]
     print(f"{c['ok']} pairs matched ({c['resumed']} of them by an earlier run), {c['failed']} failed, "
           f"in {man['seconds']:.1f} s; wrote {a.out}/manifest.json")
