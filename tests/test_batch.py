@@ -16,7 +16,7 @@ import torch
 
 import mind_engine as me
 from mind_engine import cli
-from mind_engine.batch import Pair, read_pair_list, read_result
+from mind_engine.batch import Pair, read_pair_list, read_result, result_files
 from mind_engine.batch.store import ARRAYS
 from mind_engine.weights import weights_sha256
 
@@ -60,6 +60,10 @@ def test_results_equal_match_and_the_files_and_manifest_say_what_ran(data, tmp_p
     assert man["settings"] == {"stride": 16, "radius": 8, "tier": "auto", "memory": None, "queries": None,
                                "levels": "auto"}
     assert man["versions"]["torch"] == torch.__version__ and man["versions"]["mind_engine"] == me.__version__
+    files = result_files(tmp_path)  # a pair's file found by its names, not its key
+    assert set(files) == {(str(p1), str(p3)) for p1, p3 in pairs}
+    assert all(read_result(f)["img1"] == img1 for (img1, _), f in files.items())
+    assert result_files(tmp_path / "nothing") == {}
 
 
 def test_in_memory_model_hashes_like_its_file_and_queries_are_used(data, tmp_path):
