@@ -149,13 +149,10 @@ class Engine:
     def _plan(self, n: int, what: str, how: str) -> None:
         """The plan of a run, one line on stderr: queries, ``how`` (the chunks, the levels), device,
         tier, precision, memory estimate."""
-        print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair{how} "
-              f"on {self.device} (tier {self.tier_name}, {self.precision}{self._precision_note}), about {self.memory_needed() / 2**30:.2f} GiB; "
+        why = f", {self.precision_reason}" if self.precision_reason else ""
+        print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair{how} on {self.device} "
+              f"(tier {self.tier_name}, {self.precision}{why}), about {self.memory_needed() / 2**30:.2f} GiB; "
               f"a larger stride or a smaller radius is faster", file=sys.stderr)
-
-    @property
-    def _precision_note(self) -> str:
-        return f", {self.precision_reason}" if self.precision_reason != "as asked" else ""
 
     def _chunks(self, n: int, step: int, progress: bool | None, what: str, plan: bool = True):
         """Chunk starts, with progress on stderr when ``progress`` (None: many chunks on a terminal;

@@ -34,7 +34,7 @@ def has_bf16_units(device: torch.device) -> bool:
 
 
 def choose_precision(asked: str, device: torch.device, storable) -> tuple[str, str]:
-    """The precision to run and why, for a checked ``asked`` ("auto", "fp32", "bf16", "fp16") on
+    """The precision to run and why ("" when as asked), for a checked ``asked`` ("auto", "fp32", "bf16", "fp16") on
     ``device`` with a tier that can store ``storable``: "auto" is bf16 where the device has bf16
     units and the tier stores it, fp32 elsewhere. An explicit "bf16" without bf16 units runs as
     asked, with one ``SlowPrecisionWarning`` per device type and process."""
@@ -49,4 +49,4 @@ def choose_precision(asked: str, device: torch.device, storable) -> tuple[str, s
         warnings.warn(f"precision='bf16' on a {device.type} without bf16 units (AVX512-BF16/AMX, or a GPU of compute "
                       f"capability 8+): bf16 is emulated there, about 20x slower than fp32; precision='fp32' or "
                       f"'auto' is faster here", SlowPrecisionWarning, stacklevel=3)
-    return asked, "as asked"
+    return asked, ""

@@ -73,13 +73,14 @@ def _start_line(args, start: str | None) -> str:
 
 def _scaled_note(args, key: str) -> str:
     """" (scaled to --steps)" where the recipe's value of ``key`` was lowered for a short run."""
-    return " (the recipe's, scaled to --steps)" if getattr(args, key) == scaled(key, args.steps) != RECIPE[key] else ""
+    lowered = getattr(args, key) == scaled(key, args.steps) != RECIPE[key]
+    return " (the recipe's, scaled to --steps)" if lowered else ""
 
 
 def _optimiser_line(args) -> str:
     if args.schedule == "cosine":
-        sched = (f"cosine: lr {args.lr:g}, warm-up {args.warmup} steps{_scaled_note(args, 'warmup')}, held to {_pct(args.hold)} of the steps, "
-                 f"then down to {args.min_lr:g}")
+        sched = (f"cosine: lr {args.lr:g}, warm-up {args.warmup} steps{_scaled_note(args, 'warmup')}, held to "
+                 f"{_pct(args.hold)} of the steps, then down to {args.min_lr:g}")
     else:
         sched = (f"plateau: lr {args.lr:g}, x{args.lr_factor:g} after {args.lr_patience} validations without "
                  f"improvement, down to {args.min_lr:g}")
