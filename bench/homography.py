@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from mind_engine import load_model, match
 from mind_engine.data.sources import still_image
@@ -93,6 +94,7 @@ def main(argv=None) -> dict:
                          layout="stacked",
                          title=f"{photo} under a known homography: the recipe's {int(inliers.sum())} inliers (green) "
                                f"of {len(sel)}, corner error {err:.2f} px")
+            Image.open(args.figure).quantize(256).save(args.figure, optimize=True)  # a small file to commit
         rows.append(row)
         print(f"{photo}: done", file=sys.stderr)
     doc = {"torch": torch.__version__, "size": [W, H], "weights": args.weights or "default", "cell": CELL,
