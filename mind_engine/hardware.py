@@ -34,10 +34,10 @@ def has_bf16_units(device: torch.device) -> bool:
 
 
 def choose_precision(asked: str, device: torch.device, storable) -> tuple[str, str]:
-    """The precision to run and why ("" when as asked), for a checked ``asked`` ("auto", "fp32", "bf16", "fp16") on
-    ``device`` with a tier that can store ``storable``: "auto" is bf16 where the device has bf16
-    units and the tier stores it, fp32 elsewhere. An explicit "bf16" without bf16 units runs as
-    asked, with one ``SlowPrecisionWarning`` per device type and process."""
+    """The precision to run and why ("" when as asked), for a checked ``asked`` ("auto", "fp32",
+    "bf16", "fp16") on ``device`` with a tier that can store ``storable``: "auto" is bf16 where
+    the device has bf16 units and the tier stores it, fp32 elsewhere. An explicit "bf16" without
+    bf16 units runs as asked, with one ``SlowPrecisionWarning`` per device type and process."""
     fast = has_bf16_units(device)
     units = f"this {'GPU' if device.type == 'cuda' else 'CPU'} {'has' if fast else 'has no'} bf16 units"
     if asked == "auto":
@@ -46,7 +46,8 @@ def choose_precision(asked: str, device: torch.device, storable) -> tuple[str, s
         return "fp32", f"auto: {units}" if "bf16" in storable else "auto: the tier stores fp32 only"
     if asked == "bf16" and not fast and device.type not in _warned:
         _warned.add(device.type)
+        slower = "about 20x slower than fp32 on an AVX2 CPU" if device.type == "cpu" else "slower than fp32"
         warnings.warn(f"precision='bf16' on a {device.type} without bf16 units (AVX512-BF16/AMX, or a GPU of compute "
-                      f"capability 8+): bf16 is emulated there, about 20x slower than fp32; precision='fp32' or "
-                      f"'auto' is faster here", SlowPrecisionWarning, stacklevel=3)
+                      f"capability 8+): bf16 is emulated there, {slower}; precision='fp32' or 'auto' is faster here",
+                      SlowPrecisionWarning, stacklevel=3)
     return asked, ""
