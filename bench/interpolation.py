@@ -41,6 +41,7 @@ from mind_engine.evaluation.interpolation import interpolation_error, normalized
 from mind_engine.interpolate import interpolate  # noqa: E402
 from mind_engine.data import sources as D  # noqa: E402
 from mind_engine.data.video import held_out_triplets, split_index  # noqa: E402
+from mind_engine.progress import progress  # noqa: E402
 from mind_engine.safe_write import write_figure  # noqa: E402
 from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # noqa: E402
 from mind_engine.checks import check_fraction, check_integer, check_threads, check_unique  # noqa: E402
@@ -106,7 +107,7 @@ def run(args) -> dict:
         scores = {m: {"ie": [], "ne": []} for m in methods}
         per_clip: dict = {}
         times = {m: 0.0 for m in methods}
-        for name, t, f1, f2, f3 in trip:
+        for name, t, f1, f2, f3 in progress(trip, desc=f"held-out triplets at gap {gap}", unit="triplet", show=True):
             preds = {}
             t0 = time.perf_counter()
             preds["mind"] = interpolate(f1, f3, model=model)

@@ -26,7 +26,8 @@ if str(ROOT) not in sys.path:
 from bench.testbed import cpu_name  # noqa: E402
 from bench.report import add_output_args, check_args, output_path, write_json  # noqa: E402
 from mind_engine.checks import check_integer, check_threads, check_unique  # noqa: E402
-from mind_engine.training.build import build_data, build_model, cpu_has_bf16  # noqa: E402
+from mind_engine.hardware import cpu_has_bf16  # noqa: E402
+from mind_engine.training.build import build_data, build_model  # noqa: E402
 from mind_engine.training.cli import parse_args  # noqa: E402
 from mind_engine.training.state import TrainingState  # noqa: E402
 from mind_engine.training.step import train_step  # noqa: E402

@@ -30,6 +30,7 @@ from .engine.levels import level_radii
 from .engine.matching import grid_queries, search_boxes
 from .engine.pyramid import CoarseToFine, Level, coarse_to_fine, in_caller_frame
 from .engine.tiers import make_tier, tier_class
+from .hardware import choose_precision
 from .images import image_pair, pad_to_multiple
 from .matches import Matches
 from .progress import progress as progress_bar
@@ -85,15 +86,20 @@ class Engine:
     (``mind_engine.engine.tiers``; "auto": the fastest exact one of the backend), ``memory`` bounds its working
     memory in bytes, ``backend`` runs it through torch or an exported graph ("onnxruntime",
     "tensorrt"); ``precision`` "bf16" or "fp16" stores the windowed tiers' state and windows in
-    16 bits with fp32 accumulation (faster, not exact; ``mind_engine.engine.precision``).
+    16 bits with fp32 accumulation (faster where the device has 16-bit units, not exact;
+    ``mind_engine.engine.precision``); "auto" is bf16 on a device with bf16 units, fp32 elsewhere,
+    and ``self.precision`` says which (``mind_engine.hardware``; bf16 asked for on a CPU without
+    them warns once: it is emulated there, about 20x slower).
     Tier, backend, precision and device names are case-insensitive; every argument is checked
     here (``mind_engine.checks``), before any network runs: the engine below trusts them.
     """
 
     def __init__(self, img1, img3, model=None, device=None, tier: str = "auto", memory: int | None = None,
                  backend: str = "torch", precision: str = "fp32"):
-        self.tier_name, self.backend, self.precision = check_tier(tier, backend, precision)
+        self.tier_name, self.backend, asked = check_tier(tier, backend, precision)
         self.model, self.device = resolve_model(model, device)
+        self.precision, self.precision_reason = choose_precision(
+            asked, self.device, tier_class(self.tier_name, self.backend).precisions)
         self.memory = check_memory(memory, self.device)
         self.t1, self.t3 = image_pair(img1, img3, self.device)
         self.hw = tuple(self.t1.shape[-2:])
@@ -140,10 +146,12 @@ class Engine:
             return grid_queries(self.hw, stride)
         return torch.from_numpy(check_queries(queries, self.hw)).long()
 
-    def _plan(self, n: int, chunks: int, what: str, how: str = "") -> None:
-        """The plan of a run, one line on stderr: queries, chunks, device, tier, memory estimate."""
-        print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair{how} in {chunks} chunk(s) "
-              f"on {self.device} (tier {self.tier_name}), about {self.memory_needed() / 2**30:.2f} GiB; "
+    def _plan(self, n: int, what: str, how: str) -> None:
+        """The plan of a run, one line on stderr: queries, ``how`` (the chunks, the levels), device,
+        tier, precision, memory estimate."""
+        why = f", {self.precision_reason}" if self.precision_reason else ""
+        print(f"mind_engine: {what} {n} queries of a {self.hw[1]}x{self.hw[0]} pair{how} on {self.device} "
+              f"(tier {self.tier_name}, {self.precision}{why}), about {self.memory_needed() / 2**30:.2f} GiB; "
               f"a larger stride or a smaller radius is faster", file=sys.stderr)
 
     def _chunks(self, n: int, step: int, progress: bool | None, what: str, plan: bool = True):
@@ -153,7 +161,7 @@ class Engine:
         starts = range(0, n, step)
         show = progress if progress is not None else (len(starts) > 4 and sys.stderr.isatty())
         if show and plan:
-            self._plan(n, len(starts), what)
+            self._plan(n, what, f" in {len(starts)} chunk(s)")
         bar = progress_bar(starts, desc=f"{what} ({self.tier_name})", unit="chunk", show=bool(show))
         return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
@@ -219,9 +227,11 @@ class Engine:
                              "a field: pass finest_level=0 with subpixel")
         chunks = -(-len(q) // self.chunk)
         if progress or (progress is None and chunks > 4 and sys.stderr.isatty()):
-            self._plan(len(q), chunks, "matching", f" coarse to fine ({n} levels, search radius "
-                       f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px"
-                       f"{', MIND down to level 1' if finest_level else ''})")
+            coarser = f"levels {n - 1} (coarsest) to 1" if n > 2 else "level 1"
+            last = "MIND stops at level 1; level 0 reads its field" if finest_level else f"then level 0 in {chunks} chunk(s)"
+            self._plan(len(q), "matching", f" coarse to fine ({n} levels, search radius "
+                       f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px; {coarser} in chunks of their own, "
+                       f"{last})")
         integer = []
 
         def mind(level: Level) -> Matches:
@@ -324,7 +334,9 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     runs (``mind_engine.checks``); a pair too large for the device's free memory is refused with
     the estimate (``mind_engine.engine.budget``). ``model``: a MindNet, a checkpoint path or
     "default" (None: the bundled model). ``precision`` "bf16" (or "fp16" on a GPU) runs the
-    windowed tiers in 16 bits: faster where the device has 16-bit units, not exact (``Engine``).
+    windowed tiers in 16 bits: faster where the device has 16-bit units, not exact; on a CPU
+    without bf16 units it is emulated, about 20x slower, and warns once; "auto" is bf16 where the
+    device has bf16 units, fp32 elsewhere (``Engine``).
     """
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
                     precision=precision)

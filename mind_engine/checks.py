@@ -235,10 +235,13 @@ def check_choice(value, name: str, choices) -> str:
 
 def check_tier(tier, backend, precision="fp32") -> tuple[str, str, str]:
     """A known tier, backend and precision that can run together, as (tier, backend, precision),
-    read from the tier classes' facts (``mind_engine.engine.tiers``; "auto" stays "auto")."""
+    read from the tier classes' facts (``mind_engine.engine.tiers``; "auto" stays "auto", for the
+    tier and for the precision, which ``mind_engine.hardware.choose_precision`` settles)."""
     backend = check_choice(backend, "backend", list(TIERS))
     tier = check_choice(tier, "tier", ["auto", *tier_names()])
-    precision = check_choice(precision, "precision", PRECISIONS)
+    precision = check_choice(precision, "precision", ["auto", *PRECISIONS])
+    if precision == "auto":
+        return tier, backend, precision
     if tier != "auto" and tier not in TIERS[backend]:
         runs = [b for b, tiers in TIERS.items() if tier in tiers]
         raise ValueError(f"backend={backend!r} runs tier {' and '.join(TIERS[backend])} only; tier={tier!r} needs "

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import check_device, check_integer, check_levels, check_radius, check_real, check_stride, check_threads
+from .checks import (check_device, check_integer, check_levels, check_queries, check_radius, check_real,
+                     check_stride, check_threads)
 from .defaults import LEVELS, RADIUS, STRIDE
 
 # option -> rule(value, its name): what the value must be, applied to every sub-command that has it
@@ -101,6 +102,22 @@ def add_match_options(sp) -> None:
     sp.add_argument("--levels", type=levels, default=LEVELS,
                     help="pyramid levels: 'auto' or K > 1 match coarse to fine, as deep as the radius needs; 1 is "
                          "the paper's single-scale matcher (motion up to what the model follows, a few px)")
+
+
+def add_queries_option(sp) -> None:
+    """--queries FILE, as every command that matches takes it (``read_queries`` reads it)."""
+    sp.add_argument("--queries", default=None, metavar="FILE",
+                    help="match at these points instead of a grid: a text file of x,y lines (default: the grid)")
+
+
+def read_queries(path) -> np.ndarray | None:
+    """--queries' points, read by ``read_points`` and checked by ``checks.check_queries`` (None: no file)."""
+    return None if path is None else check_queries(read_points(path, "--queries"), name="--queries")
+
+
+def add_threads_option(sp, help: str = "torch CPU threads (default: torch's own)") -> None:
+    """--threads N: torch CPU threads (``RULES`` check it)."""
+    sp.add_argument("--threads", type=number, default=None, help=help)
 
 
 def add_model_options(sp) -> None:

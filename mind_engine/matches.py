@@ -9,6 +9,8 @@ import torch
 from .checks import check_integer, check_real
 from .texture import TEXTURE_MIN
 
+SHOWN = 3  # matches shown at each end by repr / print
+
 
 @dataclass
 class Matches:
@@ -41,6 +43,24 @@ class Matches:
         return cls(pts1=pts1, pts3=pts3, query=query.cpu().float().numpy(), score=np.minimum(s1, s3),
                    score1=s1, score3=s3)
 
+    def __repr__(self) -> str:
+        """A summary, as numpy and torch print large arrays: the count, the score and texture
+        ranges, and the first and last ``SHOWN`` matches (every array printed whole was 39 KB for
+        704 matches)."""
+        n = len(self)
+        if n == 0:
+            return "Matches(0 matches)"
+        s = self.score
+        lines = [f"Matches({n} match{'es' if n != 1 else ''}, score {s.min():.3g}..{s.max():.3g} (median "
+                 f"{np.median(s):.3g})" + ("" if self.texture is None else
+                                           f", {np.mean(self.texture < TEXTURE_MIN):.1%} below TEXTURE_MIN") + ";"]
+        rows = list(range(n)) if n <= 2 * SHOWN else [*range(SHOWN), None, *range(n - SHOWN, n)]
+        xy = lambda p: f"({p[0]:g}, {p[1]:g})"  # noqa: E731
+        for i in rows:
+            lines.append("  ..." if i is None else f"  query {xy(self.query[i])}: p1 {xy(self.pts1[i])}, "
+                                                   f"p3 {xy(self.pts3[i])}, score {s[i]:.3g}")
+        return "\n".join(lines) + ")"
+
     def __len__(self) -> int:
         return len(self.score)
 
@@ -59,6 +79,16 @@ class Matches:
         there are fewer than ``k``."""
         order = np.argsort(-self.score, kind="stable")
         return self[order[:check_integer(k, "k", 0)]]
+
+    def best_per_cell(self, cell: int) -> "Matches":
+        """The best match (in ``top``'s order) of each ``cell`` x ``cell`` square of the middle
+        frame (by query), best first: matches spread over the image, for a global model such as a
+        homography, which the highest scores alone, clustered on one object, fit worse (issue 39)."""
+        cell = check_integer(cell, "cell", 1)
+        ranked = self.top(len(self))
+        squares = np.floor(ranked.query.reshape(-1, 2) / cell).astype(np.int64)
+        _, first = np.unique(squares, axis=0, return_index=True)
+        return ranked[np.sort(first)]
 
 
 def flat_to_xy(idx: torch.Tensor, width: int) -> np.ndarray:

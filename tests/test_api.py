@@ -72,6 +72,23 @@ def test_long_runs_say_their_plan_and_a_time_estimate(net, pair, monkeypatch, ca
     assert np.array_equal(m.pts1, plain.pts1) and np.array_equal(m.score, plain.score)
 
 
+def test_a_pyramid_s_plan_line_counts_what_its_progress_lines_show(net, pair, monkeypatch, capsys):
+    """The plan's chunk count is the finest level's, which its bar counts (it once gave the finest
+    level's count as the whole run's, then showed every level's chunks: "14 chunk(s)", 16 lines)."""
+    import re
+
+    from mind_engine import api
+
+    monkeypatch.setattr(api, "CHUNK_BYTES", 6 * 4 * 64 * 64 * 5)  # 5 queries a chunk on the padded 64x64
+    me.Engine(*pair, model=net).match(stride=10, levels=2, radius=8, progress=True)
+    err = capsys.readouterr().err.splitlines()
+    (plan,) = [line for line in err if line.startswith("mind_engine: matching")]
+    assert "level 1 in chunks of their own, then level 0 in 4 chunk(s)" in plan, plan
+    finest = [line for line in err if line.startswith("matching level 0")]
+    assert re.match(r"matching level 0 \(auto\): 4/4 chunk", finest[-1]), err
+    assert any(line.startswith("matching level 1 (auto): ") for line in err)
+
+
 def test_grayscale_rgba_uint16_and_float_inputs_are_converted(net, pair):
     base = me.match(*pair, stride=10, model=net).pts1
     gray = [a.mean(2).astype(np.uint8) for a in pair]

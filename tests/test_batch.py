@@ -16,7 +16,7 @@ import torch
 
 import mind_engine as me
 from mind_engine import cli
-from mind_engine.batch import Pair, read_pair_list, read_result
+from mind_engine.batch import Pair, read_pair_list, read_result, result_files
 from mind_engine.batch.store import ARRAYS
 from mind_engine.weights import weights_sha256
 
@@ -60,6 +60,10 @@ def test_results_equal_match_and_the_files_and_manifest_say_what_ran(data, tmp_p
     assert man["settings"] == {"stride": 16, "radius": 8, "tier": "auto", "memory": None, "queries": None,
                                "levels": "auto"}
     assert man["versions"]["torch"] == torch.__version__ and man["versions"]["mind_engine"] == me.__version__
+    files = result_files(tmp_path)  # a pair's file found by its names, not its key
+    assert set(files) == {(str(p1), str(p3)) for p1, p3 in pairs}
+    assert all(read_result(f)["img1"] == img1 for (img1, _), f in files.items())
+    assert result_files(tmp_path / "nothing") == {}
 
 
 def test_in_memory_model_hashes_like_its_file_and_queries_are_used(data, tmp_path):
@@ -197,6 +201,36 @@ def test_a_killed_driver_resumes_without_redoing_finished_pairs(data, tmp_path):
     assert not list(out.glob(".*.tmp"))
     with pytest.raises(ValueError, match="other settings"):  # same folder, other settings: refused
         me.match_many(pairs, out, weights=data / "tiny.safetensors", **{**OPTS, "stride": 8})
+
+
+def test_cli_match_pairs_writes_progress_lines_off_a_terminal(data, tmp_path, capsys):
+    """stderr not a terminal (a log): ``match-pairs`` writes whole progress lines (at least the
+    last), never a carriage return; ``--no-progress`` writes none."""
+    (tmp_path / "two.txt").write_text(f"{data}/0.png {data}/1.png\n{data}/1.png {data}/2.png\n")
+    common = ["--weights", str(data / "tiny.safetensors"), "--stride", "16", "--radius", "8", "--threads", "1"]
+    assert cli.main(["match-pairs", str(tmp_path / "two.txt"), "--out", str(tmp_path / "a"), *common]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.splitlines()[-1].startswith("matching pairs: 2/2 pair"), err
+    assert cli.main(["match-pairs", str(tmp_path / "two.txt"), "--out", str(tmp_path / "b"), *common,
+                     "--no-progress"]) == 0
+    assert "matching pairs" not in capsys.readouterr().err
+
+
+def test_a_folder_of_other_settings_is_refused_in_the_caller_s_words(data, tmp_path, capsys):
+    """The same refusal names ``match_many``'s arguments to Python callers and the options to the
+    command's (``stride=16`` / ``--stride 16``, ``restart=True`` / ``--restart``)."""
+    (tmp_path / "one.txt").write_text(f"{data}/0.png {data}/1.png\n")
+    common = ["--weights", str(data / "tiny.safetensors"), "--radius", "8", "--threads", "1", "--no-progress"]
+    out = str(tmp_path / "o")
+    assert cli.main(["match-pairs", str(tmp_path / "one.txt"), "--out", out, "--stride", "16", *common]) == 0
+    capsys.readouterr()
+    assert cli.main(["match-pairs", str(tmp_path / "one.txt"), "--out", out, "--stride", "8", *common]) == 2
+    err = capsys.readouterr().err
+    assert "to continue it, pass --stride 16; or use another output folder, or start over with --restart," in err
+    assert "stride=16" not in err and "restart=True" not in err
+    with pytest.raises(ValueError, match=r"to continue it, pass stride=16; or .* restart=True \(mind-engine: --restart"):
+        me.match_many(tmp_path / "one.txt", out, stride=8, radius=8, weights=data / "tiny.safetensors",
+                      progress=False)
 
 
 def test_cli_match_pairs_and_match_video(data, tmp_path, capsys):

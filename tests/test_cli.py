@@ -59,6 +59,28 @@ def test_match_subpixel_fb_fields(files):
     assert doc["subpixel"] and doc["fb"] and all("fb_consistent" in r for r in doc["matches"])
 
 
+def test_match_takes_queries_and_threads(files, tmp_path, capsys):
+    """``mind-engine match --queries FILE --threads N``, parsed and checked as ``match-pairs`` does:
+    the matches are the API's at those points; a bad file is one line naming it."""
+    d, ck = files
+    (tmp_path / "q.txt").write_text("# x,y\n10,5\n40 30\n")
+    rc = cli.main(["match", str(d / "a.png"), str(d / "b.png"), "--queries", str(tmp_path / "q.txt"),
+                   "--threads", "1", "--weights", ck, "--json", str(tmp_path / "q.json"), "--tier", "t0"])
+    assert rc == 0 and torch.get_num_threads() == 1
+    doc = json.loads((tmp_path / "q.json").read_text())
+    m = me.match(str(d / "a.png"), str(d / "b.png"), queries=[(10, 5), (40, 30)], model=me.load_model(ck), tier="t0")
+    got = sorted((r["query"], r["p1"], r["p3"]) for r in doc["matches"])
+    assert got == sorted(([*map(float, q)], [*map(float, a)], [*map(float, b)])
+                         for q, a, b in zip(m.query, m.pts1, m.pts3))
+    (tmp_path / "bad.txt").write_text("10,5\n1,2,3\n")
+    rc = cli.main(["match", str(d / "a.png"), str(d / "b.png"), "--queries", str(tmp_path / "bad.txt"),
+                   "--weights", ck])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("mind-engine match: error: --queries") and "line 2" in err[-1]
+    assert cli.main(["match", str(d / "a.png"), str(d / "b.png"), "--threads", "0", "--weights", ck]) == 2
+    assert "--threads" in capsys.readouterr().err
+
+
 def test_match_json_to_stdout_keeps_stdout_pure(files, capsys):
     d, ck = files
     assert cli.main(["match", str(d / "a.png"), str(d / "b.png"), "--stride", "32", "--weights", ck,
@@ -114,6 +136,11 @@ def test_bench_finds_the_repo_scripts_or_says_why_not(monkeypatch, tmp_path, cap
     monkeypatch.chdir(tmp_path)
     assert cli.main(["bench", "accuracy"]) == 2
     assert "installed wheel does not include" in capsys.readouterr().err
+
+
+def test_bench_help_says_the_arguments_pass_through(capsys):
+    assert cli.main(["bench", "--help"]) == 0
+    assert "passes through to bench/NAME.py" in " ".join(capsys.readouterr().out.split())
 
 
 def test_python_dash_m():
@@ -176,6 +203,9 @@ def test_demo_uses_the_default_model_or_says_there_is_none(files, tmp_path, defa
     assert cli.main(["demo", "--out", str(tmp_path / "ok"), "--stride", "48"]) == 0
     for f in ("input1.png", "input3.png", "matches.png", "fig4.png", "interpolated.png", "matches.json"):
         assert (tmp_path / "ok" / f).stat().st_size > 0
+    out, err = capsys.readouterr()  # never silent: each stage says what it does, progress lines off a terminal
+    assert "interpolating the middle frame..." in out and "drawing the figures" in out
+    assert "mind_engine: matching " in err and "matching level 0 (auto): " in err and "\r" not in err
 
 
 def _accuracy_bench():

@@ -81,7 +81,7 @@ CASES = [  # (argv, text the one line must hold)
     (PAIRS[:3] + ["{d}/brokenjson", "--stride", "8"] + PAIRS[4:],
      "{d}/brokenjson/manifest.json is not valid JSON: Expecting value: line 1 column 45 (char 44), and {d}/brokenjson "
      "holds 1 result file of other settings or another model (line000001.npz); use another output folder, or start "
-     "over with restart=True (mind-engine: --restart)"),
+     "over with --restart, which moves"),
     (PAIRS[:3] + ["{d}/badshape"] + PAIRS[4:], "{d}/badshape/manifest.json is not a manifest of this job format: its "
                                                 "format is null"),
     (MATCH[:3] + ["--weights", "{d}/int.safetensors"], "{d}/int.safetensors holds weights of dtype int32; a "

@@ -45,7 +45,7 @@ def train(args, i):
 
 out, common = sys.argv[1], sys.argv[2:]
 full = train(common + ["--steps", "4", "--ckpt-dir", f"{out}/full"], 0)
-half = train(common + ["--steps", "2", "--ckpt-dir", f"{out}/split"], 1)
+half = train(common + ["--steps", "4", "--stop-at", "2", "--ckpt-dir", f"{out}/split"], 1)  # the same schedule
 rest = train(common + ["--steps", "4", "--ckpt-dir", f"{out}/split", "--resume"], 2)
 torch.save({"full": full["model"].state_dict(), "resumed": rest["model"].state_dict(),
             "losses": full["losses"], "split_losses": half["losses"] + rest["losses"]},

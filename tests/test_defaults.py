@@ -229,7 +229,8 @@ def test_a_pyramid_prints_one_plan_line(tiny, capsys):
     err = capsys.readouterr().err
     plans = [line for line in err.splitlines() if line.startswith("mind_engine: matching")]
     assert len(m) == 24 and len(plans) == 1, err
-    assert "24 queries of a 96x64 pair coarse to fine (3 levels, search radius 4 > 4 > 4 px)" in plans[0]
+    assert ("24 queries of a 96x64 pair coarse to fine (3 levels, search radius 4 > 4 > 4 px; levels 2 (coarsest) to 1 "
+            "in chunks of their own, then level 0 in 1 chunk(s))") in plans[0]
 
 
 def test_line_progress_writes_every_interval_and_at_the_end(capsys):
@@ -266,7 +267,7 @@ def test_the_match_figure_has_a_score_scale_and_the_settings(tiny, tmp_path, mon
     iio.imwrite(tmp_path / "b.png", np.roll(a, 2, axis=1))
     saved = []
     real = figures._save
-    monkeypatch.setattr(figures, "_save", lambda fig, p: saved.append(fig) or real(fig, p))
+    monkeypatch.setattr(figures, "_save", lambda fig, p, *dpi: saved.append(fig) or real(fig, p, *dpi))
     assert cli.main(["match", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--weights", str(path),
                      "--stride", "16", "--out", str(tmp_path / "m.png")]) == 0
     (fig,) = saved

@@ -198,7 +198,7 @@ def test_best_checkpoint_by_matching_accuracy_and_resume(clip_dir, tmp_path):
         sd = full["model"].state_dict()
         assert all(torch.equal(tensors[k], sd[k]) for k in sd)
     # a resumed run continues the same records and the same losses
-    first = main(common + ["--steps", "2", "--ckpt-dir", str(tmp_path / "b")])
+    first = main(common + ["--steps", "4", "--stop-at", "2", "--ckpt-dir", str(tmp_path / "b")])  # one schedule
     rest = main(common + ["--steps", "4", "--ckpt-dir", str(tmp_path / "b"), "--resume"])
     assert first["losses"] + rest["losses"] == full["losses"]
     strip = [{k: v for k, v in r.items() if k != "match_seconds"} for r in rest["match_history"]]

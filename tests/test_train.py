@@ -212,10 +212,12 @@ def test_warp_aux_cosine_resume_is_exact_and_the_head_is_never_exported(frames_d
 
 
 def test_amp_auto_follows_the_device_and_the_cpu_s_bf16_units(monkeypatch):
+    from mind_engine import hardware
     from mind_engine.training import build as loop
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     assert loop.amp_enabled("auto", cuda) and not loop.amp_enabled("off", cuda) and loop.amp_enabled("on", cpu)
     for has in (True, False):
-        monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has)
+        monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: has)
         assert loop.amp_enabled("auto", cpu) is has

@@ -48,7 +48,7 @@ def test_the_recipe_runs_with_a_summary_and_a_speed_line(clip_dir, tmp_path, cap
     summary = err[err.index("mind-engine train:"):]
     for part in ("1 clip: ", "16 frames of 96x64, 13 for training, 3 held out", "gap 1: 11", "gap 4: 5",
                  "validation: 2 fixed triplets at gap 1", "50 % moved stills (--warp, up to 12 px", "50 % video",
-                 "1,132,259 parameters", "the bundled default model", "cosine: lr 0.0002, warm-up 100",
+                 "1,132,259 parameters", "the bundled default model", "cosine: lr 0.0002, warm-up 0 steps",
                  "clipped to 0.5", "eps 0.01", "device     cpu, 1 thread, bf16 autocast"):
         assert part in summary, part
     assert err.count("mind-engine train:") == 1  # one block, once
@@ -61,6 +61,38 @@ def test_progress_off_a_terminal_is_whole_lines(clip_dir, tmp_path, capsys):
     main(fast + SMALL_NET + ["--data", str(clip_dir), "--steps", "2", "--val-every", "0", "--ckpt-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert "\r" not in err and "train: 2/2 step" in err
+
+
+def test_a_short_fine_tune_checks_matching_at_the_end_and_says_what_it_exported(clip_dir, tmp_path, capsys):
+    """A 3-step run: a line before any work, the checks' protocol named at step 0, checks scaled to
+    the run (every 3 // 2 steps) and at the end, and an export line that says which weights (the
+    last, finished) and their scores beside the best's."""
+    fast = [a for a in FAST if a not in ("--match-val-every", "0")]
+    out = main(fast + ["--data", str(clip_dir), "--steps", "3", "--select", "match", "--match-val-pairs", "1",
+                       "--match-val-size", "64x64", "--ckpt-dir", str(tmp_path / "ck"),
+                       "--export", str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[0].startswith("preparing the data (") and "the validation triplets" in lines[0]
+    assert [r["step"] for r in out["match_history"]] == [0, 1, 2, 3]  # every 1 (3 // 2), the end
+    assert "checks     matching on 1 layered pair (64x64, one scale) at the start, every 1 steps (the recipe's, " \
+           "scaled to --steps) and at the end; best.safetensors chosen by matching Accuracy@10" in err
+    assert "warm-up 0 steps (the recipe's, scaled to --steps)" in err
+    step0 = next(line for line in lines if line.startswith("step 0: matching ("))
+    assert "1 layered validation pair 64x64, one scale, stride 8, radius 32; not bench/accuracy.py's" in step0
+    (export,) = [line for line in lines if line.startswith("exported ")]
+    assert f"exported {tmp_path / 'm.safetensors'}: the last weights, step 3 of 3 (the end of the run); matching " \
+           "at step 3: Acc@10 " in export
+    best = out["match_history"][-1]["best_step"]
+    assert ("also the best of the run's checks by Acc@10" in export) == (best == 3), export
+    assert best == 3 or f"the best by Acc@10 were step {best}'s" in export and "best.safetensors" in export
+
+
+def test_an_export_stopped_by_max_seconds_says_it_is_unfinished(clip_dir, tmp_path, capsys):
+    main(FAST + SMALL_NET + ["--data", str(clip_dir), "--steps", "5", "--val-every", "0", "--max-seconds", "1e-9",
+                             "--ckpt-dir", str(tmp_path / "ck"), "--export", str(tmp_path / "m.safetensors")])
+    (export,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("exported ")]
+    assert "the last weights, step 0 of 5 (an unfinished run, stopped by --max-seconds); no match check" in export
 
 
 def test_speed_line_says_how_long_the_rest_takes():

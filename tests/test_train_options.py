@@ -140,3 +140,22 @@ def test_mind_threads_is_the_default_thread_count(monkeypatch):
     assert parse_args([]).threads is None and default_num_threads() == 1
     monkeypatch.delenv("MIND_THREADS")
     assert default_num_threads() == os.cpu_count()
+
+
+def test_a_short_run_scales_the_recipe_s_warm_up_and_checks():
+    """The card's warm-up (100) and checks (every 500) for a long run; a short run's are scaled to
+    its length (at most 10 % warm-up, a check at least every half); given values are kept."""
+    a = parse_args(["--steps", "200"])
+    assert (a.warmup, a.match_val_every) == (20, 100)
+    assert (parse_args([]).warmup, parse_args([]).match_val_every) == (100, 500)
+    a = parse_args(["--steps", "200", "--warmup", "100", "--match-val-every", "0"])
+    assert (a.warmup, a.match_val_every) == (100, 0)
+    assert parse_args(["--steps", "1"]).match_val_every == 1
+
+
+def test_export_of_an_unfinished_run_is_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--steps", "200", "--stop-at", "100", "--export", "mine.safetensors"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and "would export an unfinished run" in err and "--export-only" in err
+    assert parse_args(["--steps", "200", "--stop-at", "200", "--export", "mine.safetensors"]).export

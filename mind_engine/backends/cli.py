@@ -34,7 +34,8 @@ def add_parsers(sub) -> None:
     e = subcommand(sub, "export", "write the network's graphs as ONNX files or build a TensorRT engine")
     formats = e.add_subparsers(dest="format", required=True, metavar="{onnx,tensorrt}", help="what to write")
     o = subcommand(formats, "onnx",
-                   "export the forward, rows and match graphs to ONNX (about 25 s of CPU time on a 2-core EPYC)")
+                   "export the forward, rows and match graphs to ONNX (up to a few minutes, depending on the "
+                   "CPU; a line as each graph starts and ends)")
     o.add_argument("--out", default="exported", help="folder for the .onnx files")
     o.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: the bundled model")
     o.add_argument("--graphs", nargs="+", type=choice, choices=GRAPHS, default=list(GRAPHS),
@@ -83,6 +84,7 @@ def _onnx(a) -> int:
     for graph in a.graphs:
         path = out / f"{graph}.onnx"
         t = time.perf_counter()
+        print(f"{path}: exporting the {graph} graph...", flush=True)
         exported[graph] = export_onnx(model, graph, path, opset=a.opset, rows=exported.get("rows"))
         line = (f"{path}: exported and checked (read back: opset {a.opset}, inputs "
                 f"{', '.join(i.name for i in exported[graph].graph.input)}) in {time.perf_counter() - t:.1f} s")

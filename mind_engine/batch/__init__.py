@@ -11,6 +11,6 @@
 """
 from .job import match_many
 from .pairs import Pair, read_pair_list, video_pairs
-from .store import read_result
+from .store import read_result, result_files
 
-__all__ = ["Pair", "match_many", "read_pair_list", "read_result", "video_pairs"]
+__all__ = ["Pair", "match_many", "read_pair_list", "read_result", "result_files", "video_pairs"]

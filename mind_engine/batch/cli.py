@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 
-from ..checks import check_folder, check_queries
-from ..cliargs import add_match_options, add_model_options, choice, number, read_points, subcommand
+from ..checks import check_folder
+from ..cliargs import (add_match_options, add_model_options, add_queries_option, add_threads_option, choice, number,
+                       read_queries, subcommand)
 
 
 def add_parsers(sub, tiers) -> None:
@@ -26,26 +27,20 @@ def add_parsers(sub, tiers) -> None:
         sp.add_argument("--out", required=True,
                         help="output folder: one KEY.npz per pair and manifest.json; one job at a time holds it")
         add_match_options(sp)
-        sp.add_argument("--queries", default=None, metavar="FILE",
-                        help="match at these points instead of a grid: a text file of x,y lines (default: the grid)")
+        add_queries_option(sp)
         sp.add_argument("--tier", default="auto", type=choice, choices=tiers, help="engine tier")
         sp.add_argument("--ray", action="store_true", help="run on Ray (a local instance unless --ray-address)")
         sp.add_argument("--ray-address", default=None,
                         help="join this Ray cluster ('auto': the running one); implies --ray (default: none)")
         sp.add_argument("--workers", type=number, default=None,
                         help="Ray actors (default: one per GPU, else one per CPU / --threads)")
-        sp.add_argument("--threads", type=number, default=None,
-                        help="torch CPU threads per worker (default: torch's own, or cores / workers on Ray)")
+        add_threads_option(sp, "torch CPU threads per worker (default: torch's own, or cores / workers on Ray)")
         sp.add_argument("--retries", type=number, default=2, help="retries of a pair whose Ray worker died")
         sp.add_argument("--no-progress", action="store_true", help="no progress bar")
         sp.add_argument("--restart", action="store_true",
                         help="start over: move the folder's earlier manifest.json and results into "
                              "OUT/replaced-<time>/ first (without it, a folder of other settings is refused)")
         add_model_options(sp)
-
-
-def _queries(path):
-    return None if path is None else check_queries(read_points(path, "--queries"), name="--queries")
 
 
 def _backend(a) -> str:
@@ -63,12 +58,15 @@ def _backend(a) -> str:
 
 def _run(a, pairs, total, backend) -> int:
     from .job import match_many
+    from .resume import FolderRefused
 
-    man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=_queries(a.queries), tier=a.tier,
-                     levels=a.levels,
-                     weights=a.weights, device=a.device, backend=backend, workers=a.workers, threads=a.threads,
-                     ray_address=a.ray_address, retries=a.retries, progress=False if a.no_progress else None,
-                     total=total, restart=a.restart)
+    try:
+        man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=read_queries(a.queries), tier=a.tier,
+                         levels=a.levels, weights=a.weights, device=a.device, backend=backend, workers=a.workers,
+                         threads=a.threads, ray_address=a.ray_address, retries=a.retries,
+                         progress=not a.no_progress, total=total, restart=a.restart)
+    except FolderRefused as e:  # said with this command's options, not match_many's arguments
+        raise ValueError(e.command_line) from None
     c = man["counts"]
     print(f"{c['ok']} pairs matched ({c['resumed']} of them by an earlier run), {c['failed']} failed, "
           f"in {man['seconds']:.1f} s; wrote {a.out}/manifest.json")

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 
 from ..checks import check_integer
 from ..data.decode import frame_count, video_frames

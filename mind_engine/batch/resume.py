@@ -58,9 +58,26 @@ def _foreign(out_dir: Path, fp: str) -> tuple[list[str], list[str]]:
     return other, unreadable
 
 
-def _hint(out_dir: Path) -> str:
-    return (f"use another output folder, or start over with restart=True (mind-engine: --restart), which moves "
+class FolderRefused(ValueError):
+    """A folder holding results that are not this job's, refused: the message names ``match_many``'s
+    arguments (``stride=8``); ``command_line`` says the same with the commands' options
+    (``--stride 8``), which the batch commands report instead."""
+
+    def __init__(self, message: str, command_line: str):
+        super().__init__(message)
+        self.command_line = command_line
+
+
+def _hint(out_dir: Path, restart: str = "restart=True (mind-engine: --restart)") -> str:
+    return (f"use another output folder, or start over with {restart}, which moves "
             f"the earlier files into {out_dir / REPLACED}<time>/")
+
+
+def _option(name: str, value) -> str:
+    """A setting as the batch commands' option gives it (``--radius none``, ``--queries FILE``)."""
+    if name == "queries":
+        return "--queries FILE" if value is not None else "no --queries"
+    return f"--{name} {'none' if value is None else value}"
 
 
 def _listed(what: str, names: list[str]) -> str:
@@ -97,9 +114,13 @@ def claim(out_dir: Path, header: dict, restart: bool = False) -> dict:
         diff = old.differences(header)
         if diff is not None:
             was = old.settings()
-            same = ", ".join(f"{k}={was[k]!r}" for k in diff if k in was)
-            raise ValueError(f"{out_dir} holds results of other settings ({_differences(old, header, diff)}); "
-                             + (f"to continue it, pass {same}; or " if same else "") + _hint(out_dir))
+            same = [k for k in diff if k in was]
+            said = f"{out_dir} holds results of other settings ({_differences(old, header, diff)}); "
+            python = ", ".join(f"{k}={was[k]!r}" for k in same)
+            option = " ".join(_option(k, was[k]) for k in same)
+            raise FolderRefused(said + (f"to continue it, pass {python}; or " if same else "") + _hint(out_dir),
+                                said + (f"to continue it, pass {option}; or " if same else "")
+                                + _hint(out_dir, "--restart"))
     other, unreadable = _foreign(out_dir, header["fingerprint"])
     if old is not None:
         unreadable = []  # a manifest of this job vouches for them: matched again
@@ -117,4 +138,4 @@ def claim(out_dir: Path, header: dict, restart: bool = False) -> dict:
         said = f"{broken}, and {out_dir} holds {found}"
     else:
         said = f"{out_dir} has no {MANIFEST} and holds {found}"
-    raise ValueError(f"{said}; {_hint(out_dir)}")
+    raise FolderRefused(f"{said}; {_hint(out_dir)}", f"{said}; {_hint(out_dir, '--restart')}")

@@ -54,6 +54,18 @@ def read_result(path) -> dict:
         return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
 
 
+def result_files(out_dir) -> dict[tuple[str, str], Path]:
+    """Each matched pair's result file, by the pair's (img1, img3) names as the job was given them
+    (a pair list's paths as written in it; a video's frame names), read from ``manifest.json``:
+    keys name the files (``line000002``), the manifest says whose they are. ``{}`` where no
+    manifest is; a manifest that cannot be read raises ``ManifestError``."""
+    manifest = Manifest.read(out_dir)
+    if manifest is None:
+        return {}
+    return {(r["img1"], r["img3"]): result_path(out_dir, k) for k, r in manifest.records.items()
+            if r["status"] == "ok"}
+
+
 def stored_meta(path) -> dict | None:
     """A result file's scalars and its number of matches (``n_matches``); None when it is absent
     or unreadable (a damaged file is matched again and replaced)."""

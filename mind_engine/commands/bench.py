@@ -13,8 +13,11 @@ BENCHES = ("latency", "accuracy", "interpolation", "throughput")
 
 
 def add_parser(sub) -> None:
-    b = subcommand(sub, "bench", "run a benchmark script of the repository's bench/")
+    b = subcommand(sub, "bench", "run a benchmark script of the repository's bench/",
+                   epilog="Every argument after NAME passes through to bench/NAME.py unchanged: "
+                          "`mind-engine bench latency --help` prints that script's own options.")
     b.add_argument("name", choices=BENCHES, help="which benchmark")
+    b.add_argument("args", nargs="*", metavar="ARG", help="passed through to bench/NAME.py (its --help lists them)")
 
 
 def find_bench(name: str) -> Path:

@@ -61,19 +61,20 @@ def match_record(m, flags=None) -> list[dict]:
     return out
 
 
-def run_match(img1, img3, model, *, stride=STRIDE, radius=RADIUS, device=None, tier="auto",
+def run_match(img1, img3, model, *, queries=None, stride=STRIDE, radius=RADIUS, device=None, tier="auto",
               subpixel=False, fb=False, top=None, progress=None, levels=LEVELS, precision="fp32"):
-    """Match two images (paths or arrays); returns (Matches sorted best first, flags or None, seconds)."""
+    """Match two images (paths or arrays) on a grid of ``stride`` or at ``queries``; returns (Matches
+    sorted best first, flags or None, seconds)."""
     from ..api import match, match_fb, match_subpixel
     from ..evaluation.metrics import rank
 
     t = time.perf_counter()
     if subpixel:
-        m = match_subpixel(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
-                           progress=progress, levels=levels, precision=precision)
+        m = match_subpixel(img1, img3, queries=queries, stride=stride, radius=radius, model=model, device=device,
+                           tier=tier, progress=progress, levels=levels, precision=precision)
     else:
-        m = match(img1, img3, stride=stride, radius=radius, model=model, device=device, tier=tier,
-                  progress=progress, levels=levels, precision=precision)
+        m = match(img1, img3, queries=queries, stride=stride, radius=radius, model=model, device=device,
+                  tier=tier, progress=progress, levels=levels, precision=precision)
     flags = None
     if fb:
         m, flags = match_fb(img1, img3, radius=radius, model=model, device=device, tier=tier,

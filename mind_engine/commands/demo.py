@@ -39,13 +39,16 @@ def run(a) -> int:
     print(f"demo pair: {name} ({img1.shape[1]}x{img1.shape[0]})")
     write_image(out / "input1.png", img1)
     write_image(out / "input3.png", img3)
+    print("interpolating the middle frame...", flush=True)
     write_image(out / "interpolated.png", interpolate(img1, img3, model=model, device=a.device))
-    m, _, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device, levels=a.levels)
+    m, _, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device, levels=a.levels,
+                           progress=True)  # the plan line, then progress on stderr (lines off a terminal)
     settings = settings_text(a.stride, a.radius, a.levels, "auto", a.weights, img1.shape[:2])
     print(f"{len(m)} matches in {secs:.1f} s ({settings})")
     draw_matches(img1, img3, m.pts1, m.pts3, out / "matches.png", score=m.score,
                  title=f"MIND on {name}: best {min(150, len(m))} of {len(m)} matches\n{settings}")
     picks = spread_queries(m, 5)
+    print(f"drawing the figures (the sensitivity maps of {len(picks)} queries)...", flush=True)
     sensitivity_figure(model, img1, img3, picks, out / "fig4.png", device=a.device, radius=a.radius,
                        title=f"Sensitivity maps S = max_c |d out(q) / d I| (one scale) of {len(picks)} queries, "
                              f"the best in each fifth of the image ({name})")

@@ -25,32 +25,47 @@ def as_rgb(img) -> np.ndarray:
 
 
 def draw_matches(img1, img3, pts1, pts3, path, score=None, max_lines: int = 150, title: str | None = None,
-                 good=None) -> Path:
-    """Image 1 above image 3, each match a line from p1 to p3 (the ``max_lines`` best by
-    ``score``), coloured by score with a colour scale beside (MIND's score, the peak-to-mean
-    ratio); ``good`` (N,) bool, when given, colours lines green (correct) / red (wrong) instead.
-    ``title`` may hold the settings the matches were made with (``mind-engine match`` and the
-    demo put them there)."""
+                 good=None, layout: str = "auto", dpi: int = 110) -> Path:
+    """Image 1 and image 3 stacked (image 1 on top) or side by side (image 1 on the left), each
+    match a line from p1 to p3 (the ``max_lines`` best by ``score``), coloured by score with a
+    colour scale beside (MIND's score, the peak-to-mean ratio); ``good`` (N,) bool, when given,
+    colours lines green (correct) / red (wrong) instead. ``layout`` "stacked", "side" or "auto":
+    the one where the motion's larger component runs across the lines, so that it shows as their
+    slant (stacked for mostly horizontal motion, side by side for mostly vertical). ``title`` may
+    hold the settings the matches were made with (``mind-engine match`` and the demo put them there)."""
     a, b = as_rgb(img1), as_rgb(img3)
     h, w = a.shape[:2]
-    gap = max(4, h // 20)
-    canvas = np.ones((2 * h + gap, w, 3), np.float32)
-    canvas[:h], canvas[h + gap:] = a, b
     pts1, pts3 = np.asarray(pts1, np.float64).reshape(-1, 2), np.asarray(pts3, np.float64).reshape(-1, 2)
+    side = _side_by_side(layout, pts3 - pts1)
+    gap = max(4, (w if side else h) // 20)
+    offset = np.array([w + gap, 0.0]) if side else np.array([0.0, h + gap])
+    canvas = np.ones((h, 2 * w + gap, 3) if side else (2 * h + gap, w, 3), np.float32)
+    canvas[:h, :w] = a
+    canvas[int(offset[1]):, int(offset[0]):] = b
     order = np.arange(len(pts1)) if score is None else np.argsort(-np.asarray(score), kind="stable")
     order = order[:max_lines]
-    fig, ax = plt.subplots(figsize=(min(16, 3 + w / 40), min(16, 1 + (2 * h + gap) / 40)))
+    ch, cw = canvas.shape[:2]
+    fig, ax = plt.subplots(figsize=(min(16, 3 + cw / 40), min(16, 1 + ch / 40)))
     ax.imshow(canvas)
     colour = _line_colours(order, score, good, fig, ax)
     for i in order[::-1]:  # the best drawn last, on top
-        x1, y1 = pts1[i]
-        x3, y3 = pts3[i]
-        ax.plot([x1, x3], [y1, y3 + h + gap], "-", color=colour(i), lw=0.8, alpha=0.8)
-        ax.plot([x1], [y1], ".", color=colour(i), ms=3)
-        ax.plot([x3], [y3 + h + gap], ".", color=colour(i), ms=3)
+        (x1, y1), (x3, y3) = pts1[i], pts3[i] + offset
+        ax.plot([x1, x3], [y1, y3], "-", color=colour(i), lw=0.8, alpha=0.8)
+        ax.plot([x1, x3], [y1, y3], ".", color=colour(i), ms=3)
     ax.set_axis_off()
-    ax.set_title(title or f"{len(order)} of {len(pts1)} matches (image 1 top, image 3 bottom)", fontsize=9)
-    return _save(fig, path)
+    where = "image 1 left, image 3 right" if side else "image 1 top, image 3 bottom"
+    ax.set_title(title or f"{len(order)} of {len(pts1)} matches ({where})", fontsize=9)
+    return _save(fig, path, dpi)
+
+
+def _side_by_side(layout: str, motion: np.ndarray) -> bool:
+    """Whether ``layout`` ("stacked", "side" or "auto") puts the images side by side; "auto" does
+    when the matches' median vertical motion exceeds their median horizontal motion."""
+    if layout not in ("stacked", "side", "auto"):
+        raise ValueError(f"layout must be 'stacked', 'side' or 'auto', got {layout!r}")
+    if layout != "auto":
+        return layout == "side"
+    return len(motion) > 0 and float(np.median(np.abs(motion[:, 1]))) > float(np.median(np.abs(motion[:, 0])))
 
 
 def _line_colours(order, score, good, fig, ax):
@@ -71,10 +86,10 @@ def _line_colours(order, score, good, fig, ax):
     return lambda i: cmap(norm(score[i]))
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, dpi: int = 110) -> Path:
     try:
         fig.tight_layout()
-        return write_figure(fig, path, dpi=110)
+        return write_figure(fig, path, dpi=dpi)
     finally:
         plt.close(fig)
 

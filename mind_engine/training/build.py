@@ -20,6 +20,7 @@ from ..data.static import StaticRule
 from ..data.synthetic import SyntheticMotion
 from ..data.video import VideoTriplets
 from ..data.warp import AffineMotion
+from ..hardware import has_bf16_units
 from ..model import MindConfig, MindNet
 from .cli import default_num_threads
 
@@ -52,19 +53,11 @@ def pick_device(args, world: int, local_rank: int) -> tuple[torch.device, bool]:
     return device, amp_enabled(args.amp, device)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 matrix instructions (AVX512-BF16 or AMX), where oneDNN runs bf16
-    convolutions faster than fp32 ones; elsewhere bf16 is emulated and slower."""
-    cpu = getattr(torch, "cpu", None)
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in
-               ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
 def amp_enabled(mode: str, device: torch.device) -> bool:
     """``--amp``: bf16 autocast on a GPU, and on a CPU with bf16 units (``auto``); ``on`` forces it
     on any device, ``off`` never."""
     if mode == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+        return has_bf16_units(device)
     return mode == "on"
 
 

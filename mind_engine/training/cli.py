@@ -20,7 +20,7 @@ from ..data.sources import DEFAULT_MAX_SIDE
 from ..data.static import STATIC_MAD
 from ..model import MindConfig
 from ..safe_write import file_identity
-from .recipe import RECIPE, describe
+from .recipe import CHECKS_PER_RUN, RECIPE, SCALED, WARMUP_SHARE, describe, scaled
 
 MAX_LR = 1.0  # Adam's step is about lr per weight: above 1 a step overshoots any weight a network holds
 
@@ -145,7 +145,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=("plateau", "cosine"), default=RECIPE["schedule"],
                    help="plateau: the paper's drops on plateau of the validation loss; cosine: linear warm-up, the "
                         "full rate until --hold of the run, then a half cosine to --min-lr")
-    p.add_argument("--warmup", type=number, default=RECIPE["warmup"], help="warm-up steps of --schedule cosine")
+    p.add_argument("--warmup", type=number, default=None,
+                   help=f"warm-up steps of --schedule cosine (default: {RECIPE['warmup']}, at most "
+                        f"{WARMUP_SHARE * 100:.0f} %% of --steps)")
     p.add_argument("--hold", type=number, default=RECIPE["hold"],
                    help="fraction of --steps at the full rate under --schedule cosine, in [0, 1]")
     p.add_argument("--lr-factor", type=number, default=0.5,
@@ -173,10 +175,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-every", type=number, default=RECIPE["val_every"],
                    help="validate on the held-out triplets every N steps (0: never)")
     p.add_argument("--val-size", type=number, default=32, help="number of held-out validation triplets")
-    p.add_argument("--match-val-every", type=number, default=RECIPE["match_val_every"],
-                   help="at the start and every N steps, evaluate matching (and with --select probe the motion "
-                        "probe) and keep the best weights, the starting ones included, as "
-                        "CKPT_DIR/best.safetensors (0: never)")
+    p.add_argument("--match-val-every", type=number, default=None,
+                   help="at the start, every N steps and at the end of the run, evaluate matching (and with "
+                        "--select probe the motion probe) and keep the best weights, the starting ones included, as "
+                        f"CKPT_DIR/best.safetensors (0: never; default: {RECIPE['match_val_every']}, at most "
+                        f"--steps / {CHECKS_PER_RUN})")
     p.add_argument("--select", choices=("match", "probe"), default=RECIPE["select"],
                    help="what --match-val-every chooses best.safetensors by: matching Accuracy@10 on the validation "
                         "pairs, or the motion probe on training-side stills (mind_engine.evaluation.motion_probe; "
@@ -191,13 +194,16 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from a checkpoint (no value: CKPT_DIR/last.pt, or start afresh when there is none; "
                         "default: start afresh)")
-    p.add_argument("--export", default=None, help="write the final weights here as safetensors (default: none)")
+    p.add_argument("--export", default=None,
+                   help="write the last weights here as safetensors when the run reaches --steps (default: none); "
+                        "refused with a --stop-at before --steps (an unfinished run: --export-only writes it)")
     p.add_argument("--export-only", action="store_true",
                    help="only write --resume's checkpoint (CKPT_DIR/last.pt without a value) as safetensors weights "
                         "to --export, without training")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
-                   help="bf16 autocast: auto = on a GPU, and on a CPU with bf16 units (AVX512-BF16 or AMX), "
+                   help="bf16 autocast: auto = on a GPU with bf16 units (compute capability 8+) and on a CPU with "
+                        "them (AVX512-BF16 or AMX), "
                         "where it about halves a step; on = always; off = never")
     p.add_argument("--threads", type=number, default=None,
                    help="torch CPU threads (default: MIND_THREADS or all cores)")
@@ -287,6 +293,10 @@ def check_together(a: argparse.Namespace) -> None:
                          "one layer")
     if a.min_lr > a.lr:
         raise ValueError(f"--min-lr must be at most --lr ({a.lr:g}), got {a.min_lr:g}")
+    if a.export and not a.export_only and a.stop_at is not None and a.stop_at < a.steps:
+        raise ValueError(f"--export with --stop-at {a.stop_at} before --steps {a.steps} would export an unfinished "
+                         f"run (its schedule runs to step {a.steps}): give --export to the part that reaches "
+                         f"--steps, or write this part's checkpoint with --export-only")
     if a.export_only and a.export is None:
         raise ValueError("--export-only needs --export W.safetensors: where to write the weights")
     if a.threads is None:
@@ -324,7 +334,8 @@ def _resolve_model(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The options, each checked (``RULES``, ``check_together``; a refusal exits with status 2 and
-    one line naming the option), with ``--init`` and the network's widths and skips resolved."""
+    one line naming the option), with the recipe's warm-up and checks scaled to --steps
+    (``recipe.scaled``) and ``--init`` and the network's widths and skips resolved."""
     p = build_parser()
     args = p.parse_args(argv)
     try:
@@ -332,6 +343,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         check_together(args)
     except ValueError as e:
         p.error(str(e))
+    for key in SCALED:  # the recipe's value, scaled to a short run, unless given
+        if getattr(args, key) is None:
+            setattr(args, key, scaled(key, args.steps))
     _resolve_model(p, args)
     try:
         _check_outputs(args)

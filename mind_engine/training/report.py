@@ -11,6 +11,7 @@ from pathlib import Path
 from ..data.video import split_index
 from ..progress import progress
 from ..safe_write import append_line
+from .recipe import RECIPE, scaled
 
 SPEED_STEPS = 10  # steps timed for the speed line (the first step, which warms up, not among them)
 MAX_CLIPS_LISTED = 4
@@ -71,15 +72,32 @@ def _start_line(args, start: str | None) -> str:
     return f"the bundled default model ({args.init})" if same else f"the weights of {args.init}"
 
 
+def _scaled_note(args, key: str) -> str:
+    """" (scaled to --steps)" where the recipe's value of ``key`` was lowered for a short run."""
+    lowered = getattr(args, key) == scaled(key, args.steps) != RECIPE[key]
+    return " (the recipe's, scaled to --steps)" if lowered else ""
+
+
 def _optimiser_line(args) -> str:
     if args.schedule == "cosine":
-        sched = (f"cosine: lr {args.lr:g}, warm-up {args.warmup} steps, held to {_pct(args.hold)} of the steps, "
-                 f"then down to {args.min_lr:g}")
+        sched = (f"cosine: lr {args.lr:g}, warm-up {args.warmup} steps{_scaled_note(args, 'warmup')}, held to "
+                 f"{_pct(args.hold)} of the steps, then down to {args.min_lr:g}")
     else:
         sched = (f"plateau: lr {args.lr:g}, x{args.lr_factor:g} after {args.lr_patience} validations without "
                  f"improvement, down to {args.min_lr:g}")
     clip = "no clipping" if args.clip_grad is None else f"gradient norm clipped to {args.clip_grad:g}"
     return f"Adam, {sched}; {clip}; Charbonnier eps {args.eps:g} (pixel values in [0, 1])"
+
+
+def checks_line(args) -> str:
+    """When matching is checked and what chooses ``best.safetensors`` (``--match-val-every``)."""
+    if args.match_val_every <= 0:
+        return "none (--match-val-every 0): no best.safetensors"
+    w, h = args.match_val_size
+    what = "the motion probe" if args.select == "probe" else "matching Accuracy@10"
+    return (f"matching on {args.match_val_pairs} layered pair{_s(args.match_val_pairs)} ({w}x{h}, one scale) at the "
+            f"start, every {args.match_val_every} steps{_scaled_note(args, 'match_val_every')} and at the end; "
+            f"best.safetensors chosen by {what}")
 
 
 def startup_summary(args, data, state, device, amp: bool, threads: int, world: int, start: str | None) -> str:
@@ -101,6 +119,7 @@ def startup_summary(args, data, state, device, amp: bool, threads: int, world: i
         f"  optimiser  {_optimiser_line(args)}",
         f"  steps      {state.step} -> {args.steps}" + (f", stopping at {args.stop_at}" if args.stop_at is not None
                                                        else ""),
+        f"  checks     {checks_line(args)}",
         f"  device     {device}, {threads} thread{_s(threads)}, bf16 autocast {'on' if amp else 'off'}",
     ]
     return "\n".join(lines)

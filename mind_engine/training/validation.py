@@ -85,6 +85,7 @@ class BestCheckpoint:
         self.pairs, self.path = pairs, Path(folder) / BEST_NAME
         self.stride, self.radius, self.probe = stride, radius, probe
         self.best = None
+        self.named = False  # whether a line has named the protocol
         for rec in history:
             self._consider(rec)
 
@@ -125,10 +126,19 @@ class BestCheckpoint:
         rec["best_step"] = self.best["step"] if self.best else None
         return rec
 
-    @staticmethod
-    def describe(rec: dict) -> str:
-        """One line for the training log."""
-        line = f"step {rec['step']}: matching APE {rec['match_ape']:.2f} Acc@10 {rec['match_acc10']:.3f}"
+    @property
+    def protocol(self) -> str:
+        """How this run's matching is measured, for its lines: not the benchmark's protocol
+        (``bench/accuracy.py``, through the pyramid), so its numbers are lower than the README's."""
+        h, w = self.pairs[0].img1.shape[:2]
+        return (f"{len(self.pairs)} layered validation pair{'s' if len(self.pairs) != 1 else ''} {w}x{h}, one scale, "
+                f"stride {self.stride}, radius {self.radius}; not bench/accuracy.py's pyramid protocol")
+
+    def describe(self, rec: dict) -> str:
+        """One line for the training log, the first naming the protocol."""
+        named, self.named = self.named, True
+        line = (f"step {rec['step']}: matching{'' if named else f' ({self.protocol})'} APE {rec['match_ape']:.2f} "
+                f"Acc@10 {rec['match_acc10']:.3f}")
         if "probe" in rec:
             disp = " ".join(f"{k}:{v['median_disp']:.1f}" for k, v in rec["probe"].items() if k[0].isdigit())
             line += f"; probe score {rec['probe_score']:.3f}, median displacement by d {disp}"
