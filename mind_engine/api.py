@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
+from . import refinement
 from .checks import (check_integer, check_levels, check_memory, check_queries, check_radius, check_real,
-                     check_stride, check_tier)
-from .defaults import LEVELS, RADIUS, STRIDE
+                     check_refine, check_stride, check_tier)
+from .defaults import LEVELS, RADIUS, REFINE, STRIDE
 from .engine import refine
 from .engine.budget import check_fits, estimate_bytes
 from .engine.levels import level_radii
@@ -158,16 +159,30 @@ class Engine:
         return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
     def match(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
-              progress: bool | None = None, levels: int | str = LEVELS) -> Matches:
+              progress: bool | None = None, levels: int | str = LEVELS, refine: str = REFINE) -> Matches:
         """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
         each peak search to the square of that radius around its query (None: whole image).
         ``levels`` "auto" (the default) or k > 1: coarse to fine (``coarse_to_fine``); 1: one
         scale, the paper's matcher, which warns (``SearchEdgeWarning``) when many peaks lie on
-        the edge of their search box."""
+        the edge of their search box. ``refine``: "lk" (the default), "peak" or "none" (the
+        readout itself), ``mind_engine.refinement``."""
+        method = check_refine(refine)
+        if method == "peak":
+            integer, peak = self.refine(queries, stride, radius, both=True, progress=progress, levels=levels)
+            return self.refined(integer, method, peak)
+        return self.refined(self._readout(queries, stride, radius, progress, levels), method)
+
+    def refined(self, raw: Matches, method: str, peak: Matches | None = None) -> Matches:
+        """The readout ``raw`` through the refinement stage (``mind_engine.refinement.apply``, the
+        one entry of every public call), its texture measured at the final points."""
+        return self.textured(refinement.apply(self.t1, self.t3, raw, method, peak=peak))
+
+    def _readout(self, queries, stride: int, radius: int | None, progress: bool | None, levels: int | str) -> Matches:
+        """The network's matches, unrefined: ``match(refine="none")``."""
         radius = check_radius(radius)
         if check_levels(levels, self.hw, radius) != 1:
             return self.coarse_to_fine(queries, stride, radius, levels, progress).matches
-        m = self.textured(self._one_scale(self.queries(queries, stride), radius, progress))
+        m = self._one_scale(self.queries(queries, stride), radius, progress)  # texture: measured by ``refined``
         if check_levels(levels) == 1:  # asked for one scale (not "auto" resolved to one)
             warn_search_edge(m, radius)
         return m
@@ -289,7 +304,7 @@ def _with_estimate(bar, chunks: int):
 
 def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None,
           queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
-          backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32") -> Matches:
+          backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32", refine: str = REFINE) -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
     Queries are a grid of ``stride`` (default) or the caller's (N, 2) ``queries``; ``radius``
@@ -310,10 +325,15 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     the estimate (``mind_engine.engine.budget``). ``model``: a MindNet, a checkpoint path or
     "default" (None: the bundled model). ``precision`` "bf16" (or "fp16" on a GPU) runs the
     windowed tiers in 16 bits: faster where the device has 16-bit units, not exact (``Engine``).
+
+    ``refine``: the refinement stage after the network (``mind_engine.refinement``): "lk" (the
+    default) refines each frame-3 end photometrically with OpenCV's LK started at MIND's, "peak"
+    fits a quadratic to the sensitivity peak, "none" is the network's readout itself, the
+    paper's. Matches that fail the forward-backward check rank last (``Matches.top``).
     """
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
                     precision=precision)
-    return engine.match(queries, stride, radius, progress, levels)
+    return engine.match(queries, stride, radius, progress, levels, refine)
 
 
 def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", memory: int | None = None,
@@ -328,37 +348,37 @@ def match_subpixel(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS
                    tier: str = "auto", chunk: int | None = None, both: bool = False, progress: bool | None = None,
                    memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS,
                    precision: str = "fp32") -> Matches:
-    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``).
-    ``both``: (integer Matches, refined). ``levels`` as in ``match``: coarse to fine by default,
-    the finest level's peaks refined on its warped pair and mapped back through the warps."""
+    """``match(refine="peak")``: sub-pixel match points from one pass (``mind_engine.engine.refine``),
+    with ``chunk`` (queries per pass) and ``both`` (the integer readout too, as (integer Matches,
+    refined)), which the one option of ``match`` does not take. ``levels`` as in ``match``:
+    coarse to fine by default, the finest level's peaks refined on its warped pair."""
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
                     precision=precision)
-    return engine.refine(queries, stride, radius, chunk, both, progress, levels)
+    integer, peak = engine.refine(queries, stride, radius, chunk, True, progress, levels)
+    refined = engine.refined(integer, "peak", peak)
+    return (integer, refined) if both else refined
 
 
 def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
              tier: str = "auto", tol: float = 1.0, forward: Matches | None = None, subpixel: bool = False,
-             memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32"):
-    """MIND with the forward-backward flag (``mind_engine.engine.refine.fb_flags``): returns
-    (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px when
-    the pair is matched swapped at the same queries).
+             memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32",
+             refine: str = REFINE):
+    """MIND with the network's forward-backward flag (``mind_engine.engine.refine.fb_flags``):
+    returns (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px
+    when the pair is matched swapped at the same queries), at twice the network's cost. (The
+    refinement's own check, one LK pass, is in every match's ``consistent``.)
 
     ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
-    backward pass); ``subpixel`` refines both passes before comparing them. ``levels`` and
-    ``precision`` as in ``match``, for both passes. The backward pass never warns: the forward one has said what
-    there is to say.
+    backward pass); ``refine`` (as in ``match``) refines both passes before comparing them;
+    ``subpixel=True`` is ``refine="peak"``. ``levels`` and ``precision`` as in ``match``, for both
+    passes. The backward pass never warns: the forward one has said what there is to say.
     """
     tol = check_real(tol, "tol")
+    refine = "peak" if subpixel else check_refine(refine)
     common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend,
-                  precision=precision)
-
-    def run(a, b, **kw):
-        if subpixel:
-            return match_subpixel(a, b, levels=levels, **common, **kw)
-        return match(a, b, levels=levels, **common, **kw)
-
+                  precision=precision, levels=levels, refine=refine)
     if forward is None:
-        forward = run(img1, img3, stride=stride, queries=queries)
+        forward = match(img1, img3, stride=stride, queries=queries, **common)
     with quiet_search_edge():
-        backward = run(img3, img1, queries=forward.query)
+        backward = match(img3, img1, queries=forward.query, **common)
     return forward, refine.fb_flags(forward, backward, tol)

@@ -15,3 +15,11 @@ from __future__ import annotations
 STRIDE = 4  # a query every 4 px: the semi-dense job of bench/latency.py and bench/precision.py
 RADIUS = 32  # px of search range around each query: the range of the latency and accuracy figures with levels
 LEVELS = "auto"  # coarse to fine, as deep as the range needs (mind_engine.engine.levels.auto_levels)
+
+# The refinement stage (``mind_engine.refinement``): the variant bench/refine_study.py chose by its
+# rule (best mean Accuracy@2 over the datasets with Accuracy@10 not below raw MIND's on any)
+REFINE = "lk"  # "lk": OpenCV's pyramidal LK seeded by MIND; "peak": the quadratic peak; "none": the readout
+LK_WINDOW = 21  # px, LK's square window
+LK_LEVELS = 3  # LK's pyramid levels above the image
+MOVE_LIMIT = 16.0  # px: a refined end farther than this from MIND's falls back to MIND's
+CHECK_TOL = 1.0  # px: the forward-backward check's tolerance
