@@ -256,7 +256,8 @@ def main(argv=None):
             base += f", |motion| <= {a.layered_max_motion:g} px, with occlusions"
         checked = [e["consistent"] for e in extras if e.get("consistent") is not None]
         if checked:
-            base += f", MIND refined {np.mean([e['refined'] for e in extras]):.0%}, passed the check {np.mean(checked):.0%}"
+            base += (f", MIND refined {np.mean([e['refined'] for e in extras]):.0%}, "
+                     f"passed the check {np.mean(checked):.0%}")
         entry = {"pairs": extras, "seconds": timings, "summary": base, "results": {}, "results_per_pair": {}}
         for keep in a.keep:
             results = evaluate(per_pair, keep, THRESHOLDS + EXTRA_THRESHOLDS)

@@ -25,7 +25,7 @@ from . import refinement
 from .checks import (check_integer, check_levels, check_memory, check_queries, check_radius, check_real,
                      check_refine, check_stride, check_tier)
 from .defaults import LEVELS, RADIUS, REFINE, STRIDE
-from .engine import refine
+from .engine.refine import fb_flags, match_chunk
 from .engine.budget import check_fits, estimate_bytes
 from .engine.levels import level_radii
 from .engine.matching import grid_queries, search_boxes
@@ -278,7 +278,7 @@ class Engine:
         boxes = search_boxes(q, radius, self.hw)
         res = {1: [], 3: []}
         for s in self._chunks(len(q), step, progress, what, plan):
-            r1, r3 = refine.match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)
+            r1, r3 = match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)
             res[1].append(r1)
             res[3].append(r3)
         idx, scores, off = {}, {}, {}
@@ -374,11 +374,11 @@ def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, mode
     passes. The backward pass never warns: the forward one has said what there is to say.
     """
     tol = check_real(tol, "tol")
-    refine = "peak" if subpixel else check_refine(refine)
+    method = "peak" if subpixel else check_refine(refine)
     common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend,
-                  precision=precision, levels=levels, refine=refine)
+                  precision=precision, levels=levels, refine=method)
     if forward is None:
         forward = match(img1, img3, stride=stride, queries=queries, **common)
     with quiet_search_edge():
         backward = match(img3, img1, queries=forward.query, **common)
-    return forward, refine.fb_flags(forward, backward, tol)
+    return forward, fb_flags(forward, backward, tol)

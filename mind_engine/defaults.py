@@ -23,3 +23,4 @@ LK_WINDOW = 21  # px, LK's square window
 LK_LEVELS = 3  # LK's pyramid levels above the image
 MOVE_LIMIT = 16.0  # px: a refined end farther than this from MIND's falls back to MIND's
 CHECK_TOL = 1.0  # px: the forward-backward check's tolerance
+LK_BOTH = False  # refine the frame-1 end too (after the frame-3 end, from it)

@@ -65,7 +65,7 @@ def _run(a, pairs, total, backend) -> int:
     from .job import match_many
 
     man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=_queries(a.queries), tier=a.tier,
-                     levels=a.levels,
+                     levels=a.levels, refine=a.refine,
                      weights=a.weights, device=a.device, backend=backend, workers=a.workers, threads=a.threads,
                      ray_address=a.ray_address, retries=a.retries, progress=False if a.no_progress else None,
                      total=total, restart=a.restart)

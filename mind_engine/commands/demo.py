@@ -41,17 +41,19 @@ def run(a) -> int:
     write_image(out / "input1.png", img1)
     write_image(out / "input3.png", img3)
     write_image(out / "interpolated.png", interpolate(img1, img3, model=model, device=a.device))
-    m, _, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device, levels=a.levels)
-    settings = settings_text(a.stride, a.radius, a.levels, "auto", a.weights, img1.shape[:2])
+    m, _, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device, levels=a.levels,
+                           refine=a.refine)
+    settings = settings_text(a.stride, a.radius, a.levels, "auto", a.weights, img1.shape[:2], a.refine)
     print(f"{len(m)} matches in {secs:.1f} s ({settings})")
-    draw_matches(img1, img3, m.pts1, m.pts3, out / "matches.png", score=m.score,
+    draw_matches(img1, img3, m.pts1, m.pts3, out / "matches.png", score=m.score, flag=~m.consistent,
                  title=f"MIND on {name}: best {min(150, len(m))} of {len(m)} matches\n{settings}")
     picks = spread_queries(m, 5)
     sensitivity_figure(model, img1, img3, picks, out / "fig4.png", device=a.device, radius=a.radius,
                        title=f"Sensitivity maps S = max_c |d out(q) / d I| (one scale) of {len(picks)} queries, "
                              f"the best in each fifth of the image ({name})")
     (out / "matches.json").write_text(json.dumps({"pair": name, "stride": a.stride, "radius": a.radius,
-                                                   "levels": a.levels, "matches": match_record(m)}, indent=1))
+                                                   "levels": a.levels, "refine": a.refine,
+                                                   "matches": match_record(m)}, indent=1))
     for f in FILES:
         print(f"wrote {out / f}")
     return 0

@@ -2,7 +2,7 @@
 
     mind-engine match IMG1 IMG3 [--stride 4] [--radius 32] [--levels auto] [--top K]
                                 [--out matches.png] [--json [out.json]] [--weights W] [--device D]
-                                [--tier T] [--precision fp32|bf16|fp16] [--subpixel] [--fb]
+                                [--refine lk|peak|none] [--tier T] [--precision fp32|bf16|fp16] [--fb]
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..checks import FIGURE_SUFFIXES, check_writable
 from ..cliargs import add_match_options, add_model_options, number, subcommand
+from ..matches import REFINED
 from .common import check_inputs, load, match_record, read, run_match, settings_text
 
 
@@ -29,9 +30,10 @@ def add_parser(sub, tiers) -> None:
     m.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                    help="the windowed tiers' number format: fp32 is exact; bf16 is about 1.7x faster through "
                         "the pyramid on CPUs with bf16 units (README, Latency), not exact; fp16 is for GPUs")
-    m.add_argument("--subpixel", action="store_true",
-                   help="refine match points to sub-pixel (quadratic fit at the finest level)")
-    m.add_argument("--fb", action="store_true", help="flag matches that fail the forward-backward check")
+    m.add_argument("--subpixel", action="store_const", dest="refine", const="peak",
+                   help="the same as --refine peak (the quadratic fit of the sensitivity peak)")
+    m.add_argument("--fb", action="store_true",
+                   help="also run the network backwards and flag matches whose ends move (twice the time)")
     add_model_options(m)
 
 
@@ -51,13 +53,15 @@ def run(a) -> int:
     model = load(a.weights, a.device)
     img1, img3 = read(a.img1), read(a.img3)
     m, flags, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device, tier=a.tier,
-                               subpixel=a.subpixel, fb=a.fb, top=a.top, progress=True, levels=a.levels,
+                               refine=a.refine, fb=a.fb, top=a.top, progress=True, levels=a.levels,
                                precision=a.precision)
     h, w = img1.shape[:2]
-    settings = settings_text(a.stride, a.radius, a.levels, a.tier, a.weights, (h, w))
+    settings = settings_text(a.stride, a.radius, a.levels, a.tier, a.weights, (h, w), a.refine)
     to_stdout = a.json == "-"
     say = (lambda *x: print(*x, file=sys.stderr)) if to_stdout else print  # keep stdout pure JSON
     say(f"{len(m)} matches ({w}x{h}; {settings}) in {secs:.2f} s"
+        + (f"; {int((m.refinement == REFINED).sum())} refined, {int(m.consistent.sum())} passed the check"
+           if a.refine != "none" else "")
         + (f"; {int((~flags).sum())} forward-backward consistent" if flags is not None else ""))
     for i in range(min(5, len(m))):
         say(f"  q=({m.query[i][0]:.0f},{m.query[i][1]:.0f})  p1=({m.pts1[i][0]:.2f},{m.pts1[i][1]:.2f})"
@@ -65,7 +69,8 @@ def run(a) -> int:
     if a.json:
         doc = {"img1": str(a.img1), "img3": str(a.img3), "width": w, "height": h, "stride": a.stride,
                "radius": a.radius, "levels": a.levels, "top": a.top, "weights": a.weights or "default", "tier": a.tier,
-               "subpixel": a.subpixel, "fb": a.fb, "seconds": secs, "n": len(m), "matches": match_record(m, flags)}
+               "refine": a.refine, "subpixel": a.refine == "peak", "fb": a.fb, "seconds": secs, "n": len(m),
+               "matches": match_record(m, flags)}
         if to_stdout:
             print(json.dumps(doc, indent=1))
         else:
@@ -75,7 +80,7 @@ def run(a) -> int:
     if a.out:
         from ..evaluation.figures import draw_matches
 
-        draw_matches(img1, img3, m.pts1, m.pts3, a.out, score=m.score,
+        draw_matches(img1, img3, m.pts1, m.pts3, a.out, score=m.score, flag=~m.consistent,
                      title=f"MIND: {len(m)} matches, best {min(150, len(m))} drawn\n{settings}")
         say(f"wrote {a.out}")
     return 0

@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize, PowerNorm  # noqa: E402
 
+from ..matches import rank  # noqa: E402
+
 
 def as_rgb(img) -> np.ndarray:
     """Any image mind_engine accepts -> HxWx3 float in [0, 1] for plotting."""
@@ -23,19 +25,20 @@ def as_rgb(img) -> np.ndarray:
 
 
 def draw_matches(img1, img3, pts1, pts3, path, score=None, max_lines: int = 150, title: str | None = None,
-                 good=None) -> Path:
+                 good=None, flag=None) -> Path:
     """Image 1 above image 3, each match a line from p1 to p3 (the ``max_lines`` best by
     ``score``), coloured by score with a colour scale beside (MIND's score, the peak-to-mean
     ratio); ``good`` (N,) bool, when given, colours lines green (correct) / red (wrong) instead.
     ``title`` may hold the settings the matches were made with (``mind-engine match`` and the
-    demo put them there)."""
+    demo put them there). ``flag`` (N,) bool: matches that failed a check, ranked after the rest
+    (``Matches.order``: the refinement's check)."""
     a, b = as_rgb(img1), as_rgb(img3)
     h, w = a.shape[:2]
     gap = max(4, h // 20)
     canvas = np.ones((2 * h + gap, w, 3), np.float32)
     canvas[:h], canvas[h + gap:] = a, b
     pts1, pts3 = np.asarray(pts1, np.float64).reshape(-1, 2), np.asarray(pts3, np.float64).reshape(-1, 2)
-    order = np.arange(len(pts1)) if score is None else np.argsort(-np.asarray(score), kind="stable")
+    order = np.arange(len(pts1)) if score is None else rank(score, flag)
     order = order[:max_lines]
     fig, ax = plt.subplots(figsize=(min(16, 3 + w / 40), min(16, 1 + (2 * h + gap) / 40)))
     ax.imshow(canvas)

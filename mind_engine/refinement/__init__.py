@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..checks import REFINE_METHODS as METHODS
-from ..defaults import CHECK_TOL, LK_LEVELS, LK_WINDOW, MOVE_LIMIT
+from ..defaults import CHECK_TOL, LK_BOTH, LK_LEVELS, LK_WINDOW, MOVE_LIMIT
 from ..matches import FELL_BACK, RAW, REFINED, Matches
 from .check import consistent
 from .lk import grey_u8, refine_end
@@ -41,7 +41,7 @@ class Settings:
     levels: int = LK_LEVELS
     move_limit: float = MOVE_LIMIT
     tol: float = CHECK_TOL
-    both: bool = False
+    both: bool = LK_BOTH
 
 
 def apply(img1, img3, raw: Matches, method: str, settings: Settings | None = None,
