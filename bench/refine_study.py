@@ -11,15 +11,17 @@ the same matches through ``mind_engine.refinement.apply``:
 
 * LK: window 15/21/31 px x pyramid levels 0-4 x move limit 4/8/16/32 px x check tolerance
   0.5/1/2 px x one end (frame 3) or both ends (360 variants);
+* ``refine="dis"`` (the dense alternative): OpenCV DIS (medium) started from MIND's matches
+  densified into its initial flow (``mind_engine.refinement.dis``), read at MIND's frame-1 ends,
+  under each move limit and tolerance (12 variants); and, for reference, the same flow sampled
+  on the frame-1 grid and ranked by its forward-backward distance as the DIS baseline (a flow
+  method, not a refinement of MIND's matches);
 * (not here: ``refine="peak"``, whose points come from the network's rows, a second run of the
   network per pair; it moves each end by at most half a pixel of the finest warped pair, and
-  the raw ends are often 2-16 px off);
-* DIS: OpenCV DIS (medium) started from MIND's matches densified into its initial flow
-  (OpenCV's DIS takes a flow handed to ``calc`` as its start: it has no ``setUseInitialFlow``,
-  which is the variational refinement's; the pyramid's densification of the consistent matches), sampled on the
-  grid and ranked by its forward-backward distance, as the DIS baseline.
+  the raw ends are often 2-16 px off).
 
-Judged by ``bench/accuracy.py``'s datasets and protocol (per pair the same number K of best
+The rule is applied to the refine= variants (LK and ``refine="dis"``); the JSON also names the
+best of all, the grid-sampled DIS included (``best_of_all``), and the best LK variant. Judged by ``bench/accuracy.py``'s datasets and protocol (per pair the same number K of best
 evaluable matches for every method, each ranked by its own confidence, failed checks last),
 all in one evaluation per dataset with the baselines: MIND raw, KLT ranked by its own error and
 KLT ranked by the same forward-backward check, DIS. Then the chosen variant against raw in the
@@ -47,7 +49,7 @@ if str(ROOT) not in sys.path:
 from bench import accuracy, study_raw  # noqa: E402
 from bench.report import output_path, save_figure, write_json  # noqa: E402
 from mind_engine import refinement, weights as W  # noqa: E402
-from mind_engine.engine.pyramid import grid_field  # noqa: E402
+from mind_engine.refinement import dis  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
 from mind_engine.evaluation.metrics import evaluate  # noqa: E402
 from mind_engine.images import to_tensor  # noqa: E402
@@ -72,30 +74,28 @@ def variants() -> dict[str, refinement.Settings]:
     return out
 
 
-def dis_seeded(img1, img3, m, hw, seed_with_refined: bool) -> B.Correspondences:
-    """DIS (medium) from MIND's matches densified into its initial flow (both directions), sampled on
-    the grid and ranked by forward-backward distance as the DIS baseline."""
-    import cv2
+def dis_variants() -> dict[str, refinement.Settings]:
+    """``refine="dis"`` under each move limit and check tolerance of the grid."""
+    return {f"MIND+DIS m{m:g} t{t:g}": refinement.Settings(move_limit=m, tol=t)
+            for m in GRID["move_limit"] for t in GRID["tol"]}
 
-    motion = torch.from_numpy(np.asarray(m.pts3 - m.pts1, np.float32))
-    kept = torch.from_numpy(np.asarray(m.consistent if seed_with_refined else np.ones(len(m), bool)))
-    field = grid_field(motion, kept, hw, STRIDE).numpy()
+
+def dis_seeded(img1, img3, m, hw) -> B.Correspondences:
+    """DIS (medium) from MIND's matches densified into its initial flow (both directions), sampled on
+    the grid and ranked by forward-backward distance as the DIS baseline (a flow method, for
+    reference: ``refine="dis"`` is the same flow read at MIND's own frame-1 ends)."""
     g1, g3 = grey_u8(to_tensor(img1)), grey_u8(to_tensor(img3))
-    flows = []
-    for a, b, init in ((g1, g3, field), (g3, g1, -field)):
-        d = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        flows.append(d.calc(a, b, np.ascontiguousarray(init, np.float32)))  # a flow of the image's size: the start
-    f13, f31 = flows
+    f13, f31 = dis.flows(g1, g3, dis.seed_field(m.query, m.pts3 - m.pts1, hw))
     p1 = B.grid(hw, STRIDE)
-    p3 = p1 + B._bilinear(f13, p1)
+    p3 = p1 + dis.bilinear(f13, p1)
     h, w = hw
     inside = (p3[:, 0] >= 0) & (p3[:, 0] <= w - 1) & (p3[:, 1] >= 0) & (p3[:, 1] <= h - 1)
-    fb = np.linalg.norm(p3 + B._bilinear(f31, p3) - p1, axis=1)
+    fb = np.linalg.norm(p3 + dis.bilinear(f31, p3) - p1, axis=1)
     return B.Correspondences(p1, p3, np.where(inside, -fb, -np.inf), p1, method="DIS seeded")
 
 
-def refined(img1, img3, m, s: refinement.Settings):
-    return refinement.apply(to_tensor(img1), to_tensor(img3), m, "lk", s)
+def refined(img1, img3, m, s: refinement.Settings, method: str = "lk"):
+    return refinement.apply(to_tensor(img1), to_tensor(img3), m, method, s)
 
 
 def as_corr(m, name: str) -> B.Correspondences:
@@ -121,9 +121,9 @@ def run_pair(p, model, sha, grid_variants, timings) -> dict:
         res[name] = as_corr(refined(p.img1, p.img3, raw, s), name)
     timings["LK variants"] += time.perf_counter() - t
     t = time.perf_counter()
-    default = refined(p.img1, p.img3, raw, refinement.Settings())
-    res["DIS seeded by MIND raw"] = dis_seeded(p.img1, p.img3, raw, hw, False)
-    res["DIS seeded by MIND+LK"] = dis_seeded(p.img1, p.img3, default, hw, True)
+    for name, s in dis_variants().items():
+        res[name] = as_corr(refined(p.img1, p.img3, raw, s, "dis"), name)
+    res["DIS seeded by MIND (grid)"] = dis_seeded(p.img1, p.img3, raw, hw)
     timings["DIS variants"] += time.perf_counter() - t
     res["MIND bf16 raw"] = as_corr(raw16, "MIND bf16 raw")
     return res, raw, raw16
@@ -140,7 +140,7 @@ def choose(results: dict, candidates) -> tuple[str, dict]:
     return best, {"mean_acc2": mean2, "eligible": eligible}
 
 
-def probe_both(model, settings: refinement.Settings) -> dict:
+def probe_both(model, method: str, settings: refinement.Settings) -> dict:
     """The motion probe of raw MIND and of MIND refined by ``settings`` (the default call, levels
     "auto"), the network run once per case."""
     from mind_engine import match
@@ -155,7 +155,7 @@ def probe_both(model, settings: refinement.Settings) -> dict:
         return cache[key]
 
     def lk(i1, i3, queries, radius):
-        return refinement.apply(i1, i3, raw(i1, i3, queries, radius), "lk", settings)
+        return refinement.apply(i1, i3, raw(i1, i3, queries, radius), method, settings)
 
     out = {}
     for name, matcher in ((RAW, raw), ("MIND refined", lk)):
@@ -164,14 +164,15 @@ def probe_both(model, settings: refinement.Settings) -> dict:
     return out
 
 
-def final_columns(pairs_done, chosen: refinement.Settings) -> list:
+def final_columns(pairs_done, method: str, chosen: refinement.Settings, lk: refinement.Settings) -> list:
     """Per pair (flow, valid, {column: Correspondences}) of the table the README quotes."""
     rows = []
     for p, res, raw, raw16 in pairs_done:
         cols = {c: res[c] for c in (RAW, KLT, KLT_FB, DIS)}
-        cols["MIND refined"] = as_corr(refined(p.img1, p.img3, raw, chosen), "MIND refined")
+        cols["MIND refined"] = as_corr(refined(p.img1, p.img3, raw, chosen, method), "MIND refined")
+        cols["MIND+LK"] = as_corr(refined(p.img1, p.img3, raw, lk), "MIND+LK")
         cols["MIND bf16 raw"] = res["MIND bf16 raw"]
-        cols["MIND bf16 refined"] = as_corr(refined(p.img1, p.img3, raw16, chosen), "MIND bf16 refined")
+        cols["MIND bf16 refined"] = as_corr(refined(p.img1, p.img3, raw16, chosen, method), "MIND bf16 refined")
         rows.append((p.flow, p.valid, cols))
     return rows
 
@@ -193,7 +194,7 @@ def figure(doc: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     final = doc["final"]
-    cols = [RAW, "MIND refined", KLT, KLT_FB, DIS]
+    cols = [RAW, "MIND+LK", "MIND refined", KLT, KLT_FB, DIS]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2, 1]})
     ax = axes[0]
     names = list(final)
@@ -245,11 +246,15 @@ def main(argv=None):
             print(f"  {p.name}: done ({time.perf_counter() - t_all:.0f} s)", flush=True)
         results[dname] = evaluate([(p.flow, p.valid, res) for p, res, _, _ in done], 1.0, THRESHOLDS)
         done_by_dataset[dname], seconds[dname] = done, timings
-    candidates = list(grid_variants) + ["DIS seeded by MIND raw", "DIS seeded by MIND+LK"]
-    best, rule = choose(results, candidates)
-    print(f"chosen by the rule: {best} (mean Acc@2 {rule['mean_acc2'][best]:.3f})")
-    chosen = grid_variants.get(best, refinement.Settings())
-    final = {d: evaluate(final_columns(done, chosen), 1.0, THRESHOLDS) for d, done in done_by_dataset.items()}
+    dis_named = dis_variants()
+    candidates = {**grid_variants, **dis_named}  # every refine= variant (the grid-sampled DIS is a flow method)
+    best, rule = choose(results, list(candidates) + ["DIS seeded by MIND (grid)"])
+    best_refine, _ = choose(results, list(candidates))
+    best_lk, _ = choose(results, list(grid_variants))
+    print(f"chosen by the rule: {best} (mean Acc@2 {rule['mean_acc2'][best]:.3f}); among refine= variants "
+          f"{best_refine}; among LK variants {best_lk} ({rule['mean_acc2'][best_lk]:.3f})")
+    method, chosen = ("dis" if best_refine in dis_named else "lk"), candidates[best_refine]
+    final = {d: evaluate(final_columns(done, method, chosen, grid_variants[best_lk]), 1.0, THRESHOLDS) for d, done in done_by_dataset.items()}
     for d, r in final.items():
         print(f"== {d}")
         for c, v in r.items():
@@ -264,13 +269,14 @@ def main(argv=None):
            "mind_call": {"stride": STRIDE, "radius": a.radius, "levels": "auto", "refine": "none (cached)"},
            "rule": "the variant with the best mean Acc@2 over the datasets whose Acc@10 is not below raw MIND's "
                    "on any dataset",
-           "grid": {k: list(v) for k, v in GRID.items()}, "chosen": best,
-           "chosen_settings": vars(chosen) if best in grid_variants else None,
+           "grid": {k: list(v) for k, v in GRID.items()}, "best_of_all": best, "chosen": best_refine,
+           "chosen_method": method, "chosen_settings": vars(chosen), "best_lk": best_lk,
+           "best_lk_settings": vars(grid_variants[best_lk]),
            "final": final, "bf16_minus_fp32_refined": bf16,
            "mean_acc2": rule["mean_acc2"], "eligible": rule["eligible"],
            "marginals": marginals(results, grid_variants), "all": results, "seconds": seconds}
     if not a.no_probe:
-        doc["motion_probe"] = probe_both(model, chosen)
+        doc["motion_probe"] = probe_both(model, method, chosen)
     doc["total_seconds"] = time.perf_counter() - t_all
     write_json(doc, out)
     print(f"wrote {figure(doc, fig_path)}")

@@ -326,7 +326,7 @@ def check_distinct(outputs: dict, inputs: dict) -> None:
         seen.setdefault(key, name)
 
 
-REFINE_METHODS = ("lk", "peak", "none")  # mind_engine.refinement's methods
+REFINE_METHODS = ("lk", "dis", "peak", "none")  # mind_engine.refinement's methods
 
 
 def check_refine(refine, name: str = "refine") -> str:

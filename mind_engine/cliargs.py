@@ -98,8 +98,9 @@ def add_match_options(sp) -> None:
                     help="pyramid levels: 'auto' or K > 1 match coarse to fine, as deep as the radius needs; 1 is "
                          "the paper's single-scale matcher (motion up to what the model follows, a few px)")
     sp.add_argument("--refine", type=str.lower, choices=REFINE_METHODS, default=REFINE,
-                    help="refinement after the network: lk (OpenCV's LK started at each match, then a forward-"
-                         "backward check), peak (quadratic sub-pixel peak), none (the network's readout)")
+                    help="refinement after the network: lk (OpenCV's LK started at each match), dis (OpenCV's DIS "
+                         "flow started from the matches), peak (quadratic sub-pixel peak), each with a forward-"
+                         "backward check; none (the network's readout)")
 
 
 def add_model_options(sp) -> None:

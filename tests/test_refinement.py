@@ -138,7 +138,7 @@ def test_the_public_calls_refine_the_same_readout(tiny, tmp_path):
     matcher = MindMatcher(tiny, stride=16, refine="none")
     out = matcher({"image0": tensors(a)[0][None], "image1": tensors(b)[0][None]})
     assert np.array_equal(out["keypoints1"].numpy(), none.pts3)
-    with pytest.raises(ValueError, match=r"unknown refine 'dense'; refine must be one of \['lk', 'peak', 'none'\]"):
+    with pytest.raises(ValueError, match=r"unknown refine 'dense'; refine must be one of \['lk', 'dis', 'peak', 'none'\]"):
         me.match(a, b, model=tiny, refine="dense")
 
 

@@ -7,6 +7,9 @@ pinned to its oracle). The public face calls :func:`apply` once per pair, for ev
   seeded with each match (``lk.py``): the frame-1 end fixed, the frame-3 end refined from MIND's
   (both ends with ``Settings.both``); an end LK loses or moves by more than the move limit
   stays raw and the match says it fell back. Then the forward-backward check (``check.py``).
+* ``"dis"``: OpenCV's DIS flow started from MIND's matches densified into its initial flow
+  (``dis.py``, the dense alternative): each frame-3 end becomes ``p1 + F13(p1)`` within the move
+  limit, checked by DIS's own backward flow.
 * ``"peak"``: the quadratic sub-pixel peak of the sensitivity (``mind_engine.engine.refine``,
   computed by the engine from its rows and handed in as ``peak``), then the same check.
 * ``"none"``: the network's readout exactly (the paper's); no check.
@@ -24,6 +27,7 @@ import numpy as np
 from ..checks import REFINE_METHODS as METHODS
 from ..defaults import CHECK_TOL, LK_BOTH, LK_LEVELS, LK_WINDOW, MOVE_LIMIT
 from ..matches import FELL_BACK, RAW, REFINED, Matches
+from . import dis
 from .check import consistent
 from .lk import grey_u8, refine_end
 
@@ -56,18 +60,20 @@ def apply(img1, img3, raw: Matches, method: str, settings: Settings | None = Non
     s = settings or Settings()
     g1, g3 = grey_u8(img1), grey_u8(img3)
     p1, p3 = np.asarray(raw.pts1, np.float32), np.asarray(raw.pts3, np.float32)
-    if method == "peak":
+    if method == "dis":
+        q1, (q3, done, ok) = p1, dis.refine(g1, g3, raw.query, p1, p3, s.move_limit, s.tol)
+    elif method == "peak":
         q1, q3, done = peak.pts1, peak.pts3, np.ones(n, bool)
+        ok = consistent(g3, g1, q3, q1, s.window, s.levels, s.tol)
     else:
         q3, done = refine_end(g1, g3, p1, p3, s.window, s.levels, s.move_limit)
         q1 = p1
-        if s.both:
+        if s.both:  # the frame-1 end from the refined frame-3 end; the check then goes forward
             q1, done1 = refine_end(g3, g1, q3, p1, s.window, s.levels, s.move_limit)
             done &= done1
-    if method == "lk" and s.both:  # the end refined last is frame 1's: check it forward
-        ok = consistent(g1, g3, q1, q3, s.window, s.levels, s.tol)
-    else:
-        ok = consistent(g3, g1, q3, q1, s.window, s.levels, s.tol)
+            ok = consistent(g1, g3, q1, q3, s.window, s.levels, s.tol)
+        else:
+            ok = consistent(g3, g1, q3, q1, s.window, s.levels, s.tol)
     status = np.where(done, REFINED, FELL_BACK).astype(np.int8)
     base = peak if method == "peak" else raw
     return replace(base, pts1=np.asarray(q1, np.float32), pts3=np.asarray(q3, np.float32), pts1_raw=p1, pts3_raw=p3,
