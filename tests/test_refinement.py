@@ -176,3 +176,28 @@ def test_batch_manifests_record_the_refinement(tiny, tmp_path):
 
     r = read_result(next((tmp_path / "lk").glob("*.npz")))
     assert {"pts1_raw", "pts3_raw", "refinement", "consistent"} <= set(r)
+
+
+def test_dis_started_from_the_matches_recovers_a_known_shift():
+    a = texture(seed=3)
+    b = shifted(a, SHIFT)
+    p1 = interior_grid(*a.shape[:2])
+    raw = hand_matches(p1, p1 + np.round(SHIFT) + np.array([2.0, 1.0]))
+    m = refinement.apply(*tensors(a, b), raw, "dis")
+    err = np.linalg.norm(m.pts3 - (p1 + SHIFT), axis=1)
+    assert (m.refinement == REFINED).all() and m.consistent.mean() > 0.9
+    assert np.median(err) < 0.1 and err.max() < 0.5, (np.median(err), err.max())
+    far = refinement.apply(*tensors(a, b), raw, "dis", refinement.Settings(move_limit=0.5))
+    assert (far.refinement == FELL_BACK).all() and np.array_equal(far.pts3, raw.pts3)
+
+
+def test_the_seed_field_is_the_pyramids_densification_on_a_grid():
+    from mind_engine.engine.matching import grid_queries
+    from mind_engine.engine.pyramid import grid_field
+    from mind_engine.refinement.dis import seed_field
+
+    hw = (32, 48)
+    q = grid_queries(hw, 4).numpy().astype(np.float32)
+    motion = np.random.default_rng(0).normal(size=(len(q), 2)).astype(np.float32)
+    want = grid_field(torch.from_numpy(motion), torch.ones(len(q), dtype=torch.bool), hw, 4).numpy()
+    np.testing.assert_allclose(seed_field(q, motion, hw), want, atol=1e-6)
