@@ -13,10 +13,12 @@ folders (resized to 384x128 / 256x128 as in the paper). Methods, all on the grid
 (``mind_engine.evaluation.baselines``):
 
 * MIND raw     (``mind_engine.match(refine="none")``: the network's readout, ranked by its score),
-* MIND         (the default call, ``mind_engine.match()``: the readout refined by LK, matches
-  failing the forward-backward check ranked last; ``mind_engine.refinement``),
+* MIND         (the default call, ``mind_engine.match()``: the readout refined by the default
+  ``refine=`` (DIS started from MIND's matches), matches failing the forward-backward check
+  ranked last; ``mind_engine.refinement``),
 * KLT          (OpenCV pyramidal LK from the grid points, ranked by its error),
-* KLT+FB       (the same matches, those failing the refinement's forward-backward check ranked last),
+* KLT+FB       (the same matches, those failing the LK forward-backward check of ``refine="lk"``
+  ranked last: the ranking MIND's matches get, given to the baseline too),
 * DIS          (OpenCV DIS flow at the grid points, ranked by forward-backward distance).
 
 MIND runs once per pair: the default call is the raw readout through ``Engine.refined``, which
@@ -50,7 +52,7 @@ from mind_engine import Engine  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.checks import check_levels  # noqa: E402
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
-from mind_engine.defaults import LEVELS, LK_LEVELS, LK_WINDOW, RADIUS, REFINE, STRIDE  # noqa: E402
+from mind_engine.defaults import CHECK_TOL, LEVELS, LK_LEVELS, LK_WINDOW, RADIUS, REFINE, STRIDE  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.images import to_tensor  # noqa: E402
 from mind_engine.refinement.check import consistent  # noqa: E402
@@ -96,7 +98,8 @@ def build_parser():
     p.add_argument("--keep", type=float, nargs="+", default=[1.0],
                    help="fractions of the common evaluable count kept, one table each (default 1.0: the paper's "
                         "same N, the smallest evaluable count of the methods)")
-    p.add_argument("--fb-tol", type=float, default=1.0, help="KLT+FB's check tolerance (px), the refinement's")
+    p.add_argument("--fb-tol", type=float, default=CHECK_TOL, help="KLT+FB's check tolerance (px; default the "
+                                                                     "refinement's, 2)")
     p.add_argument("--threads", type=int, default=None)
     add_output_args(p, "accuracy_<device>.json")
     return p

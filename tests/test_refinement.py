@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mind_engine as me
-from mind_engine import cli, refinement
+from mind_engine import cli, defaults, refinement
 from mind_engine.evaluation.metrics import rank as metrics_rank
 from mind_engine.interfaces import MindMatcher
 from mind_engine.matches import FELL_BACK, RAW, REFINED, Matches
@@ -19,6 +19,7 @@ from conftest import SMALL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SHIFT = np.array([1.3, -0.7])  # px, frame 1 -> frame 3
+ONE_END = refinement.Settings(both=False)  # LK on the frame-3 end alone
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_a_known_subpixel_shift_is_recovered_within_a_tenth_of_a_pixel():
     b = shifted(a, SHIFT)
     p1 = interior_grid(*a.shape[:2])
     raw = hand_matches(p1, p1 + np.round(SHIFT) + np.array([2.0, -1.0]))  # MIND's ends: whole pixels off
-    m = refinement.apply(*tensors(a, b), raw, "lk")
+    m = refinement.apply(*tensors(a, b), raw, "lk", ONE_END)
     err = np.linalg.norm(m.pts3 - (p1 + SHIFT), axis=1)
     assert (m.refinement == REFINED).all() and m.consistent.all()
     assert err.max() < 0.1, err.max()
@@ -84,7 +85,7 @@ def test_a_refinement_that_diverges_falls_back_to_the_raw_end_and_says_so():
     p1 = np.float32([[20, 48], [80, 48], [90, 60]])
     p3 = p1 + np.float32([[1, -1], [1, -1], [7, -1]])  # the last one 5.7 px off: beyond a 4 px move limit
     raw = hand_matches(p1, p3)
-    m = refinement.apply(*tensors(a, b), raw, "lk", refinement.Settings(move_limit=4.0))
+    m = refinement.apply(*tensors(a, b), raw, "lk", refinement.Settings(move_limit=4.0, both=False))
     assert m.refinement.tolist() == [FELL_BACK, REFINED, FELL_BACK]
     assert np.array_equal(m.pts3[[0, 2]], p3[[0, 2]])  # the raw ends, exactly
     assert np.linalg.norm(m.pts3[1] - (p1[1] + SHIFT)) < 0.1
@@ -98,7 +99,7 @@ def test_failed_checks_rank_last():
     p3 = p1 + np.round(SHIFT)
     p3[0] += 9  # the best-scored match is wrong by 9 px, beyond a 2 px move limit: it fails the check
     m = refinement.apply(*tensors(a, b), hand_matches(p1, p3, score=[9, 5, 4, 3, 2, 1]), "lk",
-                         refinement.Settings(move_limit=2.0))
+                         refinement.Settings(move_limit=2.0, both=False))
     assert m.consistent.tolist() == [False] + [True] * 5
     assert m.order().tolist() == [1, 2, 3, 4, 5, 0]
     assert np.array_equal(m.top(2).pts1, p1[[1, 2]]) and np.array_equal(m.top(6).pts1[-1], p1[0])
@@ -124,12 +125,14 @@ def test_the_public_calls_refine_the_same_readout(tiny, tmp_path):
     a = texture(64, 96)
     b = shifted(a, SHIFT)
     none = me.match(a, b, stride=16, model=tiny, refine="none")
-    lk = me.match(a, b, stride=16, model=tiny)  # the default
-    assert np.array_equal(lk.pts1_raw, none.pts1) and np.array_equal(lk.pts3_raw, none.pts3)
-    assert np.array_equal(lk.score, none.score) and set(np.unique(lk.refinement)) <= {REFINED, FELL_BACK}
-    assert not np.array_equal(lk.pts3, none.pts3)
+    default = me.match(a, b, stride=16, model=tiny)
+    assert np.array_equal(default.pts1_raw, none.pts1) and np.array_equal(default.pts3_raw, none.pts3)
+    assert np.array_equal(default.score, none.score) and set(np.unique(default.refinement)) <= {REFINED, FELL_BACK}
+    assert not np.array_equal(default.pts3, none.pts3)
     engine = me.Engine(a, b, model=tiny)
-    assert np.array_equal(engine.match(stride=16, refine="LK").pts3, lk.pts3)
+    assert np.array_equal(engine.match(stride=16, refine=defaults.REFINE.upper()).pts3, default.pts3)
+    lk = engine.match(stride=16, refine="lk")
+    assert np.array_equal(lk.pts1_raw, none.pts1) and not np.array_equal(lk.pts3, default.pts3)
     peak = me.match(a, b, stride=16, model=tiny, refine="peak")
     assert np.array_equal(peak.pts3, me.match_subpixel(a, b, stride=16, model=tiny).pts3)
     assert np.abs(peak.pts3 - peak.pts3_raw).max() <= 0.5 * 2 ** 2  # half a pixel of the finest warped level
@@ -148,7 +151,8 @@ def test_the_cli_flag_and_the_json(tiny, tmp_path, capsys):
     iio.imwrite(tmp_path / "a.png", a)
     iio.imwrite(tmp_path / "b.png", shifted(a, SHIFT))
     common = [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--weights", str(path), "--stride", "16"]
-    for flag, want in (([], "lk"), (["--refine", "NONE"], "none"), (["--subpixel"], "peak")):
+    for flag, want in (([], "dis"), (["--refine", "LK"], "lk"), (["--refine", "NONE"], "none"),
+                       (["--subpixel"], "peak")):
         out = tmp_path / f"{want}.json"
         assert cli.main(["match", *common, *flag, "--json", str(out)]) == 0
         doc = json.loads(out.read_text())
@@ -167,8 +171,8 @@ def test_batch_manifests_record_the_refinement(tiny, tmp_path):
     a = texture(64, 64)
     pairs = [(a, shifted(a, SHIFT))]
     man = me.match_many(pairs, tmp_path / "lk", stride=16, model=tiny, progress=False)
-    assert man["settings"]["refine"] == "lk"
-    with pytest.raises(ValueError, match=r"other settings .*'refine': \('lk', 'none'\)"):
+    assert man["settings"]["refine"] == "dis"
+    with pytest.raises(ValueError, match=r"other settings .*'refine': \('dis', 'none'\)"):
         me.match_many(pairs, tmp_path / "lk", stride=16, model=tiny, progress=False, refine="none")
     none = me.match_many(pairs, tmp_path / "none", stride=16, model=tiny, progress=False, refine="none")
     assert "refine" not in none["settings"]  # as folders before the option: their fingerprints hold

@@ -3,13 +3,14 @@ pinned to its oracle). The public face calls :func:`apply` once per pair, for ev
 
 ``refine=``:
 
-* ``"lk"`` (the default, ``mind_engine.defaults.REFINE``): OpenCV's pyramidal Lucas-Kanade
+* ``"dis"`` (the default, ``mind_engine.defaults.REFINE``, the study's choice): OpenCV's DIS
+  flow started from MIND's matches densified into its initial flow (``dis.py``, the dense
+  alternative): each frame-3 end becomes ``p1 + F13(p1)`` within the move limit, checked by
+  DIS's own backward flow.
+* ``"lk"``: OpenCV's pyramidal Lucas-Kanade
   seeded with each match (``lk.py``): the frame-1 end fixed, the frame-3 end refined from MIND's
   (both ends with ``Settings.both``); an end LK loses or moves by more than the move limit
   stays raw and the match says it fell back. Then the forward-backward check (``check.py``).
-* ``"dis"``: OpenCV's DIS flow started from MIND's matches densified into its initial flow
-  (``dis.py``, the dense alternative): each frame-3 end becomes ``p1 + F13(p1)`` within the move
-  limit, checked by DIS's own backward flow.
 * ``"peak"``: the quadratic sub-pixel peak of the sensitivity (``mind_engine.engine.refine``,
   computed by the engine from its rows and handed in as ``peak``), then the same check.
 * ``"none"``: the network's readout exactly (the paper's); no check.
@@ -25,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..checks import REFINE_METHODS as METHODS
-from ..defaults import CHECK_TOL, LK_BOTH, LK_LEVELS, LK_WINDOW, MOVE_LIMIT
+from ..defaults import CHECK_TOL, DIS_MOVE_LIMIT, LK_BOTH, LK_LEVELS, LK_MOVE_LIMIT, LK_WINDOW
 from ..matches import FELL_BACK, RAW, REFINED, Matches
 from . import dis
 from .check import consistent
@@ -37,13 +38,14 @@ __all__ = ["METHODS", "RAW", "REFINED", "FELL_BACK", "Settings", "apply"]
 @dataclass(frozen=True)
 class Settings:
     """LK's window (px, square), pyramid levels above the image (0: the image alone), the move
-    limit (px a refined end may move from MIND's), the check's tolerance (px) and whether the
-    frame-1 end is refined too (after the frame-3 end, from it). The defaults are the study's
-    choice (``bench/refine_study.py``, ``mind_engine.defaults``)."""
+    limit (px a refined end may move from MIND's; None: the method's, ``DIS_MOVE_LIMIT`` or
+    ``LK_MOVE_LIMIT``), the check's tolerance (px) and whether LK refines the frame-1 end too
+    (after the frame-3 end, from it). The defaults are the study's choice
+    (``bench/refine_study.py``, ``mind_engine.defaults``)."""
 
     window: int = LK_WINDOW
     levels: int = LK_LEVELS
-    move_limit: float = MOVE_LIMIT
+    move_limit: float | None = None
     tol: float = CHECK_TOL
     both: bool = LK_BOTH
 
@@ -58,6 +60,8 @@ def apply(img1, img3, raw: Matches, method: str, settings: Settings | None = Non
         return replace(raw, pts1_raw=raw.pts1, pts3_raw=raw.pts3, refinement=np.full(n, RAW, np.int8),
                        consistent=np.ones(n, bool))
     s = settings or Settings()
+    if s.move_limit is None:
+        s = replace(s, move_limit=DIS_MOVE_LIMIT if method == "dis" else LK_MOVE_LIMIT)
     g1, g3 = grey_u8(img1), grey_u8(img3)
     p1, p3 = np.asarray(raw.pts1, np.float32), np.asarray(raw.pts3, np.float32)
     if method == "dis":
