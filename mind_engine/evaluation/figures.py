@@ -115,7 +115,7 @@ def sensitivity_figure(model, img1, img3, queries, path, device=None, tier: str 
     queries = np.asarray(queries, np.float64).reshape(-1, 2)
     engine = Engine(img1, img3, model=model, device=device, tier=tier)  # the images are read once, here
     with quiet_search_edge():
-        m = engine.match(queries, radius=radius, progress=False, levels=1)
+        m = engine.match(queries, radius=radius, progress=False, levels=1, refine="none")  # the maps' own peaks
     maps = [g.abs().amax(1).cpu().numpy() for g in engine.rows(queries)]
     peaks = [(m.pts1, m.score1), (m.pts3, m.score3)]
     a, b = as_rgb(engine.t1), as_rgb(engine.t3)
