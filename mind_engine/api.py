@@ -366,7 +366,7 @@ def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, mode
     """MIND with the network's forward-backward flag (``mind_engine.engine.refine.fb_flags``):
     returns (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px
     when the pair is matched swapped at the same queries), at twice the network's cost. (The
-    refinement's own check, one LK pass, is in every match's ``consistent``.)
+    refinement's own check, without the network, is in every match's ``consistent``.)
 
     ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
     backward pass); ``refine`` (as in ``match``) refines both passes before comparing them;
