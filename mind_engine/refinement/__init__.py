@@ -56,7 +56,7 @@ def apply(img1, img3, raw: Matches, method: str, settings: Settings | None = Non
     (checked by the caller), with the raw ends and what happened to each match. ``peak``: the
     engine's quadratic-peak matches (``refine="peak"``, required there)."""
     n = len(raw)
-    if method == "none":
+    if method == "none" or n == 0:  # nothing to refine: OpenCV is not asked
         return replace(raw, pts1_raw=raw.pts1, pts3_raw=raw.pts3, refinement=np.full(n, RAW, np.int8),
                        consistent=np.ones(n, bool))
     s = settings or Settings()
