@@ -34,17 +34,9 @@ def raw_matches(p, model, sha: str, precision: str = "fp32", cache: Path = CACHE
         with np.load(path) as z:
             return Matches(**{k: z[k] for k in FIELDS}), float(z["seconds"])
     t = time.perf_counter()
-    m = match(p.img1, p.img3, model=model, device="cpu", precision=precision, **_none())
+    m = match(p.img1, p.img3, model=model, device="cpu", precision=precision, refine="none")
     secs = time.perf_counter() - t
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, seconds=secs, **{k: getattr(m, k) for k in FIELDS})
     return m, secs
 
-
-def _none() -> dict:
-    """``refine="none"`` where the installed mind_engine knows the option (it did not before 0.3.x)."""
-    import inspect
-
-    from mind_engine import match
-
-    return {"refine": "none"} if "refine" in inspect.signature(match).parameters else {}
