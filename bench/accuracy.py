@@ -1,39 +1,36 @@
 """Matching accuracy the paper's way (section 4.3): MIND against KLT and DIS, same run, same grid.
 
-    python bench/accuracy.py [--weights PATH] [--stride 16] [--radius R] [--synthetic 3] [--layered 3]
-                             [--moto-width 256] [--kitti DIR] [--sintel DIR] [--keep 1.0 0.5]
-                             [--levels 2 3 auto]
+    python bench/accuracy.py [--weights PATH] [--stride 4] [--radius 32] [--levels auto] [--synthetic 3]
+                             [--layered 3] [--moto-width 256] [--kitti DIR] [--sintel DIR] [--keep 1.0]
 
-Datasets (``mind_engine.evaluation.pairs``): synthetic-motion pairs from held-out still images,
-layered-motion pairs (shapes moving over a moving background, occlusions, motion up to
-``--layered-max-motion`` = 32 px) textured from the same held-out images only, the Middlebury
-motorcycle stereo pair (downscaled; the disparity range used is printed), and, when given, KITTI
-flow 2012 / MPI-Sintel training folders (resized to 384x128 / 256x128 as in the paper). Methods, all on the grid of ``--stride`` (``mind_engine.evaluation.baselines``):
+The defaults are issue 38's protocol: 384x128 pairs, stride 4, radius 32, levels "auto", the
+paper's same-N protocol. Datasets (``mind_engine.evaluation.pairs``): synthetic-motion pairs
+from held-out still images (motion up to ``--max-motion`` = 32 px), layered-motion pairs (shapes
+moving over a moving background, occlusions, motion up to ``--layered-max-motion`` = 32 px)
+textured from the same held-out images only, the Middlebury motorcycle stereo pair (downscaled;
+the disparity range used is printed), and, when given, KITTI flow 2012 / MPI-Sintel training
+folders (resized to 384x128 / 256x128 as in the paper). Methods, all on the grid of ``--stride``
+(``mind_engine.evaluation.baselines``):
 
-* KLT  (OpenCV pyramidal LK from the grid points, ranked by its error),
-* DIS  (OpenCV DIS flow at the grid points, ranked by forward-backward distance),
-* MIND (``mind_engine.match``; ranked by its peak-to-mean score),
-* MIND+sub    (beyond the paper: sub-pixel quadratic refinement of both points),
-* MIND+FB     (beyond the paper: matches failing the forward-backward check, > 1 px, ranked last),
-* MIND+sub+FB (both),
-* MIND L=K    (with ``--levels K ...``: coarse-to-fine MIND through K pyramid levels,
-  ``mind_engine.match(levels=K)``, ranked by its finest level's score; one column per K).
+* MIND raw     (``mind_engine.match(refine="none")``: the network's readout, ranked by its score),
+* MIND         (the default call, ``mind_engine.match()``: the readout refined by the default
+  ``refine=`` (DIS started from MIND's matches), matches failing the forward-backward check
+  ranked last; ``mind_engine.refinement``),
+* KLT          (OpenCV pyramidal LK from the grid points, ranked by its error),
+* KLT+FB       (the same matches, those failing the LK forward-backward check of ``refine="lk"``
+  ranked last: the ranking MIND's matches get, given to the baseline too),
+* DIS          (OpenCV DIS flow at the grid points, ranked by forward-backward distance).
 
-MIND, MIND+sub and their FB variants come from two passes of the engine (img1->img3 and
-img3->img1, each computing the Jacobian rows once: ``mind_engine.match_subpixel(both=True)``,
-whose integer points are exactly ``mind_engine.match``'s). Fairness (``mind_engine.evaluation.metrics``): per
-pair, matches without ground truth at p1 are dropped, each method ranks by its own confidence,
-and the same number K = keep * (smallest evaluable count) of best matches is kept for every
-method; errors are pooled over the pairs of a dataset. Prints one table per dataset (methods as
-columns; rows APE, Acc@5/10/20/30, and Acc@1/2 for the sub-pixel question), then each pair's APE
-and Acc@10 (so that a failure on one pair, say the one with the largest motion, is visible), and
-writes JSON with both to bench/results/accuracy_<device>.json (or --out; an existing file only
-with --force).
+MIND runs once per pair: the default call is the raw readout through ``Engine.refined``, which
+is what ``match()`` does. Fairness (``mind_engine.evaluation.metrics``): per pair, matches
+without ground truth at p1 are dropped, each method ranks by its own confidence, and the same
+number K = keep * (smallest evaluable count) of best matches is kept for every method; errors
+are pooled over the pairs of a dataset. Prints one table per dataset (methods as columns; rows
+APE, Acc@1/2/5/10/20/30), then each pair's APE and Acc@10, and writes JSON with both to
+bench/results/accuracy_<device>.json (or --out; an existing file only with --force).
 
-Cost: the default run (3 synthetic pairs 384x128 and the motorcycle at 256 wide, stride 16, both
-directions) took 5.6 min on one busy CPU core with a model of the default's size (1.1 M
-parameters); a paper-size model (4.7 M) is several times slower: shorten with --stride 32,
---synthetic 1, --no-fb, or a search --radius (which the windowed tiers turn into speed).
+Cost: MIND's default call on a 384x128 stride-4 pair takes seconds to tens of seconds on a busy
+CPU core (7 pairs: a few minutes); the baselines and the refinement under a second per pair.
 """
 from __future__ import annotations
 
@@ -51,20 +48,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mind_engine import match  # noqa: E402
+from mind_engine import Engine  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.checks import check_integer, check_levels, check_radius, check_stride, check_threads  # noqa: E402
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
-from mind_engine.api import match_subpixel  # noqa: E402
-from mind_engine.engine.refine import fb_flags  # noqa: E402
+from mind_engine.defaults import CHECK_TOL, LEVELS, LK_LEVELS, LK_WINDOW, RADIUS, REFINE, STRIDE  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
+from mind_engine.images import to_tensor  # noqa: E402
+from mind_engine.refinement.check import consistent  # noqa: E402
+from mind_engine.refinement.lk import grey_u8  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
 from mind_engine.evaluation import pairs as E  # noqa: E402
 from mind_engine.evaluation.metrics import THRESHOLDS, evaluate  # noqa: E402
 from bench.report import add_output_args, check_args, output_path, weights_rule, write_json  # noqa: E402
 
 EXTRA_THRESHOLDS = (1, 2)
-METHODS = ("MIND", "DIS", "KLT", "MIND+sub", "MIND+FB", "MIND+sub+FB")
+METHODS = ("MIND raw", "MIND", "KLT", "KLT+FB", "DIS")
 
 
 def parse_size(s: str):
@@ -78,13 +77,14 @@ def build_parser():
     p.add_argument("--device", default="cpu")
     p.add_argument("--tier", default="auto", choices=["auto", *TIERS["torch"]],
                    help="engine tier for MIND (default auto: the fastest exact one available)")
-    p.add_argument("--stride", type=int, default=16,
-                   help="grid stride for every method (default 16 to fit a CPU run; the paper uses 4)")
-    p.add_argument("--radius", type=lambda s: None if s.lower() == "none" else int(s), default=None,
-                   help="MIND search radius (default None: whole image, as the paper)")
+    p.add_argument("--stride", type=int, default=STRIDE, help="grid stride for every method (default 4, the paper's)")
+    p.add_argument("--radius", type=lambda s: None if s.lower() == "none" else int(s), default=RADIUS,
+                   help="MIND search radius (default 32, the default call's; none: the whole image)")
+    p.add_argument("--levels", type=levels_option, default=LEVELS, help="MIND's pyramid levels (default auto)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="MIND's number format")
     p.add_argument("--synthetic", type=int, default=3, help="number of synthetic-motion pairs (0: none)")
     p.add_argument("--size", type=parse_size, default=(384, 128), help="synthetic pair size WxH")
-    p.add_argument("--max-motion", type=float, default=8.0, help="synthetic motion magnitude bound (px)")
+    p.add_argument("--max-motion", type=float, default=32.0, help="synthetic motion magnitude bound (px)")
     p.add_argument("--layered", type=int, default=3,
                    help="number of layered-motion pairs from held-out textures (0: none)")
     p.add_argument("--layered-max-motion", type=float, default=32.0,
@@ -95,14 +95,12 @@ def build_parser():
     p.add_argument("--kitti", default=None, help="KITTI flow 2012 training folder")
     p.add_argument("--sintel", default=None, help="MPI-Sintel training folder (final pass)")
     p.add_argument("--limit", type=int, default=None, help="at most this many KITTI / Sintel pairs")
-    p.add_argument("--keep", type=float, nargs="+", default=[1.0, 0.5],
-                   help="fractions of the common evaluable count kept, one table each (default 1.0 0.5: "
-                        "with every method matching the whole grid, ranking matters only below 1)")
-    p.add_argument("--fb-tol", type=float, default=1.0)
-    p.add_argument("--no-fb", action="store_true", help="skip matching img3 -> img1 (no FB columns; halves the MIND time)")
+    p.add_argument("--keep", type=float, nargs="+", default=[1.0],
+                   help="fractions of the common evaluable count kept, one table each (default 1.0: the paper's "
+                        "same N, the smallest evaluable count of the methods)")
+    p.add_argument("--fb-tol", type=float, default=CHECK_TOL, help="KLT+FB's check tolerance (px; default the "
+                                                                     "refinement's, 2)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--levels", nargs="+", type=levels_option, default=[],
-                   help="also coarse-to-fine MIND with these pyramid levels (integers > 1 or 'auto'), one column each")
     add_output_args(p, "accuracy_<device>.json")
     return p
 
@@ -136,37 +134,36 @@ def datasets(a):
     return out
 
 
+def klt_checked(img1, img3, k: B.Correspondences, tol: float) -> B.Correspondences:
+    """KLT's matches ranked by the refinement's forward-backward check (failed last), then its error:
+    the ranking MIND's default call gets, given to the baseline too."""
+    g1, g3 = grey_u8(to_tensor(img1)), grey_u8(to_tensor(img3))
+    ok = consistent(g3, g1, k.pts3, k.pts1, LK_WINDOW, LK_LEVELS, tol)
+    return B.Correspondences(k.pts1, k.pts3, k.score, k.query, ~ok, "KLT+FB")
+
+
 def run_pair(p, model, a, timings):
     res = {}
     t = time.perf_counter()
     res["KLT"] = B.klt(p.img1, p.img3, a.stride)
+    res["KLT+FB"] = klt_checked(p.img1, p.img3, res["KLT"], a.fb_tol)
     timings["KLT"] += time.perf_counter() - t
     t = time.perf_counter()
     res["DIS"] = B.dis(p.img1, p.img3, a.stride)
     timings["DIS"] += time.perf_counter() - t
     t = time.perf_counter()
-    kw = dict(radius=a.radius, model=model, device=a.device, tier=a.tier)
-    fi, fs = match_subpixel(p.img1, p.img3, stride=a.stride, both=True, levels=1, **kw)  # the paper's: one scale
-    timings["MIND img1->img3"] += time.perf_counter() - t
-    for lv in a.levels:
-        t = time.perf_counter()
-        res[f"MIND L={lv}"] = B.Correspondences.from_matches(match(p.img1, p.img3, stride=a.stride, levels=lv, **kw),
-                                                             f"MIND L={lv}")
-        timings[f"MIND L={lv}"] = timings.get(f"MIND L={lv}", 0.0) + time.perf_counter() - t
-    res["MIND"] = B.Correspondences.from_matches(fi, "MIND")
-    res["MIND+sub"] = B.Correspondences.from_matches(fs, "MIND+sub")
-    extra = {}
+    engine = Engine(p.img1, p.img3, model=model, device=a.device, tier=a.tier, precision=a.precision)
+    raw = engine.match(stride=a.stride, radius=a.radius, levels=a.levels, refine="none")
+    timings["MIND readout"] += time.perf_counter() - t
+    t = time.perf_counter()
+    default = engine.refined(raw, REFINE)  # what match() returns: the readout through the refinement
+    timings["MIND refinement"] += time.perf_counter() - t
+    res["MIND raw"] = B.Correspondences.from_matches(raw, "MIND raw")
+    res["MIND"] = B.Correspondences.from_matches(default, "MIND", ~default.consistent)
+    extra = {"refined": float((default.refinement == 1).mean()) if len(default) else None,
+             "consistent": float(default.consistent.mean()) if len(default) else None}
     if p.mid_corr is not None:
-        extra["mind_through_query"] = {"MIND": query_errors(p, fi), "MIND+sub": query_errors(p, fs)}
-    if not a.no_fb:
-        t = time.perf_counter()
-        bi, bs = match_subpixel(p.img3, p.img1, queries=fi.query, both=True, levels=1, **kw)
-        timings["MIND img3->img1 (FB)"] += time.perf_counter() - t
-        flag_i, flag_s = fb_flags(fi, bi, a.fb_tol), fb_flags(fs, bs, a.fb_tol)
-        res["MIND+FB"] = B.Correspondences.from_matches(fi, "MIND+FB", flag_i)
-        res["MIND+sub+FB"] = B.Correspondences.from_matches(fs, "MIND+sub+FB", flag_s)
-        extra.update(fb_flagged_fraction=float(flag_i.mean()) if len(flag_i) else None,
-                     fb_flagged_fraction_sub=float(flag_s.mean()) if len(flag_s) else None)
+        extra["mind_through_query"] = {"MIND raw": query_errors(p, raw), "MIND": query_errors(p, default)}
     return res, extra
 
 
@@ -221,7 +218,7 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
-        a.levels = [check_levels(lv, name="--levels") for lv in a.levels]
+        a.levels = check_levels(a.levels, name="--levels")
     except ValueError as e:
         fail(str(e))
     wpath = Path(a.weights) if a.weights else W.DEFAULT_WEIGHTS
@@ -231,7 +228,7 @@ def main(argv=None):
         fail(f"{e}" + ("" if a.weights else "\n  (no trained default model yet: pass one with --weights PATH)"))
     _, _, meta = W.read_checkpoint(wpath)
     sha = hashlib.sha256(wpath.read_bytes()).hexdigest()
-    methods = [m for m in METHODS if not (a.no_fb and "FB" in m)] + [f"MIND L={lv}" for lv in a.levels]
+    methods = list(METHODS)
     doc = {"command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
            "machine": {"platform": platform.platform(), "processor": platform.processor(),
                        "device": a.device, "torch": torch.__version__, "threads": torch.get_num_threads()},
@@ -247,7 +244,7 @@ def main(argv=None):
           f"config {model.config.to_dict()}")
     t_all = time.perf_counter()
     for dname, pairs in datasets(a):
-        per_pair, timings = [], {k: 0.0 for k in ("KLT", "DIS", "MIND img1->img3", "MIND img3->img1 (FB)")}
+        per_pair, timings = [], {k: 0.0 for k in ("KLT", "DIS", "MIND readout", "MIND refinement")}
         extras = []
         for p in pairs:
             res, extra = run_pair(p, model, a, timings)
@@ -263,9 +260,10 @@ def main(argv=None):
             base += f", |motion| <= {a.max_motion:g} px"
         if dname == "layered":
             base += f", |motion| <= {a.layered_max_motion:g} px, with occlusions"
-        flagged = [e["fb_flagged_fraction"] for e in extras if e.get("fb_flagged_fraction") is not None]
-        if flagged:
-            base += f", FB-flagged {np.mean(flagged):.0%}"
+        checked = [e["consistent"] for e in extras if e.get("consistent") is not None]
+        if checked:
+            base += (f", MIND refined {np.mean([e['refined'] for e in extras]):.0%}, "
+                     f"passed the check {np.mean(checked):.0%}")
         entry = {"pairs": extras, "seconds": timings, "summary": base, "results": {}, "results_per_pair": {}}
         for keep in a.keep:
             results = evaluate(per_pair, keep, THRESHOLDS + EXTRA_THRESHOLDS)
@@ -276,7 +274,7 @@ def main(argv=None):
             entry["results"][f"keep={keep:g}"] = results
             entry["results_per_pair"][f"keep={keep:g}"] = [{"name": p.name, **r} for p, r in zip(pairs, rows)]
         doc["datasets"][dname] = entry
-    print("(* beyond the paper's rows: Acc@1 and Acc@2 show the effect of sub-pixel refinement)")
+    print("(* beyond the paper's rows: Acc@1 and Acc@2 show the effect of the refinement)")
     doc["total_seconds"] = time.perf_counter() - t_all
     write_json(doc, out)
     return doc

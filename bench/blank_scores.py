@@ -126,7 +126,7 @@ def main(argv=None) -> dict:
     rows, pooled, t0 = [], {}, time.perf_counter()
     for group, name, img1, img3, shift in pairs():
         m = match(img1, img3, stride=args.stride, radius=args.radius, model=model, device=args.device,
-                  levels=args.levels)
+                  levels=args.levels, refine="none")  # the network's scores and points
         rows.append({"group": group, "name": name, **summary(m.score, m.texture)})
         if shift is not None:
             rows[-1]["within_2px"] = within_2px(m, shift)

@@ -64,7 +64,7 @@ def main(argv=None) -> Path:
     levels = check_levels(a.levels, engine.hw, a.radius, name="--levels")
     t = time.perf_counter()
     with quiet_search_edge():  # one scale beyond what it follows is what the figure shows
-        single = engine.match(stride=a.stride, radius=a.radius, levels=1)
+        single = engine.match(stride=a.stride, radius=a.radius, levels=1, refine="none")  # the readout, as c2f below
     t_single = time.perf_counter() - t
     t = time.perf_counter()
     c2f = engine.coarse_to_fine(stride=a.stride, radius=a.radius, levels=levels)

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from . import backends  # noqa: F401  (registers the exported-graph tiers: backend="onnxruntime", "tensorrt")
+from . import refinement
 from .checks import (check_finest_level, check_integer, check_interval, check_levels, check_memory, check_queries,
-                     check_radius, check_stride, check_tier)
-from .defaults import FINEST_LEVEL, LEVELS, RADIUS, STRIDE
-from .engine import refine
+                     check_radius, check_refine, check_stride, check_tier)
+from .defaults import FINEST_LEVEL, LEVELS, RADIUS, REFINE, STRIDE
+from .engine.refine import fb_flags, match_chunk
 from .engine.budget import check_fits, estimate_bytes
 from .engine.levels import level_radii
 from .engine.matching import grid_queries, search_boxes
@@ -166,18 +167,38 @@ class Engine:
         return _with_estimate(bar, len(starts)) if show and len(starts) > 1 else bar
 
     def match(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
-              progress: bool | None = None, levels: int | str = LEVELS, finest_level: int = FINEST_LEVEL) -> Matches:
+              progress: bool | None = None, levels: int | str = LEVELS, refine: str = REFINE,
+              finest_level: int = FINEST_LEVEL) -> Matches:
         """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
         each peak search to the square of that radius around its query (None: whole image).
         ``levels`` "auto" (the default) or k > 1: coarse to fine (``coarse_to_fine``, where
         ``finest_level`` 1 stops MIND one level early); 1: one scale, the paper's matcher, which
-        warns (``SearchEdgeWarning``) when many peaks lie on the edge of their search box."""
+        warns (``SearchEdgeWarning``) when many peaks lie on the edge of their search box.
+        ``refine``: the refinement stage after the network (``mind_engine.refinement``; the default
+        ``mind_engine.defaults.REFINE``), "none" the readout itself."""
+        method = check_refine(refine)
+        if method == "peak":
+            if finest_level:
+                raise ValueError("refine='peak' fits the finest MIND level's own peaks: it needs finest_level=0, "
+                                 f"got {finest_level!r}")
+            integer, peak = self.refine(queries, stride, radius, both=True, progress=progress, levels=levels)
+            return self.refined(integer, method, peak)
+        return self.refined(self._readout(queries, stride, radius, progress, levels, finest_level), method)
+
+    def refined(self, raw: Matches, method: str, peak: Matches | None = None) -> Matches:
+        """The readout ``raw`` through the refinement stage (``mind_engine.refinement.apply``, the
+        one entry of every public call), its texture measured at the final points."""
+        return self.textured(refinement.apply(self.t1, self.t3, raw, method, peak=peak))
+
+    def _readout(self, queries, stride: int, radius: int | None, progress: bool | None, levels: int | str,
+                 finest_level: int = FINEST_LEVEL) -> Matches:
+        """The network's matches, unrefined: ``match(refine="none")``."""
         radius = check_radius(radius)
         n = check_levels(levels, self.hw, radius)
         check_finest_level(finest_level, n)
         if n != 1:
             return self.coarse_to_fine(queries, stride, radius, levels, progress, finest_level=finest_level).matches
-        m = self.textured(self._one_scale(self.queries(queries, stride), radius, progress))
+        m = self._one_scale(self.queries(queries, stride), radius, progress)  # texture: measured by ``refined``
         if check_levels(levels) == 1:  # asked for one scale (not "auto" resolved to one)
             warn_search_edge(m, radius)
         return m
@@ -284,7 +305,7 @@ class Engine:
         boxes = search_boxes(q, radius, self.hw)
         res = {1: [], 3: []}
         for s in self._chunks(len(q), step, progress, what, plan):
-            r1, r3 = refine.match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)
+            r1, r3 = match_chunk(self.tier, q[s:s + step].to(self.device), boxes[s:s + step], self.hw)
             res[1].append(r1)
             res[3].append(r3)
         idx, scores, off = {}, {}, {}
@@ -310,7 +331,7 @@ def _with_estimate(bar, chunks: int):
 
 def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None,
           queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
-          backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32",
+          backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32", refine: str = REFINE,
           finest_level: int = FINEST_LEVEL) -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
@@ -337,10 +358,17 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     windowed tiers in 16 bits: faster where the device has 16-bit units, not exact; on a CPU
     without bf16 units it is emulated, about 20x slower, and warns once; "auto" is bf16 where the
     device has bf16 units, fp32 elsewhere (``Engine``).
+
+    ``refine``: the refinement stage after the network (``mind_engine.refinement``; the default is
+    ``mind_engine.defaults.REFINE``): "dis" starts OpenCV's DIS flow from MIND's matches, "lk"
+    refines each end with OpenCV's LK started at MIND's, "peak" fits a quadratic to the
+    sensitivity peak, "none" is the network's readout itself, the paper's. Matches that fail the
+    forward-backward check rank last (``Matches.top``). ``finest_level`` 1 stops MIND one pyramid
+    level early (the refinement then finishes the last pixels; ``Engine.coarse_to_fine``).
     """
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
                     precision=precision)
-    return engine.match(queries, stride, radius, progress, levels, finest_level)
+    return engine.match(queries, stride, radius, progress, levels, refine, finest_level)
 
 
 def jacobian_rows(model, img1, img3, queries, device=None, tier: str = "auto", memory: int | None = None,
@@ -355,37 +383,37 @@ def match_subpixel(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS
                    tier: str = "auto", chunk: int | None = None, both: bool = False, progress: bool | None = None,
                    memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS,
                    precision: str = "fp32") -> Matches:
-    """``match`` with sub-pixel match points from one pass (``mind_engine.engine.refine``).
-    ``both``: (integer Matches, refined). ``levels`` as in ``match``: coarse to fine by default,
-    the finest level's peaks refined on its warped pair and mapped back through the warps."""
+    """``match(refine="peak")``: sub-pixel match points from one pass (``mind_engine.engine.refine``),
+    with ``chunk`` (queries per pass) and ``both`` (the integer readout too, as (integer Matches,
+    refined)), which the one option of ``match`` does not take. ``levels`` as in ``match``:
+    coarse to fine by default, the finest level's peaks refined on its warped pair."""
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
                     precision=precision)
-    return engine.refine(queries, stride, radius, chunk, both, progress, levels)
+    integer, peak = engine.refine(queries, stride, radius, chunk, True, progress, levels)
+    refined = engine.refined(integer, "peak", peak)
+    return (integer, refined) if both else refined
 
 
 def match_fb(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None, queries=None,
              tier: str = "auto", tol: float = 1.0, forward: Matches | None = None, subpixel: bool = False,
-             memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32"):
-    """MIND with the forward-backward flag (``mind_engine.engine.refine.fb_flags``): returns
-    (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px when
-    the pair is matched swapped at the same queries).
+             memory: int | None = None, backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32",
+             refine: str = REFINE):
+    """MIND with the network's forward-backward flag (``mind_engine.engine.refine.fb_flags``):
+    returns (forward Matches, flags (N,) bool, True where either end moves by more than ``tol`` px
+    when the pair is matched swapped at the same queries), at twice the network's cost. (The
+    refinement's own check, without the network, is in every match's ``consistent``.)
 
     ``forward`` reuses matches already made img1 -> img3 (their queries are used for the
-    backward pass); ``subpixel`` refines both passes before comparing them. ``levels`` and
-    ``precision`` as in ``match``, for both passes. The backward pass never warns: the forward one has said what
-    there is to say.
+    backward pass); ``refine`` (as in ``match``) refines both passes before comparing them;
+    ``subpixel=True`` is ``refine="peak"``. ``levels`` and ``precision`` as in ``match``, for both
+    passes. The backward pass never warns: the forward one has said what there is to say.
     """
     tol = check_interval(tol, "tol", 0.0)
+    method = "peak" if subpixel else check_refine(refine)
     common = dict(radius=radius, model=model, device=device, tier=tier, memory=memory, backend=backend,
-                  precision=precision)
-
-    def run(a, b, **kw):
-        if subpixel:
-            return match_subpixel(a, b, levels=levels, **common, **kw)
-        return match(a, b, levels=levels, **common, **kw)
-
+                  precision=precision, levels=levels, refine=method)
     if forward is None:
-        forward = run(img1, img3, stride=stride, queries=queries)
+        forward = match(img1, img3, stride=stride, queries=queries, **common)
     with quiet_search_edge():
-        backward = run(img3, img1, queries=forward.query)
-    return forward, refine.fb_flags(forward, backward, tol)
+        backward = match(img3, img1, queries=forward.query, **common)
+    return forward, fb_flags(forward, backward, tol)

@@ -393,3 +393,11 @@ def check_distinct(outputs: dict, inputs: dict) -> None:
             raise ValueError(f"{name} {path} is also {seen[key]} (the same file, through a link or the same path); "
                              f"give another file")
         seen.setdefault(key, name)
+
+
+REFINE_METHODS = ("lk", "dis", "peak", "none")  # mind_engine.refinement's methods
+
+
+def check_refine(refine, name: str = "refine") -> str:
+    """A refinement method of ``mind_engine.refinement`` (``REFINE_METHODS``, any case)."""
+    return check_choice(refine, name, REFINE_METHODS)

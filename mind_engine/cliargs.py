@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import (check_device, check_integer, check_levels, check_queries, check_radius, check_real,
+from .checks import (REFINE_METHODS, check_device, check_integer, check_levels, check_queries, check_radius, check_real,
                      check_stride, check_threads)
-from .defaults import LEVELS, RADIUS, STRIDE
+from .defaults import LEVELS, RADIUS, REFINE, STRIDE
 
 # option -> rule(value, its name): what the value must be, applied to every sub-command that has it
 RULES = {
@@ -102,6 +102,10 @@ def add_match_options(sp) -> None:
     sp.add_argument("--levels", type=levels, default=LEVELS,
                     help="pyramid levels: 'auto' or K > 1 match coarse to fine, as deep as the radius needs; 1 is "
                          "the paper's single-scale matcher (motion up to what the model follows, a few px)")
+    sp.add_argument("--refine", type=str.lower, choices=REFINE_METHODS, default=REFINE,
+                    help="refinement after the network: lk (OpenCV's LK started at each match), dis (OpenCV's DIS "
+                         "flow started from the matches), peak (quadratic sub-pixel peak), each with a forward-"
+                         "backward check; none (the network's readout)")
 
 
 def add_queries_option(sp) -> None:

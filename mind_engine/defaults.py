@@ -16,3 +16,16 @@ STRIDE = 4  # a query every 4 px: the semi-dense job of bench/latency.py and ben
 RADIUS = 32  # px of search range around each query: the range of the latency and accuracy figures with levels
 LEVELS = "auto"  # coarse to fine, as deep as the range needs (mind_engine.engine.levels.auto_levels)
 FINEST_LEVEL = 0  # MIND down to the caller's resolution (1: one level early; match and Engine only)
+
+# The refinement stage (``mind_engine.refinement``): the variant bench/refine_study.py chose by its
+# rule, fixed before the run (the best mean Accuracy@2 over its datasets among the variants whose
+# Accuracy@10 is not below raw MIND's on any; bench/results/refine_study_cpu.json): "dis" with a
+# 32 px move limit and a 2 px check (mean Acc@2 0.952, raw MIND 0.402); the best LK variant
+# (window 15, 1 level, 16 px, 2 px, both ends: 0.890) sets the LK values.
+REFINE = "dis"  # "dis": OpenCV's DIS started from MIND's matches; "lk": OpenCV's LK; "peak"; "none": the readout
+DIS_MOVE_LIMIT = 32.0  # px: a refined end farther than this from MIND's falls back to MIND's (refine="dis")
+LK_MOVE_LIMIT = 16.0  # px: the same for refine="lk" (32 px lost Acc@10 on a dataset)
+CHECK_TOL = 2.0  # px: the forward-backward check's tolerance
+LK_WINDOW = 15  # px, LK's square window (also the check's, for "lk" and "peak")
+LK_LEVELS = 1  # LK's pyramid levels above the image
+LK_BOTH = True  # refine the frame-1 end too (after the frame-3 end, from it)

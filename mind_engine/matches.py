@@ -10,6 +10,10 @@ from .checks import check_integer, check_real
 from .texture import TEXTURE_MIN
 
 SHOWN = 3  # matches shown at each end by repr / print
+# ``Matches.refinement``: what the refinement stage (``mind_engine.refinement``) did to each match
+RAW = 0  # the network's readout, unrefined (refine="none")
+REFINED = 1  # moved by the refinement
+FELL_BACK = 2  # the refinement lost it or moved it beyond its limit: the raw ends kept
 
 
 @dataclass
@@ -22,6 +26,12 @@ class Matches:
     per pixel in the weakest direction, the smaller of the two points'): the score does not, and
     matches of blank or ramp-like regions, below ``TEXTURE_MIN``, mean nothing (``textured()``).
     Every ``Matches`` mind_engine returns carries it; one made by hand may leave it None.
+
+    The public calls refine the network's ends (``refine=``, ``mind_engine.refinement``):
+    ``pts1_raw``, ``pts3_raw`` keep the readout, ``refinement`` says per match what happened
+    (``RAW``, ``REFINED``, ``FELL_BACK``) and ``consistent`` whether it passed the
+    forward-backward check (True where no check ran). The ranking (``order``, ``top``) puts
+    failed checks last, then follows ``score``.
     """
 
     pts1: np.ndarray
@@ -31,6 +41,10 @@ class Matches:
     score1: np.ndarray
     score3: np.ndarray
     texture: np.ndarray | None = None
+    pts1_raw: np.ndarray | None = None
+    pts3_raw: np.ndarray | None = None
+    refinement: np.ndarray | None = None
+    consistent: np.ndarray | None = None
 
     @classmethod
     def from_peaks(cls, query: torch.Tensor, idx1: torch.Tensor, score1: torch.Tensor, idx3: torch.Tensor,
@@ -74,11 +88,24 @@ class Matches:
             raise ValueError("these Matches carry no texture (made by hand, not returned by mind_engine)")
         return self[self.texture >= check_real(min_texture, "min_texture")]
 
+    def order(self) -> np.ndarray:
+        """Indices best first: matches that passed the forward-backward check (or had none)
+        before those that failed it, then by score (``rank``)."""
+        return rank(self.score, None if self.consistent is None else ~np.asarray(self.consistent, bool))
+
     def top(self, k: int) -> "Matches":
-        """The ``k`` best matches by score, best first (ties keep query order); all of them when
-        there are fewer than ``k``."""
-        order = np.argsort(-self.score, kind="stable")
-        return self[order[:check_integer(k, "k", 0)]]
+        """The ``k`` best matches in ``order`` (failed checks last, then by score; ties keep query
+        order); all of them when there are fewer than ``k``."""
+        return self[self.order()[:check_integer(k, "k", 0)]]
+
+
+def rank(score, flag=None) -> np.ndarray:
+    """Indices best first: unflagged before flagged, then by score (higher first, NaN last),
+    ties in input (query) order."""
+    score = np.asarray(score, np.float64)
+    key = np.where(np.isfinite(score) | (score == np.inf), -score, np.inf)
+    flag = np.zeros(len(score), bool) if flag is None else np.asarray(flag, bool)
+    return np.lexsort((np.arange(len(score)), key, flag))
 
     def best_per_cell(self, cell: int) -> "Matches":
         """The best match (in ``top``'s order) of each ``cell`` x ``cell`` square of the middle

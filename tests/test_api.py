@@ -11,7 +11,7 @@ from mind_engine.engine.oracle import Tier0
 
 
 def test_match_grid_in_caller_frame_equals_the_definition(net, pair):
-    m = me.match(*pair, stride=8, model=net, tier="t0")
+    m = me.match(*pair, stride=8, model=net, tier="t0", refine="none")  # the readout, unrefined
     assert len(m) == 5 * 6 and m.pts1.shape == (30, 2) and m.pts1.dtype == np.float32
     assert m.query[:, 0].min() == 4 and m.query[:, 0].max() == 44 and m.query[:, 1].max() == 36
     # by hand: pad to 64x64, tier-0 rows, crop to 40x50, reduce
@@ -30,7 +30,7 @@ def test_match_grid_in_caller_frame_equals_the_definition(net, pair):
 
 def test_queries_radius_and_top(net, pair):
     q = np.array([[0, 0], [49.4, 39.2], [20, 10]])
-    m = me.match(*pair, queries=q, radius=3, model=net, tier="t0")
+    m = me.match(*pair, queries=q, radius=3, model=net, tier="t0", refine="none")
     np.testing.assert_array_equal(m.query, [[0, 0], [49, 39], [20, 10]])
     assert (np.abs(m.pts1 - m.query) <= 3).all() and (np.abs(m.pts3 - m.query) <= 3).all()
     top = m.top(2)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import mind_engine as me
-from mind_engine import cli
+from mind_engine import cli, defaults
 from mind_engine.batch import Pair, read_pair_list, read_result, result_files
 from mind_engine.batch.store import ARRAYS
 from mind_engine.weights import weights_sha256
@@ -58,7 +58,7 @@ def test_results_equal_match_and_the_files_and_manifest_say_what_ran(data, tmp_p
     assert on_disk == man and man["state"] == "finished" and man["counts"] == {"ok": 2, "failed": 0, "resumed": 0}
     assert man["model"]["sha256"] == weights_sha256(me.load_model(data / "tiny.safetensors"))
     assert man["settings"] == {"stride": 16, "radius": 8, "tier": "auto", "memory": None, "queries": None,
-                               "levels": "auto"}
+                               "levels": "auto", "refine": defaults.REFINE}
     assert man["versions"]["torch"] == torch.__version__ and man["versions"]["mind_engine"] == me.__version__
     files = result_files(tmp_path)  # a pair's file found by its names, not its key
     assert set(files) == {(str(p1), str(p3)) for p1, p3 in pairs}

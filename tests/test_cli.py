@@ -39,9 +39,10 @@ def test_match_json_and_figure(files, capsys):
     doc = json.loads((d / "m.json").read_text())
     assert doc["n"] == 5 and doc["width"] == 64 and doc["height"] == 48 and doc["stride"] == 16
     rec = doc["matches"][0]
-    assert set(rec) == {"query", "p1", "p3", "score", "score1", "score3", "texture"}
-    scores = [r["score"] for r in doc["matches"]]
-    assert scores == sorted(scores, reverse=True)
+    assert set(rec) == {"query", "p1", "p3", "score", "score1", "score3", "texture", "p1_raw", "p3_raw", "refinement",
+                        "consistent"}
+    key = [(not r["consistent"], -r["score"]) for r in doc["matches"]]
+    assert key == sorted(key)  # failed checks last, then by score
     # the same as the API
     m = me.match(str(d / "a.png"), str(d / "b.png"), stride=16, model=me.load_model(ck), tier="t0").top(5)
     np.testing.assert_array_equal(np.array([r["p1"] for r in doc["matches"]]), m.pts1)
@@ -162,14 +163,14 @@ def test_match_works_without_the_dev_extras(files):
              "from mind_engine.cli import main\n"
              "sys.exit(main(sys.argv[1:]))\n")
     base = [sys.executable, "-c", block, "match", str(d / "a.png"), str(d / "b.png"), "--stride", "32",
-            "--weights", ck, "--tier", "t0"]
+            "--weights", ck, "--tier", "t0", "--refine", "none"]
     root = str(Path(cli.__file__).resolve().parent.parent)
     os = __import__("os")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     r = subprocess.run(base + ["--json", str(d / "nocv.json")], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
     # 64x48 at stride 32: the cell-centred grid (matching.grid_queries) has 2 x 1 queries
-    m = me.match(str(d / "a.png"), str(d / "b.png"), stride=32, model=me.load_model(ck), tier="t0")
+    m = me.match(str(d / "a.png"), str(d / "b.png"), stride=32, model=me.load_model(ck), tier="t0", refine="none")
     doc = json.loads((d / "nocv.json").read_text())
     assert doc["n"] == len(m) == 2
     got = sorted((tuple(r["query"]), tuple(r["p1"]), tuple(r["p3"])) for r in doc["matches"])
@@ -177,6 +178,9 @@ def test_match_works_without_the_dev_extras(files):
     r = subprocess.run(base + ["--out", str(d / "nocv.png")], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "matplotlib" in r.stderr and "Traceback" not in r.stderr
     assert "matches (" not in r.stdout  # refused before any matching is done
+    r = subprocess.run(base[:-2] + ["--json", str(d / "nocv2.json")], capture_output=True, text=True, timeout=120,
+                       env=env)  # the default refinement is OpenCV's (a dependency; here it is missing)
+    assert r.returncode == 2 and "needs cv2" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.fixture
@@ -239,14 +243,15 @@ def test_accuracy_bench_table_and_json(files, tmp_path, capsys, default_model):
                                   "--size", "96x64", "--moto-width", "64", "--kitti", str(kitti),
                                   "--out", str(out)])
     printed = capsys.readouterr().out
-    methods = ["MIND", "DIS", "KLT", "MIND+sub", "MIND+FB", "MIND+sub+FB"]
+    methods = ["MIND raw", "MIND", "KLT", "KLT+FB", "DIS"]
     assert json.loads(out.read_text())["datasets"].keys() == {"synthetic", "layered", "motorcycle", "kitti2012"}
-    header = [line.split() for line in printed.splitlines() if line.split()[:1] == ["MIND"]]
-    assert header and all(h == methods for h in header)  # methods are the columns
+    header = [line.split() for line in printed.splitlines() if line.split()[:2] == ["MIND", "raw"]]
+    assert header and all(h == ["MIND", "raw", "MIND", "KLT", "KLT+FB", "DIS"] for h in header)  # the columns
     assert doc["weights"]["is_default"] and doc["weights"]["path"] == ck
     assert "disparity" in doc["datasets"]["motorcycle"]["summary"]
     syn = doc["datasets"]["synthetic"]
-    assert {"mind_through_query", "fb_flagged_fraction"} <= set(syn["pairs"][0])
+    assert {"mind_through_query", "refined", "consistent"} <= set(syn["pairs"][0])
+    assert doc["settings"]["stride"] == 32 and doc["settings"]["levels"] == "auto"  # the protocol but stride
     for entry in doc["datasets"].values():
         for res in entry["results"].values():
             assert len({res[m]["n"] for m in methods}) == 1  # the same number of matches for each

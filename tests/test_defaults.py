@@ -70,10 +70,39 @@ def test_every_entry_point_reads_the_table(fn):
     assert _signature_defaults(fn) == TABLE
 
 
+@pytest.mark.parametrize("fn", [me.match, me.match_fb, me.match_many, me.Engine.match, MindMatcher.__init__,
+                                cli.build_parser], ids=lambda f: getattr(f, "__qualname__", str(f)))
+def test_every_matching_entry_point_refines_by_the_table(fn):
+    assert defaults.REFINE == "dis"  # the study's choice (bench/results/refine_study_cpu.json)
+    if fn is cli.build_parser:
+        parser = cli.build_parser()
+        for argv in (["match", "a", "b"], ["match-pairs", "l", "--out", "o"], ["match-video", "v", "--out", "o"],
+                     ["demo"]):
+            assert parser.parse_args(argv).refine == defaults.REFINE, argv[0]
+        return
+    assert inspect.signature(fn).parameters["refine"].default == defaults.REFINE
+
+
+def test_the_refinement_settings_read_the_table():
+    from mind_engine.refinement import Settings
+
+    s = Settings()
+    assert (s.window, s.levels, s.move_limit, s.tol, s.both) == (
+        defaults.LK_WINDOW, defaults.LK_LEVELS, None, defaults.CHECK_TOL, defaults.LK_BOTH)
+    study = json.loads((ROOT / "bench" / "results" / "refine_study_cpu.json").read_text())
+    assert study["chosen_method"] == defaults.REFINE
+    chosen, lk = study["chosen_settings"], study["best_lk_settings"]
+    assert (chosen["move_limit"], chosen["tol"]) == (defaults.DIS_MOVE_LIMIT, defaults.CHECK_TOL)
+    assert (lk["window"], lk["levels"], lk["move_limit"], lk["tol"], lk["both"]) == (
+        defaults.LK_WINDOW, defaults.LK_LEVELS, defaults.LK_MOVE_LIMIT, defaults.CHECK_TOL, defaults.LK_BOTH)
+
+
 def test_batch_settings_and_the_matcher_read_the_table():
     from mind_engine.batch.spec import Settings
 
-    assert Settings.make() == Settings(TABLE["stride"], TABLE["radius"], None, "auto", None, TABLE["levels"])
+    assert Settings.make() == Settings(TABLE["stride"], TABLE["radius"], None, "auto", None, TABLE["levels"],
+                                       defaults.REFINE)
+    assert MindMatcher(me.MindNet(**SMALL)).refine == defaults.REFINE
     assert (MindMatcher(me.MindNet(**SMALL)).stride, MindMatcher(me.MindNet(**SMALL)).radius) == (4, 32)
 
 
@@ -272,7 +301,7 @@ def test_the_match_figure_has_a_score_scale_and_the_settings(tiny, tmp_path, mon
                      "--stride", "16", "--out", str(tmp_path / "m.png")]) == 0
     (fig,) = saved
     title = fig.axes[0].get_title()
-    assert "stride 16, radius 32, levels auto (1), tier auto, model tiny.safetensors" in title
+    assert "stride 16, radius 32, levels auto (1), refine dis, tier auto, model tiny.safetensors" in title
     assert len(fig.axes) == 2 and "MIND score" in fig.axes[1].get_ylabel()  # the colour scale
 
 

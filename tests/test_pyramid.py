@@ -223,7 +223,7 @@ def test_levels_1_is_the_single_scale_matcher_bit_for_bit(pair, small_model):
     for radius, levels in ((6, 1), (6, np.int64(1)), (4, "auto")):  # auto: 4 px needs no pyramid
         (i1, _, s1), (i3, _, s3) = e.tier.match(q, search_boxes(q, radius, e.hw), e.hw)  # the tier's peaks
         a = Matches.from_peaks(q, i1, s1, i3, s3, e.hw[1])
-        b = match(*pair, stride=8, radius=radius, model=small_model, levels=levels)
+        b = match(*pair, stride=8, radius=radius, model=small_model, levels=levels, refine="none")
         assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
 
 
@@ -253,8 +253,8 @@ def test_every_level_of_the_pyramid_is_exact_against_tier0(pair):
     seen = []
 
     def both(level: pyramid.Level) -> Matches:
-        fast, slow = (Engine(level.img1, level.img3, model=model, tier=t).match(level.queries, radius=level.radius)
-                      for t in ("t3", "t0"))
+        fast, slow = (Engine(level.img1, level.img3, model=model, tier=t).match(level.queries, radius=level.radius,
+                                                                                 refine="none") for t in ("t3", "t0"))
         for f in ("pts1", "pts3"):
             np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f))
         np.testing.assert_allclose(fast.score, slow.score, rtol=1e-4)
@@ -415,7 +415,7 @@ def test_subpixel_pyramid_refines_on_the_warped_pair_and_maps_back_to_the_truth(
     err_int = np.abs(np.concatenate([whole.pts1 - e1.numpy(), whole.pts3 - e3.numpy()]))
     assert err_sub.max() < 0.01, err_sub.max()
     assert np.median(err_int) > 0.1 and err_int.max() < 0.75  # the rounding on the warped pair, mapped back
-    m = engine.match(queries=q, radius=24, levels=3)
+    m = engine.match(queries=q, radius=24, levels=3, refine="none")
     assert all(np.array_equal(getattr(whole, f), getattr(m, f)) for f in ("pts1", "pts3", "query", "score"))
     np.testing.assert_array_equal(refined.score, m.score)  # refinement moves points, never scores
     res = engine.coarse_to_fine(stride=8, radius=24, levels=3, subpixel=True)  # a grid: the finest field too

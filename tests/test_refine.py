@@ -59,7 +59,7 @@ def setup():
 
 def test_match_subpixel_refines_match_exactly(setup):
     net, a, b = setup
-    m = me.match(a, b, stride=16, model=net, tier="t0")
+    m = me.match(a, b, stride=16, model=net, tier="t0", refine="none")
     mi, ms = match_subpixel(a, b, stride=16, model=net, tier="t0", both=True)
     np.testing.assert_array_equal(mi.pts1, m.pts1)
     np.testing.assert_array_equal(mi.pts3, m.pts3)
@@ -75,7 +75,7 @@ def test_match_subpixel_refines_match_exactly(setup):
 @pytest.mark.parametrize("tier", ["auto", *TIERS["torch"]])
 def test_every_tier_refines_as_tier0(setup, tier):
     net, a, b = setup
-    m = me.match(a, b, stride=16, radius=6, model=net, tier=tier)
+    m = me.match(a, b, stride=16, radius=6, model=net, tier=tier, refine="none")
     mi, ms = match_subpixel(a, b, stride=16, radius=6, model=net, tier=tier, both=True)
     np.testing.assert_array_equal(mi.pts1, m.pts1)
     np.testing.assert_array_equal(mi.pts3, m.pts3)

@@ -62,8 +62,8 @@ def _run(a, pairs, total, backend) -> int:
 
     try:
         man = match_many(pairs, a.out, stride=a.stride, radius=a.radius, queries=read_queries(a.queries), tier=a.tier,
-                         levels=a.levels, weights=a.weights, device=a.device, backend=backend, workers=a.workers,
-                         threads=a.threads, ray_address=a.ray_address, retries=a.retries,
+                         levels=a.levels, refine=a.refine, weights=a.weights, device=a.device, backend=backend,
+                         workers=a.workers, threads=a.threads, ray_address=a.ray_address, retries=a.retries,
                          progress=not a.no_progress, total=total, restart=a.restart)
     except FolderRefused as e:  # said with this command's options, not match_many's arguments
         raise ValueError(e.command_line) from None

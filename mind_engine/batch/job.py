@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..checks import check_choice, check_device, check_flag, check_folder, check_integer, check_threads
-from ..defaults import LEVELS, RADIUS, STRIDE
+from ..defaults import LEVELS, RADIUS, REFINE, STRIDE
 from ..progress import progress as progress_bar
 from .lock import FolderLock
 from .pairs import Pair, as_pairs, read_pair_list
@@ -94,8 +94,8 @@ def _run_backend(backend, pending, sink, spec, settings, device, workers, thread
 
 
 def match_many(pairs, out_dir, stride: int = STRIDE, radius: int | None = RADIUS, queries=None, tier: str = "auto",
-               levels: int | str = LEVELS, model=None, weights=None, device=None, memory: int | None = None,
-               backend: str = "local",
+               levels: int | str = LEVELS, refine: str = REFINE, model=None, weights=None, device=None,
+               memory: int | None = None, backend: str = "local",
                workers: int | None = None, threads: int | None = None, ray_address: str | None = None,
                retries: int = 2, progress: bool | None = None, callback: Callable | None = None,
                total: int | None = None, restart: bool = False) -> dict:
@@ -135,7 +135,8 @@ def match_many(pairs, out_dir, stride: int = STRIDE, radius: int | None = RADIUS
         raise TypeError(f"callback must be a function of one manifest record, or None; got {callback!r}")
     here = check_device(device, here=backend == "local")  # a Ray job's device is its workers'
     device = None if device is None else str(here)
-    settings = Settings.make(stride, radius, queries, tier, memory, here if backend == "local" else None, levels)
+    settings = Settings.make(stride, radius, queries, tier, memory, here if backend == "local" else None, levels,
+                             refine)
     spec = ModelSpec.from_args(model, weights)
     if isinstance(pairs, (str, Path)):
         pairs = read_pair_list(pairs)

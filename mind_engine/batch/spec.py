@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ..checks import (check_levels, check_memory, check_model, check_not_both, check_queries, check_radius, check_stride,
-                      check_tier)
+from ..checks import (check_levels, check_memory, check_model, check_not_both, check_queries, check_radius,
+                      check_refine, check_stride, check_tier)
 from ..model import MindConfig, MindNet
-from ..defaults import LEVELS, RADIUS, STRIDE
+from ..defaults import LEVELS, RADIUS, REFINE, STRIDE
 from ..weights import DEFAULT_WEIGHTS, checkpoint_bytes, is_checkpoint_path, model_from_checkpoint, names_default, \
     weights_sha256
 
@@ -73,27 +73,31 @@ class Settings:
     tier: str = "auto"
     memory: int | None = None
     levels: int | str = LEVELS
+    refine: str = REFINE
 
     @classmethod
     def make(cls, stride=STRIDE, radius=RADIUS, queries=None, tier="auto", memory=None,
-             device: torch.device | None = None, levels=LEVELS) -> "Settings":
+             device: torch.device | None = None, levels=LEVELS, refine=REFINE) -> "Settings":
         """The settings, each checked as ``mind_engine.match`` checks it (``memory`` against
         ``device``, where the job's device is known here)."""
         q = None if queries is None else tuple(map(tuple, check_queries(queries).tolist()))
         return cls(check_stride(stride), check_radius(radius), q, check_tier(tier, "torch")[0],
-                   check_memory(memory, device), check_levels(levels))
+                   check_memory(memory, device), check_levels(levels), check_refine(refine))
 
     def to_dict(self) -> dict:
-        """The settings as the manifest keeps them; ``levels`` only when not 1, so that folders
-        written before it existed keep their fingerprints (``full_settings`` reads it back)."""
+        """The settings as the manifest keeps them; ``levels`` only when not 1 and ``refine`` only
+        when not "none", so that folders written before they existed keep their fingerprints
+        (``full_settings`` reads them back)."""
         doc = {"stride": self.stride, "radius": self.radius, "tier": self.tier, "memory": self.memory,
                "queries": None if self.queries is None else [list(q) for q in self.queries]}
-        return doc if self.levels == 1 else {**doc, "levels": self.levels}
+        doc = doc if self.levels == 1 else {**doc, "levels": self.levels}
+        return doc if self.refine == "none" else {**doc, "refine": self.refine}
 
 
 def full_settings(doc: dict) -> dict:
-    """A manifest's settings with what ``Settings.to_dict`` leaves out put back (``levels`` 1)."""
-    return {"levels": 1, **doc}
+    """A manifest's settings with what ``Settings.to_dict`` leaves out put back (``levels`` 1,
+    ``refine`` "none")."""
+    return {"levels": 1, "refine": "none", **doc}
 
 
 def fingerprint(spec: ModelSpec, settings: Settings) -> str:

@@ -29,7 +29,8 @@ FORMAT = "mind_engine.batch/1"
 MANIFEST = "manifest.json"
 STATES = ("running", "finished", "interrupted", "aborted")
 STATUSES = ("ok", "failed")
-ARRAYS = ("pts1", "pts3", "query", "score", "score1", "score3", "texture")
+ARRAYS = ("pts1", "pts3", "query", "score", "score1", "score3", "texture", "pts1_raw", "pts3_raw", "refinement",
+          "consistent")
 SCALARS = ("key", "img1", "img3", "fingerprint", "width", "height", "seconds_load", "seconds_match")
 
 

@@ -74,7 +74,7 @@ class Matcher:
         t = time.perf_counter()
         try:
             engine = Engine(t1, t3, model=self.model, device=self.device, tier=s.tier, memory=s.memory)
-            m = engine.match(s.queries, s.stride, s.radius, progress=False, levels=s.levels)
+            m = engine.match(s.queries, s.stride, s.radius, progress=False, levels=s.levels, refine=s.refine)
         except Exception as e:  # a pair the engine rejects (too small, bad queries...) fails alone
             out.error = f"{type(e).__name__}: {e}"
             return out

@@ -42,10 +42,10 @@ def run(a) -> int:
     print("interpolating the middle frame...", flush=True)
     write_image(out / "interpolated.png", interpolate(img1, img3, model=model, device=a.device))
     m, _, secs = run_match(img1, img3, model, stride=a.stride, radius=a.radius, device=a.device, levels=a.levels,
-                           progress=True)  # the plan line, then progress on stderr (lines off a terminal)
-    settings = settings_text(a.stride, a.radius, a.levels, "auto", a.weights, img1.shape[:2])
+                           refine=a.refine, progress=True)  # the plan line, then progress on stderr (lines off a terminal)
+    settings = settings_text(a.stride, a.radius, a.levels, "auto", a.weights, img1.shape[:2], a.refine)
     print(f"{len(m)} matches in {secs:.1f} s ({settings})")
-    draw_matches(img1, img3, m.pts1, m.pts3, out / "matches.png", score=m.score,
+    draw_matches(img1, img3, m.pts1, m.pts3, out / "matches.png", score=m.score, flag=~m.consistent,
                  title=f"MIND on {name}: best {min(150, len(m))} of {len(m)} matches\n{settings}")
     picks = spread_queries(m, 5)
     print(f"drawing the figures (the sensitivity maps of {len(picks)} queries)...", flush=True)
@@ -53,7 +53,7 @@ def run(a) -> int:
                        title=f"Sensitivity maps S = max_c |d out(q) / d I| (one scale) of {len(picks)} queries, "
                              f"the best in each fifth of the image ({name})")
     write_json(out / "matches.json", {"pair": name, "stride": a.stride, "radius": a.radius, "levels": a.levels,
-                                      "matches": match_record(m)})
+                                      "refine": a.refine, "matches": match_record(m)})
     for f in FILES:
         print(f"wrote {out / f}")
     return 0

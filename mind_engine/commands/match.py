@@ -2,7 +2,7 @@
 
     mind-engine match IMG1 IMG3 [--stride 4] [--radius 32] [--levels auto] [--queries FILE] [--top K]
                                 [--out matches.png] [--json [out.json]] [--threads N] [--weights W] [--device D]
-                                [--tier T] [--precision fp32|bf16|fp16|auto] [--subpixel] [--fb]
+                                [--refine dis|lk|peak|none] [--tier T] [--precision fp32|bf16|fp16|auto] [--fb]
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 from ..checks import FIGURE_SUFFIXES, check_writable
 from ..cliargs import (add_match_options, add_model_options, add_queries_option, add_threads_option, choice, number,
                        read_queries, subcommand)
+from ..matches import REFINED
 from ..safe_write import write_json
 from .common import check_inputs, input_files, load, match_record, read, run_match, settings_text
 
@@ -36,9 +37,10 @@ def add_parser(sub, tiers) -> None:
                         "through the pyramid on CPUs with bf16 units (AVX512-BF16 or AMX; README, Latency), not "
                         "exact, and about 20x slower on CPUs without them (it warns); auto = bf16 where the device "
                         "has bf16 units, else fp32 (the plan line says which); fp16 is for GPUs")
-    m.add_argument("--subpixel", action="store_true",
-                   help="refine match points to sub-pixel (quadratic fit at the finest level)")
-    m.add_argument("--fb", action="store_true", help="flag matches that fail the forward-backward check")
+    m.add_argument("--subpixel", action="store_const", dest="refine", const="peak",
+                   help="the same as --refine peak (the quadratic fit of the sensitivity peak)")
+    m.add_argument("--fb", action="store_true",
+                   help="also run the network backwards and flag matches whose ends move (twice the time)")
     add_threads_option(m)
     add_model_options(m)
 
@@ -62,13 +64,15 @@ def run(a) -> int:
     model = load(a.weights, a.device)
     img1, img3 = read(a.img1), read(a.img3)
     m, flags, secs = run_match(img1, img3, model, queries=a.points, stride=a.stride, radius=a.radius,
-                               device=a.device, tier=a.tier, subpixel=a.subpixel, fb=a.fb, top=a.top, progress=True,
+                               device=a.device, tier=a.tier, refine=a.refine, fb=a.fb, top=a.top, progress=True,
                                levels=a.levels, precision=a.precision)
     h, w = img1.shape[:2]
-    settings = settings_text(a.stride, a.radius, a.levels, a.tier, a.weights, (h, w))
+    settings = settings_text(a.stride, a.radius, a.levels, a.tier, a.weights, (h, w), a.refine)
     to_stdout = a.json == "-"
     say = (lambda *x: print(*x, file=sys.stderr)) if to_stdout else print  # keep stdout pure JSON
     say(f"{len(m)} matches ({w}x{h}; {settings}) in {secs:.2f} s"
+        + (f"; {int((m.refinement == REFINED).sum())} refined, {int(m.consistent.sum())} passed the check"
+           if a.refine != "none" else "")
         + (f"; {int((~flags).sum())} forward-backward consistent" if flags is not None else ""))
     for i in range(min(5, len(m))):
         say(f"  q=({m.query[i][0]:.0f},{m.query[i][1]:.0f})  p1=({m.pts1[i][0]:.2f},{m.pts1[i][1]:.2f})"
@@ -76,8 +80,8 @@ def run(a) -> int:
     if a.json:
         doc = {"img1": str(a.img1), "img3": str(a.img3), "width": w, "height": h, "stride": a.stride,
                "radius": a.radius, "queries": a.queries, "levels": a.levels, "top": a.top,
-               "weights": a.weights or "default", "tier": a.tier, "subpixel": a.subpixel, "fb": a.fb,
-               "seconds": secs, "n": len(m), "matches": match_record(m, flags)}
+               "weights": a.weights or "default", "tier": a.tier, "refine": a.refine, "subpixel": a.refine == "peak",
+               "fb": a.fb, "seconds": secs, "n": len(m), "matches": match_record(m, flags)}
         if to_stdout:
             print(json.dumps(doc, indent=1))
         else:
@@ -86,7 +90,7 @@ def run(a) -> int:
     if a.out:
         from ..evaluation.figures import draw_matches
 
-        draw_matches(img1, img3, m.pts1, m.pts3, a.out, score=m.score,
+        draw_matches(img1, img3, m.pts1, m.pts3, a.out, score=m.score, flag=~m.consistent,
                      title=f"MIND: {len(m)} matches, best {min(150, len(m))} drawn\n{settings}")
         say(f"wrote {a.out}")
     return 0

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..engine.matching import grid_queries
+from ..refinement.dis import bilinear
+from ..refinement.lk import grey_u8
 from .metrics import rank
 
 
@@ -78,14 +80,10 @@ class Correspondences:
 
 
 def _gray_u8(img) -> np.ndarray:
-    """Any image mind_engine accepts -> HxW uint8 gray (for OpenCV)."""
-    import cv2
-
+    """Any image mind_engine accepts -> HxW uint8 gray (for OpenCV), as the refinement reads it."""
     from ..images import to_tensor
 
-    a = to_tensor(img).permute(1, 2, 0).cpu().numpy()
-    a = (a * 255).round().astype(np.uint8)
-    return cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    return grey_u8(to_tensor(img))
 
 
 def grid(hw, stride: int) -> np.ndarray:
@@ -111,16 +109,6 @@ def klt(img1, img3, stride: int = 4, points=None, win: int = 21, levels: int = 3
     return Correspondences(p0[ok], p3[ok], -err[ok], p0[ok], method="KLT")
 
 
-def _bilinear(field_: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Sample an (H, W, C) float field at (N, 2) points (replicated border)."""
-    import cv2
-
-    m = cv2.remap(field_.astype(np.float32), pts[:, 0].reshape(-1, 1).astype(np.float32),
-                  pts[:, 1].reshape(-1, 1).astype(np.float32), cv2.INTER_LINEAR,
-                  borderMode=cv2.BORDER_REPLICATE)
-    return m.reshape(len(pts), -1)
-
-
 def dis_flow(img1, img3, preset: int | None = None) -> np.ndarray:
     """Dense DIS flow image 1 -> image 3, (H, W, 2) float32 (dx, dy); preset default MEDIUM."""
     import cv2
@@ -134,9 +122,9 @@ def dis(img1, img3, stride: int = 4, points=None, preset: int | None = None) -> 
     f13, f31 = dis_flow(img1, img3, preset), dis_flow(img3, img1, preset)
     h, w = f13.shape[:2]
     p1 = grid((h, w), stride) if points is None else np.asarray(points, np.float32).reshape(-1, 2)
-    p3 = p1 + _bilinear(f13, p1)
+    p3 = p1 + bilinear(f13, p1)
     inside = (p3[:, 0] >= 0) & (p3[:, 0] <= w - 1) & (p3[:, 1] >= 0) & (p3[:, 1] <= h - 1)
-    back = _bilinear(f31, p3)
+    back = bilinear(f31, p3)
     fb = np.linalg.norm((p3 + back) - p1, axis=1)
     score = np.where(inside, -fb, -np.inf)
     return Correspondences(p1, p3, score, p1, method="DIS")

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize, PowerNorm  # noqa: E402
 
+from ..matches import rank  # noqa: E402
 from ..safe_write import write_figure  # noqa: E402
 
 
@@ -25,14 +26,16 @@ def as_rgb(img) -> np.ndarray:
 
 
 def draw_matches(img1, img3, pts1, pts3, path, score=None, max_lines: int = 150, title: str | None = None,
-                 good=None, layout: str = "auto", dpi: int = 110) -> Path:
+                 good=None, flag=None, layout: str = "auto", dpi: int = 110) -> Path:
     """Image 1 and image 3 stacked (image 1 on top) or side by side (image 1 on the left), each
     match a line from p1 to p3 (the ``max_lines`` best by ``score``), coloured by score with a
     colour scale beside (MIND's score, the peak-to-mean ratio); ``good`` (N,) bool, when given,
     colours lines green (correct) / red (wrong) instead. ``layout`` "stacked", "side" or "auto":
     the one where the motion's larger component runs across the lines, so that it shows as their
     slant (stacked for mostly horizontal motion, side by side for mostly vertical). ``title`` may
-    hold the settings the matches were made with (``mind-engine match`` and the demo put them there)."""
+    hold the settings the matches were made with (``mind-engine match`` and the demo put them there).
+    ``flag`` (N,) bool: matches that failed a check, ranked after the rest (``Matches.order``: the
+    refinement's check)."""
     a, b = as_rgb(img1), as_rgb(img3)
     h, w = a.shape[:2]
     pts1, pts3 = np.asarray(pts1, np.float64).reshape(-1, 2), np.asarray(pts3, np.float64).reshape(-1, 2)
@@ -42,7 +45,7 @@ def draw_matches(img1, img3, pts1, pts3, path, score=None, max_lines: int = 150,
     canvas = np.ones((h, 2 * w + gap, 3) if side else (2 * h + gap, w, 3), np.float32)
     canvas[:h, :w] = a
     canvas[int(offset[1]):, int(offset[0]):] = b
-    order = np.arange(len(pts1)) if score is None else np.argsort(-np.asarray(score), kind="stable")
+    order = np.arange(len(pts1)) if score is None else rank(score, flag)
     order = order[:max_lines]
     ch, cw = canvas.shape[:2]
     fig, ax = plt.subplots(figsize=(min(16, 3 + cw / 40), min(16, 1 + ch / 40)))
@@ -128,7 +131,7 @@ def sensitivity_figure(model, img1, img3, queries, path, device=None, tier: str 
     queries = np.asarray(queries, np.float64).reshape(-1, 2)
     engine = Engine(img1, img3, model=model, device=device, tier=tier)  # the images are read once, here
     with quiet_search_edge():
-        m = engine.match(queries, radius=radius, progress=False, levels=1)
+        m = engine.match(queries, radius=radius, progress=False, levels=1, refine="none")  # the maps' own peaks
     maps = [g.abs().amax(1).cpu().numpy() for g in engine.rows(queries)]
     peaks = [(m.pts1, m.score1), (m.pts3, m.score3)]
     a, b = as_rgb(engine.t1), as_rgb(engine.t3)

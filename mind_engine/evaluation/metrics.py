@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..matches import rank  # the one ranking: flagged last, then by score
+
 THRESHOLDS = (5, 10, 20, 30)
 
 
@@ -69,15 +71,6 @@ def point_errors(pts1, pts3, flow, valid):
     ok &= np.isfinite(pts3).all(1)
     err = np.linalg.norm(pts3 - (pts1 + gt), axis=1)
     return np.where(ok, err, np.nan), ok
-
-
-def rank(score, flag=None) -> np.ndarray:
-    """Indices best first: unflagged before flagged, then by score (higher first, NaN last),
-    ties in input (grid) order."""
-    score = np.asarray(score, np.float64)
-    key = np.where(np.isfinite(score) | (score == np.inf), -score, np.inf)
-    flag = np.zeros(len(score), bool) if flag is None else np.asarray(flag, bool)
-    return np.lexsort((np.arange(len(score)), key, flag))
 
 
 def kept_errors(results: dict, flow, valid, keep: float = 1.0) -> tuple[dict, int]:

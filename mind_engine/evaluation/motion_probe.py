@@ -106,11 +106,13 @@ def probe_queries(gen: AffineMotion, p: dict, stride: int) -> np.ndarray:
 
 class EngineMatcher:
     """The probe's default matcher and row function: the public engine on ``model``, one
-    ``Engine`` (one linearisation) per image pair for both; ``levels`` as ``mind_engine.match``'s
-    (the rows, for the centroid, are always the single-scale ones)."""
+    ``Engine`` (one linearisation) per image pair for both; ``levels`` and ``refine`` as
+    ``mind_engine.match``'s, ``refine`` "none" by default: the probe measures the network (the
+    rows, for the centroid, are always the single-scale ones)."""
 
-    def __init__(self, model, tier: str = "auto", levels: int | str = 1):
+    def __init__(self, model, tier: str = "auto", levels: int | str = 1, refine: str = "none"):
         self.model, self.tier, self.levels, self.pair, self.engine = model, tier, levels, None, None
+        self.refine = refine
 
     def _engine(self, i1, i3):
         from ..api import Engine
@@ -123,7 +125,8 @@ class EngineMatcher:
         from ..api import quiet_search_edge
 
         with quiet_search_edge():  # one scale on motions it cannot follow is what the probe measures
-            return self._engine(i1, i3).match(queries, radius=radius, progress=False, levels=self.levels)
+            return self._engine(i1, i3).match(queries, radius=radius, progress=False, levels=self.levels,
+                                              refine=self.refine)
 
     def rows(self, i1, i3, queries):
         return self._engine(i1, i3).rows(queries)

@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from ..api import match
-from ..checks import check_integer, check_levels, check_model, check_radius, check_real, check_stride, check_tier
-from ..defaults import LEVELS, RADIUS, STRIDE
+from ..checks import (check_integer, check_levels, check_model, check_radius, check_real, check_refine, check_stride,
+                      check_tier)
+from ..defaults import LEVELS, RADIUS, REFINE, STRIDE
 from ..weights import is_checkpoint_path, load_model, names_default
 
 
@@ -30,15 +31,18 @@ class MindMatcher(nn.Module):
     (None: the bundled model); ``stride``: query grid spacing; ``radius``: search radius (None:
     whole image); ``top``: keep the best ``top`` matches per pair (None: all); ``min_score``: drop
     matches scoring below it; ``tier``: the engine tier; ``levels``: pyramid levels ("auto": coarse
-    to fine, as deep as the radius needs; 1: one scale; ``mind_engine.match``). Each is checked
-    here (``mind_engine.checks``)."""
+    to fine, as deep as the radius needs; 1: one scale; ``mind_engine.match``); ``refine``: the
+    refinement stage ("lk", "peak", "none"; ``mind_engine.refinement``; with ``top``, matches that
+    failed its check come last). Each is checked here (``mind_engine.checks``)."""
 
     def __init__(self, model: nn.Module | str | None = None, stride: int = STRIDE, radius: int | None = RADIUS,
-                 top: int | None = None, min_score: float = 0.0, tier: str = "auto", levels: int | str = LEVELS):
+                 top: int | None = None, min_score: float = 0.0, tier: str = "auto", levels: int | str = LEVELS,
+                 refine: str = REFINE):
         super().__init__()
         self.stride, self.radius = check_stride(stride), check_radius(radius)
         self.top, self.min_score = check_integer(top, "top", 0, none=True), check_real(min_score, "min_score")
         self.tier, self.levels = check_tier(tier, "torch")[0], check_levels(levels)
+        self.refine = check_refine(refine)
         if names_default(model) or is_checkpoint_path(model):
             self.model = load_model(model, device="cpu")
         else:
@@ -60,7 +64,7 @@ class MindMatcher(nn.Module):
         out = {"keypoints0": [], "keypoints1": [], "confidence": [], "batch_indexes": []}
         for b in range(im0.shape[0]):
             m = match(im0[b], im1[b], stride=self.stride, radius=self.radius, model=self.model, tier=self.tier,
-                      levels=self.levels)
+                      levels=self.levels, refine=self.refine)
             m = m[m.score >= self.min_score]
             if self.top is not None:
                 m = m.top(self.top)

@@ -49,7 +49,7 @@ def match_accuracy(model, pairs, stride: int = VAL_STRIDE, radius: int | None = 
         def matcher(i1, i3):
             with quiet_search_edge():  # checkpoints are chosen on one-scale matching, motion beyond it included
                 return Engine(i1, i3, model=model, tier=tier).match(stride=stride, radius=radius, progress=False,
-                                                                    levels=1)
+                                                                    levels=1, refine="none")  # the network's own
     was_training = model.training if model is not None else False
     try:
         results = [(p.flow, p.valid, {"MIND": matcher(p.img1, p.img3)}) for p in pairs]
