@@ -12,20 +12,22 @@ the disparity range used is printed), and, when given, KITTI flow 2012 / MPI-Sin
 folders (resized to 384x128 / 256x128 as in the paper). Methods, all on the grid of ``--stride``
 (``mind_engine.evaluation.baselines``):
 
-* MIND raw     (``mind_engine.match(refine="none")``: the network's readout, ranked by its score),
-* MIND         (the default call, ``mind_engine.match()``: the readout refined by the default
-  ``refine=`` (DIS started from MIND's matches), matches failing the forward-backward check
-  ranked last; ``mind_engine.refinement``),
+* MIND raw     (``mind_engine.match(refine="none")``: the network's readout through the whole
+  pyramid, the paper's matcher with coarse to fine, ranked by its score),
+* MIND         (the default call, ``mind_engine.match()``: MIND down to ``--finest-level`` ("auto":
+  level 1, one level early, before a photometric refinement), refined by the default ``refine=``
+  (DIS started from MIND's matches), matches failing the forward-backward check ranked last;
+  ``mind_engine.refinement``),
 * KLT          (OpenCV pyramidal LK from the grid points, ranked by its error),
 * KLT+FB       (the same matches, those failing the LK forward-backward check of ``refine="lk"``
   ranked last: the ranking MIND's matches get, given to the baseline too),
 * DIS          (OpenCV DIS flow at the grid points, ranked by forward-backward distance).
 
-MIND runs once per pair: the default call is the raw readout through ``Engine.refined``, which
-is what ``match()`` does. Fairness (``mind_engine.evaluation.metrics``): per pair, matches
-without ground truth at p1 are dropped, each method ranks by its own confidence, and the same
-number K = keep * (smallest evaluable count) of best matches is kept for every method; errors
-are pooled over the pairs of a dataset. Prints one table per dataset (methods as columns; rows
+MIND runs twice per pair (once when the default call runs it to level 0): the whole readout, and
+the default call's (``Engine.match`` with its defaults), timed apart. Fairness
+(``mind_engine.evaluation.metrics``): per pair, matches without ground truth at p1 are dropped,
+each method ranks by its own confidence, and the same number K = keep * (smallest evaluable
+count) of best matches is kept for every method; errors are pooled over the pairs of a dataset. Prints one table per dataset (methods as columns; rows
 APE, Acc@1/2/5/10/20/30), then each pair's APE and Acc@10, and writes JSON with both to
 bench/results/accuracy_<device>.json (or --out; an existing file only with --force).
 
@@ -50,9 +52,12 @@ if str(ROOT) not in sys.path:
 
 from mind_engine import Engine  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
-from mind_engine.checks import check_integer, check_levels, check_radius, check_stride, check_threads  # noqa: E402
+from mind_engine.checks import (check_finest_level, check_integer, check_levels, check_radius, check_stride,  # noqa: E402
+                                check_threads)
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
-from mind_engine.defaults import CHECK_TOL, LEVELS, LK_LEVELS, LK_WINDOW, RADIUS, REFINE, STRIDE  # noqa: E402
+from mind_engine.defaults import (CHECK_TOL, FINEST_LEVEL, LEVELS, LK_LEVELS, LK_WINDOW, RADIUS, REFINE,  # noqa: E402
+                                  STRIDE)
+from mind_engine.engine.levels import FINEST_LEVELS  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.images import to_tensor  # noqa: E402
 from mind_engine.refinement.check import consistent  # noqa: E402
@@ -81,7 +86,11 @@ def build_parser():
     p.add_argument("--radius", type=lambda s: None if s.lower() == "none" else int(s), default=RADIUS,
                    help="MIND search radius (default 32, the default call's; none: the whole image)")
     p.add_argument("--levels", type=levels_option, default=LEVELS, help="MIND's pyramid levels (default auto)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="MIND's number format")
+    p.add_argument("--precision", default="fp32", type=str.lower, choices=("fp32", "bf16", "auto"),
+                   help="MIND's number format (default fp32)")
+    p.add_argument("--finest-level", default=FINEST_LEVEL, choices=["auto", *map(str, FINEST_LEVELS)],
+                   help="the finest pyramid level MIND runs at (1: one level early, the refinement finishing; "
+                        f"default {FINEST_LEVEL}, the default call's: 1 before a photometric refinement)")
     p.add_argument("--synthetic", type=int, default=3, help="number of synthetic-motion pairs (0: none)")
     p.add_argument("--size", type=parse_size, default=(384, 128), help="synthetic pair size WxH")
     p.add_argument("--max-motion", type=float, default=32.0, help="synthetic motion magnitude bound (px)")
@@ -153,11 +162,15 @@ def run_pair(p, model, a, timings):
     timings["DIS"] += time.perf_counter() - t
     t = time.perf_counter()
     engine = Engine(p.img1, p.img3, model=model, device=a.device, tier=a.tier, precision=a.precision)
-    raw = engine.match(stride=a.stride, radius=a.radius, levels=a.levels, refine="none")
+    raw = engine.match(stride=a.stride, radius=a.radius, levels=a.levels, refine="none")  # the whole pyramid
     timings["MIND readout"] += time.perf_counter() - t
     t = time.perf_counter()
-    default = engine.refined(raw, REFINE)  # what match() returns: the readout through the refinement
-    timings["MIND refinement"] += time.perf_counter() - t
+    finest = check_finest_level(a.finest_level, check_levels(a.levels, p.img1.shape[:2], a.radius), REFINE)
+    # what match() returns: the readout (MIND stopped at ``finest``) through the refinement
+    seed = raw if finest == 0 else engine.match(stride=a.stride, radius=a.radius, levels=a.levels, refine="none",
+                                                finest_level=finest)
+    default = engine.refined(seed, REFINE)
+    timings["MIND default call"] += time.perf_counter() - t
     res["MIND raw"] = B.Correspondences.from_matches(raw, "MIND raw")
     res["MIND"] = B.Correspondences.from_matches(default, "MIND", ~default.consistent)
     extra = {"refined": float((default.refinement == 1).mean()) if len(default) else None,
@@ -244,7 +257,7 @@ def main(argv=None):
           f"config {model.config.to_dict()}")
     t_all = time.perf_counter()
     for dname, pairs in datasets(a):
-        per_pair, timings = [], {k: 0.0 for k in ("KLT", "DIS", "MIND readout", "MIND refinement")}
+        per_pair, timings = [], {k: 0.0 for k in ("KLT", "DIS", "MIND readout", "MIND default call")}
         extras = []
         for p in pairs:
             res, extra = run_pair(p, model, a, timings)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,9 @@ def main(argv=None) -> dict:
     p.add_argument("--work", type=Path, default=None, help="folder for the benchmarks' own JSONs (default: beside --out)")
     p.add_argument("--column", default="MIND", help="bench/accuracy.py's column of the default call (default: MIND)")
     p.add_argument("--threads", default="2", help="threads of both benchmarks (default 2)")
+    p.add_argument("--interpolation-args", default="", help="more arguments of bench/interpolation.py, one string "
+                   "(a quick run: '--every 8 --max-side 160'; other clips: '--data A.mp4 B/')")
+    p.add_argument("--accuracy-args", default="", help="more arguments of both bench/accuracy.py runs, one string")
     p.add_argument("--device", default="cpu", help="device of the accuracy runs (interpolation takes the model's: CUDA when there)")
     add_output_args(p, "judge_<candidate>.json")
     a = p.parse_args(argv)
@@ -90,9 +94,9 @@ def main(argv=None) -> dict:
     work = a.work or out.parent / f"{out.stem}_runs"
     work.mkdir(parents=True, exist_ok=True)
     common = ["--threads", a.threads]
-    interp = run_bench("interpolation.py", ["--gaps", *map(str, GAPS), "--weights", str(a.candidate), *common],
-                       work / "interpolation.json")
-    acc_args = [*common, "--device", a.device]
+    interp = run_bench("interpolation.py", ["--gaps", *map(str, GAPS), "--weights", str(a.candidate), *common,
+                                            *shlex.split(a.interpolation_args)], work / "interpolation.json")
+    acc_args = [*common, "--device", a.device, *shlex.split(a.accuracy_args)]
     acc_c = run_bench("accuracy.py", ["--weights", str(a.candidate), *acc_args], work / "accuracy_candidate.json")
     acc_b = run_bench("accuracy.py", acc_args, work / "accuracy_bundled.json")
     iv, av = interpolation_verdict(interp), accuracy_verdict(acc_c, acc_b, a.column)

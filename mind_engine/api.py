@@ -168,22 +168,25 @@ class Engine:
 
     def match(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
               progress: bool | None = None, levels: int | str = LEVELS, refine: str = REFINE,
-              finest_level: int = FINEST_LEVEL) -> Matches:
+              finest_level: int | str = FINEST_LEVEL) -> Matches:
         """Match at the caller's ``queries`` (N, 2) or on a grid of ``stride``; ``radius`` restricts
         each peak search to the square of that radius around its query (None: whole image).
         ``levels`` "auto" (the default) or k > 1: coarse to fine (``coarse_to_fine``, where
-        ``finest_level`` 1 stops MIND one level early); 1: one scale, the paper's matcher, which
+        ``finest_level`` 1 stops MIND one level early; "auto": when a photometric refinement
+        follows, ``checks.check_finest_level``); 1: one scale, the paper's matcher, which
         warns (``SearchEdgeWarning``) when many peaks lie on the edge of their search box.
         ``refine``: the refinement stage after the network (``mind_engine.refinement``; the default
         ``mind_engine.defaults.REFINE``), "none" the readout itself."""
         method = check_refine(refine)
+        radius = check_radius(radius)
+        finest = check_finest_level(finest_level, check_levels(levels, self.hw, radius), method)
         if method == "peak":
-            if finest_level:
+            if finest:
                 raise ValueError("refine='peak' fits the finest MIND level's own peaks: it needs finest_level=0, "
                                  f"got {finest_level!r}")
             integer, peak = self.refine(queries, stride, radius, both=True, progress=progress, levels=levels)
             return self.refined(integer, method, peak)
-        return self.refined(self._readout(queries, stride, radius, progress, levels, finest_level), method)
+        return self.refined(self._readout(queries, stride, radius, progress, levels, finest), method)
 
     def refined(self, raw: Matches, method: str, peak: Matches | None = None) -> Matches:
         """The readout ``raw`` through the refinement stage (``mind_engine.refinement.apply``, the
@@ -191,7 +194,7 @@ class Engine:
         return self.textured(refinement.apply(self.t1, self.t3, raw, method, peak=peak))
 
     def _readout(self, queries, stride: int, radius: int | None, progress: bool | None, levels: int | str,
-                 finest_level: int = FINEST_LEVEL) -> Matches:
+                 finest_level: int = 0) -> Matches:
         """The network's matches, unrefined: ``match(refine="none")``."""
         radius = check_radius(radius)
         n = check_levels(levels, self.hw, radius)
@@ -227,7 +230,7 @@ class Engine:
 
     def coarse_to_fine(self, queries=None, stride: int = STRIDE, radius: int | None = RADIUS,
                        levels: int | str = LEVELS, progress: bool | None = None, subpixel: bool = False,
-                       chunk: int | None = None, finest_level: int = FINEST_LEVEL) -> CoarseToFine:
+                       chunk: int | None = None, finest_level: int = 0) -> CoarseToFine:
         """MIND through an image pyramid of ``levels`` (an integer, or "auto": enough that the search
         range is a few pixels at the coarsest; ``mind_engine.engine.pyramid``): the matches at the
         queries, their finest-level scores and the dense motion field after every level. Each
@@ -332,7 +335,7 @@ def _with_estimate(bar, chunks: int):
 def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=None, device=None,
           queries=None, tier: str = "auto", progress: bool | None = None, memory: int | None = None,
           backend: str = "torch", levels: int | str = LEVELS, precision: str = "fp32", refine: str = REFINE,
-          finest_level: int = FINEST_LEVEL) -> Matches:
+          finest_level: int | str = FINEST_LEVEL) -> Matches:
     """Match img1 to img3 through the middle frame the network interpolates.
 
     Queries are a grid of ``stride`` (default) or the caller's (N, 2) ``queries``; ``radius``
@@ -346,8 +349,10 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     ``Engine.coarse_to_fine`` also returns the motion fields); 1 is the paper's single-scale
     matcher, which warns (``SearchEdgeWarning``) when many peaks stop at the search box's edge.
     ``finest_level`` 1 stops MIND one pyramid level early and reads the matches from that level's
-    field (``Engine.coarse_to_fine``; faster, not the default). With ``queries`` the coarse levels
-    match only around them (``mind_engine.engine.pruning``).
+    field (``Engine.coarse_to_fine``; about a fifth of the network's work); "auto" (the default,
+    ``mind_engine.defaults.FINEST_LEVEL``) does so when a photometric refinement ("dis", "lk")
+    finishes the last pixels, and runs MIND down to the caller's resolution for "none" and "peak".
+    With ``queries`` the coarse levels match only around them (``mind_engine.engine.pruning``).
 
     ``device``: the one asked for, else ``model``'s device, else CUDA when available, else the CPU
     (the same rule as ``load_model`` and ``interpolate``). ``model`` is never changed: a model on
@@ -363,8 +368,8 @@ def match(img1, img3, stride: int = STRIDE, radius: int | None = RADIUS, model=N
     ``mind_engine.defaults.REFINE``): "dis" starts OpenCV's DIS flow from MIND's matches, "lk"
     refines each end with OpenCV's LK started at MIND's, "peak" fits a quadratic to the
     sensitivity peak, "none" is the network's readout itself, the paper's. Matches that fail the
-    forward-backward check rank last (``Matches.top``). ``finest_level`` 1 stops MIND one pyramid
-    level early (the refinement then finishes the last pixels; ``Engine.coarse_to_fine``).
+    forward-backward check rank last (``Matches.top``). ``refine="none"`` is the network's readout
+    bit for bit, through the whole pyramid.
     """
     engine = Engine(img1, img3, model=model, device=device, tier=tier, memory=memory, backend=backend,
                     precision=precision)

@@ -124,15 +124,19 @@ def check_levels(levels, hw: tuple[int, int] | None = None, radius=None, name: s
     return n
 
 
-def check_finest_level(finest_level, levels: int, name: str = "finest_level") -> int:
+def check_finest_level(finest_level, levels: int, refine: str = "none", name: str = "finest_level") -> int:
     """The finest pyramid level MIND runs at (``levels.FINEST_LEVELS``), for a pyramid of
-    ``levels`` (resolved): 1 needs two levels or more."""
+    ``levels`` (resolved): 1 needs two levels or more. "auto" (any case): 1 where a photometric
+    refinement (``PHOTOMETRIC``) follows and the pyramid has two levels or more, else 0
+    (``mind_engine.defaults.FINEST_LEVEL``)."""
+    if isinstance(finest_level, str) and finest_level.strip().lower() == "auto":
+        return 1 if refine in PHOTOMETRIC and levels >= 2 else 0
     try:
         n = check_integer(finest_level, name, 0)
     except ValueError:
         n = None
     if n not in FINEST_LEVELS:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, FINEST_LEVELS))}, got {finest_level!r}")
+        raise ValueError(f"{name} must be 'auto' or one of {', '.join(map(str, FINEST_LEVELS))}, got {finest_level!r}")
     if n >= levels:
         raise ValueError(f"{name}={n} needs a pyramid of {n + 1} levels or more; levels is {levels} for this pair "
                          f"and radius (pass levels={n + 1} or more)")
@@ -396,6 +400,7 @@ def check_distinct(outputs: dict, inputs: dict) -> None:
 
 
 REFINE_METHODS = ("lk", "dis", "peak", "none")  # mind_engine.refinement's methods
+PHOTOMETRIC = ("lk", "dis")  # those that move the ends by the images themselves, finishing the last pixels
 
 
 def check_refine(refine, name: str = "refine") -> str:

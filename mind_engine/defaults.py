@@ -15,7 +15,13 @@ from __future__ import annotations
 STRIDE = 4  # a query every 4 px: the semi-dense job of bench/latency.py and bench/precision.py
 RADIUS = 32  # px of search range around each query: the range of the latency and accuracy figures with levels
 LEVELS = "auto"  # coarse to fine, as deep as the range needs (mind_engine.engine.levels.auto_levels)
-FINEST_LEVEL = 0  # MIND down to the caller's resolution (1: one level early; match and Engine only)
+# The finest pyramid level MIND runs at, in ``match`` and ``Engine.match``: "auto" is 1 (MIND stops one
+# level early and its field is read at the queries) when a photometric refinement ("dis", "lk")
+# finishes the last pixels, else 0 (the readout itself, "none", and its own peaks, "peak", need the
+# caller's resolution). Measured in one run of bench/accuracy.py per value (issue 38, 2026-12-07):
+# with "dis", level 1 lost at most 0.006 of Accuracy@2 and nothing of Accuracy@10 on any dataset for
+# 118 of 575 GMAC of the network's work (README, "Speed and the finest level").
+FINEST_LEVEL = "auto"
 
 # The refinement stage (``mind_engine.refinement``): the variant bench/refine_study.py chose by its
 # rule, fixed before the run (the best mean Accuracy@2 over its datasets among the variants whose

@@ -116,8 +116,20 @@ def test_match_with_no_argument_runs_the_pyramid(tiny, monkeypatch):
     monkeypatch.setattr(api.Engine, "coarse_to_fine",
                         lambda self, *args, **kw: runs.append((args, kw)) or real(self, *args, **kw))
     m = me.match(a, np.roll(a, 2, axis=1), model=net)
-    assert len(runs) == 1 and runs[0][0][1:4] == (4, 32, "auto") and runs[0][1] == {"finest_level": 0}
+    # the default refinement is photometric: MIND stops one level early (defaults.FINEST_LEVEL "auto")
+    assert len(runs) == 1 and runs[0][0][1:4] == (4, 32, "auto") and runs[0][1] == {"finest_level": 1}
     assert len(m) == 16 * 16
+    me.match(a, np.roll(a, 2, axis=1), model=net, refine="none")  # the readout: down to the caller's resolution
+    assert len(runs) == 2 and runs[1][1] == {"finest_level": 0}
+
+
+@pytest.mark.parametrize("refine, levels, finest", [("dis", 2, 1), ("lk", 3, 1), ("none", 3, 0), ("peak", 3, 0),
+                                                    ("dis", 1, 0)])
+def test_finest_level_auto_stops_early_only_before_a_photometric_refinement(refine, levels, finest):
+    from mind_engine.checks import check_finest_level
+
+    assert defaults.FINEST_LEVEL == "auto"
+    assert check_finest_level("AUTO", levels, refine) == finest
 
 
 def test_subpixel_refines_through_the_pyramid_by_default(tiny, monkeypatch):

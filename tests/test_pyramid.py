@@ -625,7 +625,7 @@ def test_finest_level_1_through_the_engine(true_rows, small_model, pair):
     a = match(*pair, stride=8, radius=16, levels=2, model=small_model, finest_level=np.int64(1))
     b = Engine(*pair, model=small_model).coarse_to_fine(stride=8, radius=16, levels=2, finest_level=1)
     assert np.array_equal(a.pts1, b.matches.pts1) and len(b.fields) == 1 and len(a) == len(grid_queries((80, 100), 8))
-    with pytest.raises(ValueError, match="finest_level must be one of 0, 1, got 2"):
+    with pytest.raises(ValueError, match="finest_level must be 'auto' or one of 0, 1, got 2"):
         match(*pair, model=small_model, finest_level=2)
     with pytest.raises(ValueError, match=r"finest_level=1 needs a pyramid of 2 levels or more; levels is 1"):
         match(*pair, model=small_model, radius=4, finest_level=1)  # auto: 4 px needs no pyramid
