@@ -259,19 +259,22 @@ def test_off_a_terminal_progress_is_whole_lines(tiny, tmp_path):
     assert "\r" not in r.stderr
     lines = r.stderr.splitlines()
     assert sum(line.startswith("mind_engine: matching") for line in lines) == 1
-    assert any(line.startswith("matching level 0 (auto): 1/1 chunk") for line in lines), r.stderr
+    # the default refinement is photometric, so MIND's finest level is 1 (defaults.FINEST_LEVEL "auto")
+    assert any(line.startswith("matching level 1 (auto): 1/1 chunk") for line in lines), r.stderr
 
 
 def test_a_pyramid_prints_one_plan_line(tiny, capsys):
     net, _ = tiny
     rng = np.random.default_rng(1)
     a = rng.random((64, 96, 3)).astype(np.float32)
-    m = me.match(a, a, stride=16, radius=16, levels=3, model=net, progress=True)
-    err = capsys.readouterr().err
-    plans = [line for line in err.splitlines() if line.startswith("mind_engine: matching")]
-    assert len(m) == 24 and len(plans) == 1, err
-    assert ("24 queries of a 96x64 pair coarse to fine (3 levels, search radius 4 > 4 > 4 px; levels 2 (coarsest) to 1 "
-            "in chunks of their own, then level 0 in 1 chunk(s))") in plans[0]
+    for refine, last in (("none", "then level 0 in 1 chunk(s)"), (defaults.REFINE, "MIND stops at level 1; level 0 "
+                                                                                   "reads its field")):
+        m = me.match(a, a, stride=16, radius=16, levels=3, model=net, progress=True, refine=refine)
+        err = capsys.readouterr().err
+        plans = [line for line in err.splitlines() if line.startswith("mind_engine: matching")]
+        assert len(m) == 24 and len(plans) == 1, err
+        assert ("24 queries of a 96x64 pair coarse to fine (3 levels, search radius 4 > 4 > 4 px; levels 2 (coarsest) "
+                f"to 1 in chunks of their own, {last})") in plans[0]
 
 
 def test_line_progress_writes_every_interval_and_at_the_end(capsys):

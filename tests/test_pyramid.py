@@ -234,7 +234,7 @@ def test_coarse_to_fine_through_the_engine(pair, small_model):
     assert [f.shape for f in res.fields] == [(40, 50, 2), (80, 100, 2)]
     m = res.matches
     assert len(m) == len(grid_queries((80, 100), 8)) and np.isfinite(m.pts1).all() and np.isfinite(m.score).all()
-    assert np.array_equal(e.match(stride=8, radius=16, levels=2).pts1, m.pts1)  # deterministic
+    assert np.array_equal(e.match(stride=8, radius=16, levels=2, refine="none").pts1, m.pts1)  # deterministic
 
 
 def test_every_level_of_the_pyramid_is_exact_against_tier0(pair):
@@ -619,10 +619,10 @@ def test_finest_level_1_through_the_engine(true_rows, small_model, pair):
     engine = Engine(img, img, model=small_model, tier=true_rows)
     q = interior_queries()
     e1, e3 = expected_points(q.float(), COORD_HW)
-    m = engine.match(queries=q, radius=24, levels=3, finest_level=1)
+    m = engine.match(queries=q, radius=24, levels=3, finest_level=1, refine="none")
     err = np.abs(np.concatenate([m.pts1 - e1.numpy(), m.pts3 - e3.numpy()]))
     assert err.max() < 1.0 and m.texture is not None, err.max()
-    a = match(*pair, stride=8, radius=16, levels=2, model=small_model, finest_level=np.int64(1))
+    a = match(*pair, stride=8, radius=16, levels=2, model=small_model, finest_level=np.int64(1), refine="none")
     b = Engine(*pair, model=small_model).coarse_to_fine(stride=8, radius=16, levels=2, finest_level=1)
     assert np.array_equal(a.pts1, b.matches.pts1) and len(b.fields) == 1 and len(a) == len(grid_queries((80, 100), 8))
     with pytest.raises(ValueError, match="finest_level must be 'auto' or one of 0, 1, got 2"):
