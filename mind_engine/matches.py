@@ -98,15 +98,6 @@ class Matches:
         order); all of them when there are fewer than ``k``."""
         return self[self.order()[:check_integer(k, "k", 0)]]
 
-
-def rank(score, flag=None) -> np.ndarray:
-    """Indices best first: unflagged before flagged, then by score (higher first, NaN last),
-    ties in input (query) order."""
-    score = np.asarray(score, np.float64)
-    key = np.where(np.isfinite(score) | (score == np.inf), -score, np.inf)
-    flag = np.zeros(len(score), bool) if flag is None else np.asarray(flag, bool)
-    return np.lexsort((np.arange(len(score)), key, flag))
-
     def best_per_cell(self, cell: int) -> "Matches":
         """The best match (in ``top``'s order) of each ``cell`` x ``cell`` square of the middle
         frame (by query), best first: matches spread over the image, for a global model such as a
@@ -116,6 +107,15 @@ def rank(score, flag=None) -> np.ndarray:
         squares = np.floor(ranked.query.reshape(-1, 2) / cell).astype(np.int64)
         _, first = np.unique(squares, axis=0, return_index=True)
         return ranked[np.sort(first)]
+
+
+def rank(score, flag=None) -> np.ndarray:
+    """Indices best first: unflagged before flagged, then by score (higher first, NaN last),
+    ties in input (query) order."""
+    score = np.asarray(score, np.float64)
+    key = np.where(np.isfinite(score) | (score == np.inf), -score, np.inf)
+    flag = np.zeros(len(score), bool) if flag is None else np.asarray(flag, bool)
+    return np.lexsort((np.arange(len(score)), key, flag))
 
 
 def flat_to_xy(idx: torch.Tensor, width: int) -> np.ndarray:

@@ -80,7 +80,7 @@ def test_a_pyramid_s_plan_line_counts_what_its_progress_lines_show(net, pair, mo
     from mind_engine import api
 
     monkeypatch.setattr(api, "CHUNK_BYTES", 6 * 4 * 64 * 64 * 5)  # 5 queries a chunk on the padded 64x64
-    me.Engine(*pair, model=net).match(stride=10, levels=2, radius=8, progress=True)
+    me.Engine(*pair, model=net).match(stride=10, levels=2, radius=8, progress=True, refine="none")  # to level 0
     err = capsys.readouterr().err.splitlines()
     (plan,) = [line for line in err if line.startswith("mind_engine: matching")]
     assert "level 1 in chunks of their own, then level 0 in 4 chunk(s)" in plan, plan

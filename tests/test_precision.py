@@ -81,7 +81,7 @@ def test_match_and_the_command_take_precision(monkeypatch):
     built = []
     make = api.make_tier
     monkeypatch.setattr(api, "make_tier", lambda *args, **kw: built.append(kw["precision"]) or make(*args, **kw))
-    got = me.match(a, b, stride=8, model=model, precision="bf16", levels=2)
+    got = me.match(a, b, stride=8, model=model, precision="bf16", levels=2, refine="none")  # MIND to level 0
     assert built == ["bf16", "bf16"]  # both levels' tiers
     ref = me.match(a, b, stride=8, model=model, levels=1)
     got = me.match(a, b, stride=8, model=model, precision="BF16", levels=1)

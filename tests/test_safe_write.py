@@ -159,8 +159,9 @@ def _writers(tmp_path):
 
     img = np.zeros((32, 32, 3), np.uint8)
     flow = np.zeros((8, 8, 2), np.float32)
-    cols = {k: np.zeros((1, 2), np.float32) for k in ("pts1", "pts3", "query")}
+    cols = {k: np.zeros((1, 2), np.float32) for k in ("pts1", "pts3", "query", "pts1_raw", "pts3_raw")}
     cols.update({k: np.zeros(1, np.float32) for k in ("score", "score1", "score3", "texture")})
+    cols.update(refinement=np.zeros(1, np.int8), consistent=np.ones(1, bool))
     meta = dict(key="k", img1="a", img3="b", fingerprint="f", width=1, height=1, seconds_load=0.0, seconds_match=0.0)
     header = {"format": "mind_engine.batch/1", "fingerprint": "f", "settings": {}, "model": {"sha256": "s"}}
     return {
