@@ -97,3 +97,19 @@ def impl_device(request):
     """(impl, device) for every implementation of a kernel op: the torch reference, C++ on the
     CPU, Triton (on the CPU through its interpreter), and the CUDA kernels where they can run."""
     return request.param
+
+
+class Unpickled(Exception):
+    """Raised if a test's pickle is ever unpickled: weights must load without running pickled code."""
+
+
+def _boom():
+    raise Unpickled("the pickle ran")
+
+
+class Evil:
+    """A pickle that raises ``Unpickled`` when loaded (the weights loaders must refuse it unread)."""
+
+    def __reduce__(self):
+        return _boom, ()
+

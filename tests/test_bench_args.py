@@ -13,19 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import interpolation, motion_probe, train_speed  # noqa: E402
-
-
-class Unpickled(Exception):
-    pass
-
-
-def _boom():
-    raise Unpickled("the pickle ran")
-
-
-class Evil:
-    def __reduce__(self):
-        return _boom, ()
+from conftest import Evil  # noqa: E402
 
 
 def _refused(main, argv, message, capsys):

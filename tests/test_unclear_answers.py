@@ -20,23 +20,10 @@ from mind_engine.cli import main as cli
 from mind_engine.training.cli import parse_args
 from mind_engine.weights import CheckpointError
 
-from conftest import SMALL, write_batch_inputs
+from conftest import SMALL, Evil, write_batch_inputs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Unpickled(Exception):
-    pass
-
-
-def _boom():
-    raise Unpickled("the pickle ran")
-
-
-class Evil:
-    def __reduce__(self):
-        return _boom, ()
 
 
 @pytest.fixture(scope="module")
