@@ -27,9 +27,10 @@ MIND runs twice per pair (once when the default call runs it to level 0): the wh
 the default call's (``Engine.match`` with its defaults), timed apart. Fairness
 (``mind_engine.evaluation.metrics``): per pair, matches without ground truth at p1 are dropped,
 each method ranks by its own confidence, and the same number K = keep * (smallest evaluable
-count) of best matches is kept for every method; errors are pooled over the pairs of a dataset. Prints one table per dataset (methods as columns; rows
-APE, Acc@1/2/5/10/20/30), then each pair's APE and Acc@10, and writes JSON with both to
-bench/results/accuracy_<device>.json (or --out; an existing file only with --force).
+count) of best matches is kept for every method; errors are pooled over the pairs of a dataset.
+Prints one table per dataset (methods as columns; rows APE, Acc@1/2/5/10/20/30), then each pair's
+APE and Acc@10, and writes JSON with both to bench/results/accuracy_<device>.json (or --out; an
+existing file only with --force).
 
 Cost: MIND's default call on a 384x128 stride-4 pair takes seconds to tens of seconds on a busy
 CPU core (7 pairs: a few minutes); the baselines and the refinement under a second per pair.
@@ -52,14 +53,15 @@ if str(ROOT) not in sys.path:
 
 from mind_engine import Engine  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
-from mind_engine.checks import (check_finest_level, check_integer, check_levels, check_radius, check_stride,  # noqa: E402
-                                check_threads)
+from mind_engine.checks import (check_finest_level, check_integer, check_levels, check_radius,  # noqa: E402
+                                check_stride, check_threads)
 from mind_engine.cliargs import levels as levels_option  # noqa: E402
 from mind_engine.defaults import (CHECK_TOL, FINEST_LEVEL, LEVELS, LK_LEVELS, LK_WINDOW, RADIUS, REFINE,  # noqa: E402
                                   STRIDE)
 from mind_engine.engine.levels import FINEST_LEVELS  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
 from mind_engine.images import to_tensor  # noqa: E402
+from mind_engine.matches import REFINED  # noqa: E402
 from mind_engine.refinement.check import consistent  # noqa: E402
 from mind_engine.refinement.lk import grey_u8  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
@@ -173,7 +175,7 @@ def run_pair(p, model, a, timings):
     timings["MIND default call"] += time.perf_counter() - t
     res["MIND raw"] = B.Correspondences.from_matches(raw, "MIND raw")
     res["MIND"] = B.Correspondences.from_matches(default, "MIND", ~default.consistent)
-    extra = {"refined": float((default.refinement == 1).mean()) if len(default) else None,
+    extra = {"refined": float((default.refinement == REFINED).mean()) if len(default) else None,
              "consistent": float(default.consistent.mean()) if len(default) else None}
     if p.mid_corr is not None:
         extra["mind_through_query"] = {"MIND raw": query_errors(p, raw), "MIND": query_errors(p, default)}

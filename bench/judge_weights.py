@@ -68,24 +68,26 @@ def accuracy_verdict(candidate: dict, bundled: dict, column: str) -> dict:
             fine = c[metric] >= b[metric] - ACC_MARGIN
             rows[f"{name} {metric}"] = {"candidate": c[metric], "bundled": b[metric], "ok": fine}
             ok &= fine
+        raw_b = entry["results"][KEEP].get("MIND raw")
+        raw_c = candidate["datasets"][name]["results"][KEEP].get("MIND raw")
         for metric in ("Acc@5", "Acc@10"):  # the raw readout, reported (the seed of the refinement)
-            raw = entry["results"][KEEP].get("MIND raw")
-            if raw is not None:
-                rows[f"{name} raw {metric}"] = {"candidate": candidate["datasets"][name]["results"][KEEP]["MIND raw"][metric],
-                                                "bundled": raw[metric], "reported": True}
+            if raw_b is not None and raw_c is not None:
+                rows[f"{name} raw {metric}"] = {"candidate": raw_c[metric], "bundled": raw_b[metric], "reported": True}
     return {"not_worse": ok, "rows": rows, "column": column}
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("candidate", type=Path, help="the weights to judge (.safetensors)")
-    p.add_argument("--work", type=Path, default=None, help="folder for the benchmarks' own JSONs (default: beside --out)")
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for the benchmarks' own JSONs (default: beside --out)")
     p.add_argument("--column", default="MIND", help="bench/accuracy.py's column of the default call (default: MIND)")
     p.add_argument("--threads", default="2", help="threads of both benchmarks (default 2)")
     p.add_argument("--interpolation-args", default="", help="more arguments of bench/interpolation.py, one string "
                    "(a quick run: '--every 8 --max-side 160'; other clips: '--data A.mp4 B/')")
     p.add_argument("--accuracy-args", default="", help="more arguments of both bench/accuracy.py runs, one string")
-    p.add_argument("--device", default="cpu", help="device of the accuracy runs (interpolation takes the model's: CUDA when there)")
+    p.add_argument("--device", default="cpu",
+                   help="device of the accuracy runs (interpolation takes the model's: CUDA when there)")
     add_output_args(p, "judge_<candidate>.json")
     a = p.parse_args(argv)
     if not a.candidate.is_file():

@@ -179,26 +179,25 @@ class Engine:
         ``mind_engine.defaults.REFINE``), "none" the readout itself."""
         method = check_refine(refine)
         radius = check_radius(radius)
-        finest = check_finest_level(finest_level, check_levels(levels, self.hw, radius), method)
+        n = check_levels(levels, self.hw, radius)
+        finest = check_finest_level(finest_level, n, method)
         if method == "peak":
             if finest:
                 raise ValueError("refine='peak' fits the finest MIND level's own peaks: it needs finest_level=0, "
                                  f"got {finest_level!r}")
             integer, peak = self.refine(queries, stride, radius, both=True, progress=progress, levels=levels)
             return self.refined(integer, method, peak)
-        return self.refined(self._readout(queries, stride, radius, progress, levels, finest), method)
+        return self.refined(self._readout(queries, stride, radius, progress, levels, n, finest), method)
 
     def refined(self, raw: Matches, method: str, peak: Matches | None = None) -> Matches:
         """The readout ``raw`` through the refinement stage (``mind_engine.refinement.apply``, the
         one entry of every public call), its texture measured at the final points."""
         return self.textured(refinement.apply(self.t1, self.t3, raw, method, peak=peak))
 
-    def _readout(self, queries, stride: int, radius: int | None, progress: bool | None, levels: int | str,
-                 finest_level: int = 0) -> Matches:
-        """The network's matches, unrefined: ``match(refine="none")``."""
-        radius = check_radius(radius)
-        n = check_levels(levels, self.hw, radius)
-        check_finest_level(finest_level, n)
+    def _readout(self, queries, stride: int, radius: int | None, progress: bool | None, levels: int | str, n: int,
+                 finest_level: int) -> Matches:
+        """The network's matches, unrefined: ``match(refine="none")``, for ``match``'s checked
+        arguments (``levels`` as given, ``n`` the depth it resolved to, ``finest_level`` resolved)."""
         if n != 1:
             return self.coarse_to_fine(queries, stride, radius, levels, progress, finest_level=finest_level).matches
         m = self._one_scale(self.queries(queries, stride), radius, progress)  # texture: measured by ``refined``
@@ -252,7 +251,8 @@ class Engine:
         chunks = -(-len(q) // self.chunk)
         if progress or (progress is None and chunks > 4 and sys.stderr.isatty()):
             coarser = f"levels {n - 1} (coarsest) to 1" if n > 2 else "level 1"
-            last = "MIND stops at level 1; level 0 reads its field" if finest_level else f"then level 0 in {chunks} chunk(s)"
+            last = ("MIND stops at level 1; level 0 reads its field" if finest_level
+                    else f"then level 0 in {chunks} chunk(s)")
             self._plan(len(q), "matching", f" coarse to fine ({n} levels, search radius "
                        f"{' > '.join(map(str, level_radii(n, radius)[::-1]))} px; {coarser} in chunks of their own, "
                        f"{last})")
