@@ -3,7 +3,7 @@
     python bench/latency.py                       # CPU: sampled queries, extrapolated (labelled)
     python bench/latency.py --models default paper   # the shipped model and paper widths, one JSON
     python bench/latency.py --device cuda --sample 0   # GPU: every query of every job
-    python bench/latency.py --models default --only queries --finest-levels 0 1   # time against queries
+    python bench/latency.py --models default --only queries   # time against queries, the default call
 
 For each job (semi-dense: stride 4, 3072 queries on 384x128; dense: stride 1) and each search
 radius (None, 32) it times, in one run on one device: tier 0 (one autograd backward per query;
@@ -350,8 +350,9 @@ def main(argv=None) -> dict:
                    help="methods to run (t0 vjp t1 t2 t3 t3-bf16 t3-fp16 ort trt c2f c2f-bf16 queries; default all "
                         "that can run; queries: match() with its defaults at 1, 10, 100, 1000 queries and dense, "
                         "bench/query_counts.py)")
-    p.add_argument("--finest-levels", nargs="+", type=int, default=[0], choices=[0, 1],
-                   help="the queries method's finest_level values (default 0; 0 1 adds MIND stopped one level early)")
+    p.add_argument("--finest-levels", nargs="+", type=int, default=[0, 1], choices=[0, 1],
+                   help="the queries method's finest_level values (default: 0 1, the whole pyramid and MIND stopped "
+                        "one level early, which is what match()'s finest_level='auto' picks before refine='dis')")
     p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS), help="default: all")
     p.add_argument("--radii", nargs="+", type=_radius, default=list(RADII),
                    help="search radii, 'none' for the whole image (default: none 32)")

@@ -37,3 +37,5 @@ def test_latency_reports_time_against_the_number_of_queries(tmp_path, monkeypatc
     assert one["queries"] == 1 and one["level_queries"]["0"] == 1
     assert one["level_queries"]["1"] < dense["level_queries"]["1"] == grid // 4  # the coarse grid, pruned
     assert "0" not in rows[4]["level_queries"] and rows[4]["queries"] == grid  # finest_level=1: no level-0 MIND
+    for r in rows:  # the default refinement ("dis") timed inside the same calls, MIND the rest
+        assert 0 < r["refinement_ms"] < r["total_ms"] and abs(r["mind_ms"] + r["refinement_ms"] - r["total_ms"]) < 1e-6

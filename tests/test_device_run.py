@@ -32,5 +32,11 @@ def test_dry_run_completes_every_stage(tmp_path):
     assert isinstance(judge["adopt"], bool) and set(judge["interpolation"]["rows"]) == {
         f"gap {g} {m}" for g in (1, 2, 4) for m in ("IE", "NE")}
     lat = json.loads((tmp_path / "latency_cpu.json").read_text())
-    assert {r["method"] for r in lat["results"]} == {"t3", "t3-bf16"}
-    assert all("exactness_vs_t0" in r for r in lat["results"])
+    assert {r["method"] for r in lat["results"]} == {"t3", "t3-bf16", "queries"}
+    assert all("exactness_vs_t0" in r for r in lat["results"] if r["method"] != "queries")
+    users_call = [r for r in lat["results"] if r["method"] == "queries"]  # the default call, refinement included
+    assert users_call and all(0 < r["refinement_ms"] < r["total_ms"] for r in users_call)
+    assert [s["stage"] for s in stages][-3:] == ["train", "judge", "end"]  # measurements first, training after
+    train_log = log[log.index("train: start"):]
+    assert "30 % moved stills" in train_log and "20 % layered" in train_log and "50 % video" in train_log, \
+        "the video stage's mixture (issue 41's recipe) must reach the training command"
