@@ -9,7 +9,8 @@ evaluation of a run sees the same pairs.
 :func:`match_accuracy` matches them with the public engine (``Engine.match``) on a sparse grid
 within ``radius`` and scores the matches with ``mind_engine.evaluation.metrics`` (APE and
 Accuracy@10, pooled). :class:`BestCheckpoint` keeps ``best.safetensors``: the weights of the
-evaluation with the highest Accuracy@10, ties broken by the lower APE.
+evaluation with the highest score (the motion probe's with ``--select probe``, the default, else
+Accuracy@10), ties broken by the lower APE.
 """
 from __future__ import annotations
 
