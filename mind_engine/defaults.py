@@ -18,9 +18,10 @@ LEVELS = "auto"  # coarse to fine, as deep as the range needs (mind_engine.engin
 # The finest pyramid level MIND runs at, in ``match`` and ``Engine.match``: "auto" is 1 (MIND stops one
 # level early and its field is read at the queries) when a photometric refinement ("dis", "lk")
 # finishes the last pixels, else 0 (the readout itself, "none", and its own peaks, "peak", need the
-# caller's resolution). Measured in one run of bench/accuracy.py per value (issue 38, 2026-12-07):
-# with "dis", level 1 lost at most 0.006 of Accuracy@2 and nothing of Accuracy@10 on any dataset for
-# 118 of 575 GMAC of the network's work (README, "Speed and the finest level").
+# caller's resolution). Measured in one run of bench/accuracy.py per value (issue 38, 2026-12-07;
+# bench/results/accuracy_cpu.json at 8242afc for level 0, now for level 1): with "dis", level 1 lost
+# at most 0.006 of Accuracy@2 and 0.003 of Accuracy@10 on any dataset for 118 of 575 GMAC of the
+# network's work (README, "The default call stops one level early").
 FINEST_LEVEL = "auto"
 
 # The refinement stage (``mind_engine.refinement``): the variant bench/refine_study.py chose by its
