@@ -105,6 +105,7 @@ def test_a_bad_option_is_refused_in_one_line_naming_it(option, value, message, c
         parse_args([option if value is None else f"{option}={value}"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # the one line, not argparse's usage before it
     assert err[-1].startswith("mind-engine train: error: ") and message in err[-1], err[-1]
 
 
@@ -128,7 +129,9 @@ def test_a_bad_mind_threads_is_refused_in_one_line_naming_the_variable(value, ca
     with pytest.raises(SystemExit) as e:
         parse_args([])
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    err = lines[0]
     assert err.startswith("mind-engine train: error: the environment variable MIND_THREADS must be an integer in 1..")
     assert repr(value) in err or value in err, err
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 from ..checks import (check_distinct, check_folder, check_fraction, check_integer, check_interval, check_threads,
@@ -305,7 +306,15 @@ def check_together(a: argparse.Namespace) -> None:
         a.resume = "auto"  # CKPT_DIR/last.pt
 
 
-def _resolve_model(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def refuse(message: str):
+    """A refused option: one line ``mind-engine train: error: ...`` and exit status 2, as every
+    mind-engine command refuses a value (argparse's ``error`` would print the 30-line usage first;
+    it still does for what argparse itself rejects: an unknown option, a missing value)."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _resolve_model(args: argparse.Namespace) -> None:
     """``--init`` (the recipe's unless ``--widths`` is given; 'default' is the bundled weights) and
     ``--widths`` and ``--skips``, when not given, from its checkpoint (else the paper's)."""
     if args.init is None and args.widths is None:
@@ -321,7 +330,7 @@ def _resolve_model(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
         try:
             start = read_checkpoint(args.init)[0]
         except (FileNotFoundError, ValueError) as e:
-            p.error(f"--init: {e}")
+            refuse(f"--init: {e}")
     if args.widths is None:
         args.widths = (tuple(start.encoder), tuple(start.decoder))
     if args.skips is None:
@@ -329,7 +338,7 @@ def _resolve_model(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
     try:
         MindConfig(encoder=args.widths[0], decoder=args.widths[1], skips=args.skips)
     except ValueError as e:
-        p.error(f"--widths/--skips: {e}")
+        refuse(f"--widths/--skips: {e}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -342,15 +351,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         check_options(args, RULES)
         check_together(args)
     except ValueError as e:
-        p.error(str(e))
+        refuse(str(e))
     for key in SCALED:  # the recipe's value, scaled to a short run, unless given
         if getattr(args, key) is None:
             setattr(args, key, scaled(key, args.steps))
-    _resolve_model(p, args)
+    _resolve_model(args)
     try:
         _check_outputs(args)
     except ValueError as e:
-        p.error(str(e))
+        refuse(str(e))
     return args
 
 
