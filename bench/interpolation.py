@@ -47,7 +47,7 @@ from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # 
 from mind_engine.checks import check_fraction, check_integer, check_threads, check_unique  # noqa: E402
 from mind_engine.cliargs import number  # noqa: E402
 from mind_engine.safe_write import file_identity  # noqa: E402
-from bench.report import add_output_args, check_args, output_path, publish, weights_rule  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, publish, refuse, weights_rule  # noqa: E402
 
 # option -> rule(value, its name), as the commands check theirs (mind_engine.cliargs.check_options)
 RULES = {
@@ -98,12 +98,13 @@ def run(args) -> dict:
     clips = D.load_clips(args.data, args.max_side)
     methods = ("mind", "average", "flow")
     results = {"per_gap": {}}
-    for gap in args.gaps:
-        trip = held_out_triplets(clips, args.val_fraction, gap=gap, every=args.every)
+    triplets = {gap: held_out_triplets(clips, args.val_fraction, gap=gap, every=args.every) for gap in args.gaps}
+    for gap, trip in triplets.items():  # every gap checked before any is measured
         if not trip:
             held = {c.name: len(c) - split_index(len(c), args.val_fraction) for c in clips}
             raise ValueError(f"--gaps {gap}: no clip's held-out frames hold a triplet of that gap ({2 * gap + 1} "
                              f"frames; held out: {held}); give smaller gaps")
+    for gap, trip in triplets.items():
         scores = {m: {"ie": [], "ne": []} for m in methods}
         per_clip: dict = {}
         times = {m: 0.0 for m in methods}
@@ -230,7 +231,7 @@ def main(argv=None) -> dict:
     try:
         doc = publish(run(args), print_table, out)
     except (ValueError, OSError) as e:  # a gap the clips cannot hold, a clip that cannot be read, a full disk
-        p.error(str(e))
+        refuse(p, str(e))
     if args.figure is not None:
         model = load_model(Path(args.weights) if args.weights else None)
         triplet_figure(D.load_clips(args.data, args.max_side), args, model, args.figure)

@@ -5,6 +5,7 @@ a full disk is one line and the old file stays)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -16,6 +17,14 @@ def add_output_args(p: argparse.ArgumentParser, default_name: str) -> None:
     p.add_argument("--force", action="store_true", help=f"overwrite the {kind} file if it exists (committed results too)")
 
 
+def refuse(p: argparse.ArgumentParser, message: str):
+    """A refused option: one line ``<script>: error: ...`` and exit status 2, before any work
+    (argparse's ``error`` would print the usage first; it still does for what argparse itself
+    rejects, an unknown option or a missing value)."""
+    print(f"{p.prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
     """The output path (JSON, figure) of this run, refused (exit 2, before any work) when it exists and --force is
     not given, or when its folder cannot be written."""
@@ -23,12 +32,12 @@ def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
 
     path = Path(args.out) if args.out else RESULTS / default_name
     if path.exists() and not args.force:
-        p.error(f"{path} exists{' (committed results)' if path.parent == RESULTS else ''}: pass --out NEW{path.suffix} "
-                f"to write elsewhere, or --force to overwrite it")
+        refuse(p, f"{path} exists{' (committed results)' if path.parent == RESULTS else ''}: pass --out "
+                  f"NEW{path.suffix} to write elsewhere, or --force to overwrite it")
     try:
         check_writable(path, "--out")
     except ValueError as e:
-        p.error(str(e))
+        refuse(p, str(e))
     return path
 
 
@@ -40,7 +49,7 @@ def check_args(p: argparse.ArgumentParser, args, rules: dict) -> None:
     try:
         check_options(args, rules)
     except (ValueError, OSError) as e:
-        p.error(str(e))
+        refuse(p, str(e))
 
 
 def weights_rule(value, name: str):

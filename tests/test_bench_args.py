@@ -20,7 +20,9 @@ def _refused(main, argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines  # the one line, not argparse's usage before it
+    err = lines[0]
     assert "error: " in err and message in err, err
 
 

@@ -119,6 +119,7 @@ def test_benches_refuse_to_overwrite_committed_results(bench, capsys):
         _script_main(f"bench/{bench}.py")(["--device", "cpu"] if bench != "interpolation" else [])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "exists (committed results)" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1, err  # one line, as the README says
     assert committed[0].read_bytes() == before
 
 
