@@ -47,7 +47,8 @@ from mind_engine.weights import DEFAULT_WEIGHTS, load_model, read_checkpoint  # 
 from mind_engine.checks import check_fraction, check_integer, check_threads, check_unique  # noqa: E402
 from mind_engine.cliargs import number  # noqa: E402
 from mind_engine.safe_write import file_identity  # noqa: E402
-from bench.report import add_output_args, check_args, output_path, publish, refuse, weights_rule  # noqa: E402
+from mind_engine.cliargs import refuse  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, publish, weights_rule  # noqa: E402
 
 # option -> rule(value, its name), as the commands check theirs (mind_engine.cliargs.check_options)
 RULES = {
@@ -231,7 +232,7 @@ def main(argv=None) -> dict:
     try:
         doc = publish(run(args), print_table, out)
     except (ValueError, OSError) as e:  # a gap the clips cannot hold, a clip that cannot be read, a full disk
-        refuse(p, str(e))
+        refuse(p.prog, str(e))
     if args.figure is not None:
         model = load_model(Path(args.weights) if args.weights else None)
         triplet_figure(D.load_clips(args.data, args.max_side), args, model, args.figure)

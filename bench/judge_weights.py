@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import add_output_args, output_path, refuse, write_json  # noqa: E402
+from mind_engine.cliargs import refuse  # noqa: E402
+from bench.report import add_output_args, output_path, write_json  # noqa: E402
 
 GAPS = (1, 2, 4)
 STILL_IE_MAX = 3.0
@@ -91,7 +92,7 @@ def main(argv=None) -> dict:
     add_output_args(p, "judge_<candidate>.json")
     a = p.parse_args(argv)
     if not a.candidate.is_file():
-        refuse(p, f"{a.candidate}: no such file")
+        refuse(p.prog, f"{a.candidate}: no such file")
     out = output_path(p, a, f"judge_{a.candidate.stem}.json")
     work = a.work or out.parent / f"{out.stem}_runs"
     work.mkdir(parents=True, exist_ok=True)

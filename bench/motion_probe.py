@@ -34,10 +34,10 @@ if str(ROOT) not in sys.path:
 from mind_engine import weights as W  # noqa: E402
 from mind_engine.evaluation import baselines as B  # noqa: E402
 from mind_engine.checks import check_levels, check_threads  # noqa: E402
-from mind_engine.cliargs import levels as levels_option  # noqa: E402
+from mind_engine.cliargs import levels as levels_option, refuse  # noqa: E402
 from mind_engine.evaluation.motion_probe import (DISTANCES, SMALL, EngineMatcher, passes, probe,  # noqa: E402
                                                  small_motion_passes, table)
-from bench.report import add_output_args, check_args, output_path, refuse, weights_rule, write_json  # noqa: E402
+from bench.report import add_output_args, check_args, output_path, weights_rule, write_json  # noqa: E402
 
 
 def baseline_matcher(method):
@@ -74,11 +74,11 @@ def main(argv=None) -> dict:
     try:
         levels = [check_levels(lv, name="--levels") for lv in args.levels]
     except ValueError as e:
-        refuse(p, str(e))
+        refuse(p.prog, str(e))
     torch.set_num_threads(args.threads)
     cases = {"distances": SMALL, "affine": ()} if args.small else {"distances": tuple(args.distances or DISTANCES)}
     if any(d <= 0 for d in cases["distances"]):
-        refuse(p, f"--distances must be positive, got {args.distances}")
+        refuse(p.prog, f"--distances must be positive, got {args.distances}")
     results = {}
     for spec in args.weights:
         path = W.DEFAULT_WEIGHTS if spec == "default" else Path(spec)

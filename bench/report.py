@@ -5,8 +5,9 @@ a full disk is one line and the old file stays)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from mind_engine.cliargs import refuse
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -17,14 +18,6 @@ def add_output_args(p: argparse.ArgumentParser, default_name: str) -> None:
     p.add_argument("--force", action="store_true", help=f"overwrite the {kind} file if it exists (committed results too)")
 
 
-def refuse(p: argparse.ArgumentParser, message: str):
-    """A refused option: one line ``<script>: error: ...`` and exit status 2, before any work
-    (argparse's ``error`` would print the usage first; it still does for what argparse itself
-    rejects, an unknown option or a missing value)."""
-    print(f"{p.prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
     """The output path (JSON, figure) of this run, refused (exit 2, before any work) when it exists and --force is
     not given, or when its folder cannot be written."""
@@ -32,12 +25,12 @@ def output_path(p: argparse.ArgumentParser, args, default_name: str) -> Path:
 
     path = Path(args.out) if args.out else RESULTS / default_name
     if path.exists() and not args.force:
-        refuse(p, f"{path} exists{' (committed results)' if path.parent == RESULTS else ''}: pass --out "
+        refuse(p.prog, f"{path} exists{' (committed results)' if path.parent == RESULTS else ''}: pass --out "
                   f"NEW{path.suffix} to write elsewhere, or --force to overwrite it")
     try:
         check_writable(path, "--out")
     except ValueError as e:
-        refuse(p, str(e))
+        refuse(p.prog, str(e))
     return path
 
 
@@ -49,7 +42,7 @@ def check_args(p: argparse.ArgumentParser, args, rules: dict) -> None:
     try:
         check_options(args, rules)
     except (ValueError, OSError) as e:
-        refuse(p, str(e))
+        refuse(p.prog, str(e))
 
 
 def weights_rule(value, name: str):

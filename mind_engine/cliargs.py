@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from .checks import (REFINE_METHODS, check_device, check_integer, check_levels, check_queries, check_radius, check_real,
                      check_stride, check_threads)
 from .defaults import LEVELS, RADIUS, REFINE, STRIDE
+
+
+def refuse(prog: str, message: str) -> NoReturn:
+    """A refused value: one line ``<prog>: error: ...`` and exit status 2, before any work, as every
+    command refuses one (argparse's ``error`` would print the usage first; it still does for what
+    argparse itself rejects: an unknown option, a missing value)."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 # option -> rule(value, its name): what the value must be, applied to every sub-command that has it
 RULES = {

@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from pathlib import Path
 
 from ..checks import (check_distinct, check_folder, check_fraction, check_integer, check_interval, check_threads,
                       check_unique, check_writable, threads_from_environment)
-from ..cliargs import HelpFormatter, check_options, number
+from ..cliargs import HelpFormatter, check_options, number, refuse
 from ..data.sources import DEFAULT_MAX_SIDE
 from ..data.static import STATIC_MAD
 from ..model import MindConfig
@@ -306,14 +305,6 @@ def check_together(a: argparse.Namespace) -> None:
         a.resume = "auto"  # CKPT_DIR/last.pt
 
 
-def refuse(message: str):
-    """A refused option: one line ``mind-engine train: error: ...`` and exit status 2, as every
-    mind-engine command refuses a value (argparse's ``error`` would print the 30-line usage first;
-    it still does for what argparse itself rejects: an unknown option, a missing value)."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def _resolve_model(args: argparse.Namespace) -> None:
     """``--init`` (the recipe's unless ``--widths`` is given; 'default' is the bundled weights) and
     ``--widths`` and ``--skips``, when not given, from its checkpoint (else the paper's)."""
@@ -330,7 +321,7 @@ def _resolve_model(args: argparse.Namespace) -> None:
         try:
             start = read_checkpoint(args.init)[0]
         except (FileNotFoundError, ValueError) as e:
-            refuse(f"--init: {e}")
+            refuse(PROG, f"--init: {e}")
     if args.widths is None:
         args.widths = (tuple(start.encoder), tuple(start.decoder))
     if args.skips is None:
@@ -338,7 +329,7 @@ def _resolve_model(args: argparse.Namespace) -> None:
     try:
         MindConfig(encoder=args.widths[0], decoder=args.widths[1], skips=args.skips)
     except ValueError as e:
-        refuse(f"--widths/--skips: {e}")
+        refuse(PROG, f"--widths/--skips: {e}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -351,7 +342,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         check_options(args, RULES)
         check_together(args)
     except ValueError as e:
-        refuse(str(e))
+        refuse(PROG, str(e))
     for key in SCALED:  # the recipe's value, scaled to a short run, unless given
         if getattr(args, key) is None:
             setattr(args, key, scaled(key, args.steps))
@@ -359,7 +350,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     try:
         _check_outputs(args)
     except ValueError as e:
-        refuse(str(e))
+        refuse(PROG, str(e))
     return args
 
 
