@@ -178,9 +178,7 @@ class Engine:
         ``refine``: the refinement stage after the network (``mind_engine.refinement``; the default
         ``mind_engine.defaults.REFINE``), "none" the readout itself."""
         method = check_refine(refine)
-        radius = check_radius(radius)
-        n = check_levels(levels, self.hw, radius)
-        finest = check_finest_level(finest_level, n, method)
+        radius, n, finest = self._depth(radius, levels, method, finest_level)
         if method == "peak":
             if finest:
                 raise ValueError("refine='peak' fits the finest MIND level's own peaks: it needs finest_level=0, "
@@ -188,6 +186,20 @@ class Engine:
             integer, peak = self.refine(queries, stride, radius, both=True, progress=progress, levels=levels)
             return self.refined(integer, method, peak)
         return self.refined(self._readout(queries, stride, radius, progress, levels, n, finest), method)
+
+    def finest_level(self, refine: str = REFINE, finest_level: int | str = FINEST_LEVEL, levels: int | str = LEVELS,
+                     radius: int | None = RADIUS) -> int:
+        """The pyramid level MIND stops at in ``match`` with these arguments on this pair (0: the
+        caller's resolution): ``finest_level`` "auto" resolved for ``refine``
+        (``checks.check_finest_level``), for callers that run the readout and the refinement apart
+        (``match(refine="none", finest_level=...)``, then ``refined``)."""
+        return self._depth(radius, levels, check_refine(refine), finest_level)[2]
+
+    def _depth(self, radius, levels, method: str, finest_level) -> tuple[int | None, int, int]:
+        """``match``'s (radius, pyramid depth, finest level), checked, for the checked ``method``."""
+        radius = check_radius(radius)
+        n = check_levels(levels, self.hw, radius)
+        return radius, n, check_finest_level(finest_level, n, method)
 
     def refined(self, raw: Matches, method: str, peak: Matches | None = None) -> Matches:
         """The readout ``raw`` through the refinement stage (``mind_engine.refinement.apply``, the
