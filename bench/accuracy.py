@@ -53,14 +53,12 @@ if str(ROOT) not in sys.path:
 
 from mind_engine import Engine  # noqa: E402
 from mind_engine import weights as W  # noqa: E402
-from mind_engine.checks import (check_finest_level, check_integer, check_levels, check_radius,  # noqa: E402
-                                check_stride, check_threads)
-from mind_engine.cliargs import levels as levels_option  # noqa: E402
+from mind_engine.checks import check_integer, check_levels, check_radius, check_stride, check_threads  # noqa: E402
+from mind_engine.cliargs import levels as levels_option, refuse  # noqa: E402
 from mind_engine.defaults import (CHECK_TOL, FINEST_LEVEL, LEVELS, LK_LEVELS, LK_WINDOW, RADIUS, REFINE,  # noqa: E402
                                   STRIDE)
 from mind_engine.engine.levels import FINEST_LEVELS  # noqa: E402
 from mind_engine.engine.tiers import TIERS  # noqa: E402
-from mind_engine.images import to_tensor  # noqa: E402
 from mind_engine.matches import REFINED  # noqa: E402
 from mind_engine.refinement.check import consistent  # noqa: E402
 from mind_engine.refinement.lk import grey_u8  # noqa: E402
@@ -93,6 +91,19 @@ def build_parser():
     p.add_argument("--finest-level", default=FINEST_LEVEL, choices=["auto", *map(str, FINEST_LEVELS)],
                    help="the finest pyramid level MIND runs at (1: one level early, the refinement finishing; "
                         f"default {FINEST_LEVEL}, the default call's: 1 before a photometric refinement)")
+    add_dataset_args(p)
+    p.add_argument("--keep", type=float, nargs="+", default=[1.0],
+                   help="fractions of the common evaluable count kept, one table each (default 1.0: the paper's "
+                        "same N, the smallest evaluable count of the methods)")
+    p.add_argument("--fb-tol", type=float, default=CHECK_TOL, help="KLT+FB's check tolerance (px; default the "
+                                                                     "refinement's, 2)")
+    p.add_argument("--threads", type=int, default=None)
+    add_output_args(p, "accuracy_<device>.json")
+    return p
+
+
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """The datasets' options (what ``datasets`` reads), shared with bench/few_queries.py."""
     p.add_argument("--synthetic", type=int, default=3, help="number of synthetic-motion pairs (0: none)")
     p.add_argument("--size", type=parse_size, default=(384, 128), help="synthetic pair size WxH")
     p.add_argument("--max-motion", type=float, default=32.0, help="synthetic motion magnitude bound (px)")
@@ -106,19 +117,15 @@ def build_parser():
     p.add_argument("--kitti", default=None, help="KITTI flow 2012 training folder")
     p.add_argument("--sintel", default=None, help="MPI-Sintel training folder (final pass)")
     p.add_argument("--limit", type=int, default=None, help="at most this many KITTI / Sintel pairs")
-    p.add_argument("--keep", type=float, nargs="+", default=[1.0],
-                   help="fractions of the common evaluable count kept, one table each (default 1.0: the paper's "
-                        "same N, the smallest evaluable count of the methods)")
-    p.add_argument("--fb-tol", type=float, default=CHECK_TOL, help="KLT+FB's check tolerance (px; default the "
-                                                                     "refinement's, 2)")
-    p.add_argument("--threads", type=int, default=None)
-    add_output_args(p, "accuracy_<device>.json")
-    return p
+
+
+DATASET_RULES = {"limit": lambda v, n: check_integer(v, n, 1), "synthetic": lambda v, n: check_integer(v, n, 0),
+                 "layered": lambda v, n: check_integer(v, n, 0)}  # ``check_args`` rules of the datasets' options
 
 
 def fail(msg: str):
-    print(f"accuracy.py: error: {msg}", file=sys.stderr)
-    raise SystemExit(2)
+    """One line and exit status 2, named after the script running (this one or bench/few_queries.py)."""
+    refuse(Path(sys.argv[0]).name, msg)
 
 
 def datasets(a):
@@ -148,7 +155,7 @@ def datasets(a):
 def klt_checked(img1, img3, k: B.Correspondences, tol: float) -> B.Correspondences:
     """KLT's matches ranked by the refinement's forward-backward check (failed last), then its error:
     the ranking MIND's default call gets, given to the baseline too."""
-    g1, g3 = grey_u8(to_tensor(img1)), grey_u8(to_tensor(img3))
+    g1, g3 = grey_u8(img1), grey_u8(img3)
     ok = consistent(g3, g1, k.pts3, k.pts1, LK_WINDOW, LK_LEVELS, tol)
     return B.Correspondences(k.pts1, k.pts3, k.score, k.query, ~ok, "KLT+FB")
 
@@ -167,7 +174,7 @@ def run_pair(p, model, a, timings):
     raw = engine.match(stride=a.stride, radius=a.radius, levels=a.levels, refine="none")  # the whole pyramid
     timings["MIND readout"] += time.perf_counter() - t
     t = time.perf_counter()
-    finest = check_finest_level(a.finest_level, check_levels(a.levels, p.img1.shape[:2], a.radius), REFINE)
+    finest = engine.finest_level(REFINE, a.finest_level, a.levels, a.radius)
     # what match() returns: the readout (MIND stopped at ``finest``) through the refinement
     seed = raw if finest == 0 else engine.match(stride=a.stride, radius=a.radius, levels=a.levels, refine="none",
                                                 finest_level=finest)
@@ -225,8 +232,7 @@ def main(argv=None):
     parser = build_parser()
     a = parser.parse_args(argv)
     check_args(parser, a, {"weights": weights_rule, "threads": check_threads, "stride": check_stride,
-                           "radius": check_radius, "limit": lambda v, n: check_integer(v, n, 1),
-                           "synthetic": lambda v, n: check_integer(v, n, 0), "layered": lambda v, n: check_integer(v, n, 0)})
+                           "radius": check_radius, **DATASET_RULES})
     out = output_path(parser, a, f"accuracy_{torch.device(a.device).type}.json")
     if not all(0 < k <= 1 for k in a.keep):
         fail(f"--keep fractions must lie in (0, 1], got {a.keep}")

@@ -83,7 +83,7 @@ def dis_seeded(img1, img3, m, hw) -> B.Correspondences:
     """DIS (medium) from MIND's matches densified into its initial flow (both directions), sampled on
     the grid and ranked by forward-backward distance as the DIS baseline (a flow method, for
     reference: ``refine="dis"`` is the same flow read at MIND's own frame-1 ends)."""
-    g1, g3 = grey_u8(to_tensor(img1)), grey_u8(to_tensor(img3))
+    g1, g3 = grey_u8(img1), grey_u8(img3)
     f13, f31 = dis.flows(g1, g3, dis.seed_field(m.query, m.pts3 - m.pts1, hw))
     p1 = B.grid(hw, STRIDE)
     p3 = p1 + dis.bilinear(f13, p1)

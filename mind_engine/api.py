@@ -24,7 +24,7 @@ from . import backends  # noqa: F401  (registers the exported-graph tiers: backe
 from . import refinement
 from .checks import (check_finest_level, check_integer, check_interval, check_levels, check_memory, check_queries,
                      check_radius, check_refine, check_stride, check_tier)
-from .defaults import FINEST_LEVEL, LEVELS, RADIUS, REFINE, STRIDE
+from .defaults import FINEST_LEVEL, LEVELS, PRUNE_TO_LEVEL_1, RADIUS, REFINE, STRIDE
 from .engine.refine import fb_flags, match_chunk
 from .engine.budget import check_fits, estimate_bytes
 from .engine.levels import level_radii
@@ -178,9 +178,7 @@ class Engine:
         ``refine``: the refinement stage after the network (``mind_engine.refinement``; the default
         ``mind_engine.defaults.REFINE``), "none" the readout itself."""
         method = check_refine(refine)
-        radius = check_radius(radius)
-        n = check_levels(levels, self.hw, radius)
-        finest = check_finest_level(finest_level, n, method)
+        radius, n, finest = self._depth(radius, levels, method, finest_level)
         if method == "peak":
             if finest:
                 raise ValueError("refine='peak' fits the finest MIND level's own peaks: it needs finest_level=0, "
@@ -188,6 +186,20 @@ class Engine:
             integer, peak = self.refine(queries, stride, radius, both=True, progress=progress, levels=levels)
             return self.refined(integer, method, peak)
         return self.refined(self._readout(queries, stride, radius, progress, levels, n, finest), method)
+
+    def finest_level(self, refine: str = REFINE, finest_level: int | str = FINEST_LEVEL, levels: int | str = LEVELS,
+                     radius: int | None = RADIUS) -> int:
+        """The pyramid level MIND stops at in ``match`` with these arguments on this pair (0: the
+        caller's resolution): ``finest_level`` "auto" resolved for ``refine``
+        (``checks.check_finest_level``), for callers that run the readout and the refinement apart
+        (``match(refine="none", finest_level=...)``, then ``refined``)."""
+        return self._depth(radius, levels, check_refine(refine), finest_level)[2]
+
+    def _depth(self, radius, levels, method: str, finest_level) -> tuple[int | None, int, int]:
+        """``match``'s (radius, pyramid depth, finest level), checked, for the checked ``method``."""
+        radius = check_radius(radius)
+        n = check_levels(levels, self.hw, radius)
+        return radius, n, check_finest_level(finest_level, n, method)
 
     def refined(self, raw: Matches, method: str, peak: Matches | None = None) -> Matches:
         """The readout ``raw`` through the refinement stage (``mind_engine.refinement.apply``, the
@@ -238,7 +250,9 @@ class Engine:
         its warped pair (``refine``, ``chunk`` queries per pass) and the refined points are mapped
         back through the warps as integer points are; ``integer`` then holds the integer ones,
         which equal ``match``'s. With the caller's ``queries`` the coarse levels match only around
-        them (``mind_engine.engine.pruning``). ``finest_level`` 1: MIND stops at level 1 (half the
+        them (``mind_engine.engine.pruning``), unless MIND stops at level 1
+        (``mind_engine.defaults.PRUNE_TO_LEVEL_1``: then they are the grid run read at them).
+        ``finest_level`` 1: MIND stops at level 1 (half the
         resolution, about a quarter of the work) and each query reads its match from level 1's
         field, bilinear, with the scores of the nearest level-1 match (``pyramid.read_from_field``);
         not with ``subpixel``."""
@@ -270,7 +284,7 @@ class Engine:
             return refined
 
         res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None,
-                             finest_level=finest_level)
+                             finest_level=finest_level, prune=not finest_level or PRUNE_TO_LEVEL_1)
         res = replace(res, matches=self.textured(res.matches))  # on this pair, not the finest warped one
         return replace(res, integer=self.textured(integer[0])) if integer else res
 

@@ -41,3 +41,17 @@ def test_same_grid_and_correspondence_type(shifted):
     assert len(top) == 5 and np.all(np.diff(top.score) <= 0)
     with pytest.raises(ValueError):
         Correspondences(np.zeros((3, 2)), np.zeros((2, 2)), np.zeros(3), np.zeros((3, 2)))
+
+
+def test_one_grey_conversion_for_the_refinement_and_the_baselines(shifted):
+    """``refinement.lk.grey_u8`` takes any image the package accepts: the engine's float tensors (the
+    refinement) and the caller's arrays (the baselines, the benches) give the same grey."""
+    import cv2
+
+    from mind_engine.images import to_tensor
+    from mind_engine.refinement.lk import grey_u8
+
+    img1 = shifted[0]
+    want = cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(grey_u8(img1), want) and np.array_equal(grey_u8(to_tensor(img1)), want)
+    assert np.array_equal(grey_u8(img1.astype(np.float32) / 255), want)

@@ -147,6 +147,21 @@ def test_the_public_calls_refine_the_same_readout(tiny, tmp_path):
         me.match(a, b, model=tiny, refine="dense")
 
 
+def test_engine_finest_level_is_where_match_stops_mind(tiny):
+    """``Engine.finest_level`` resolves ``finest_level`` as ``match`` does, and ``match`` is the readout
+    at that level through ``refined`` (how bench/accuracy.py and bench/few_queries.py split it)."""
+    a = texture(64, 96)
+    e = me.Engine(a, shifted(a, SHIFT), model=tiny)
+    assert [e.finest_level(r) for r in ("dis", "LK", "peak", "none")] == [1, 1, 0, 0]
+    assert e.finest_level("dis", levels=1) == 0 and e.finest_level("dis", finest_level=0) == 0
+    with pytest.raises(ValueError, match="finest_level=1 needs a pyramid of 2 levels"):
+        e.finest_level("none", 1, levels=1)
+    for method in ("dis", "lk"):
+        m = e.match(stride=16, refine=method)
+        split = e.refined(e.match(stride=16, refine="none", finest_level=e.finest_level(method)), method)
+        assert np.array_equal(m.pts3, split.pts3) and np.array_equal(m.score, split.score)
+
+
 def test_the_cli_flag_and_the_json(tiny, tmp_path, capsys):
     path = me.save_model(tiny, tmp_path / "tiny.safetensors")
     a = texture(64, 96)

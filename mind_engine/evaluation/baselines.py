@@ -79,13 +79,6 @@ class Correspondences:
         return cls(m.pts1, m.pts3, m.score, m.query, flag, method)
 
 
-def _gray_u8(img) -> np.ndarray:
-    """Any image mind_engine accepts -> HxW uint8 gray (for OpenCV), as the refinement reads it."""
-    from ..images import to_tensor
-
-    return grey_u8(to_tensor(img))
-
-
 def grid(hw, stride: int) -> np.ndarray:
     """The shared grid, (N, 2) float32 (x, y): the same points MIND queries."""
     return grid_queries(tuple(hw), stride).numpy().astype(np.float32)
@@ -96,7 +89,7 @@ def klt(img1, img3, stride: int = 4, points=None, win: int = 21, levels: int = 3
     """Pyramidal Lucas-Kanade from the grid points of image 1 into image 3."""
     import cv2
 
-    g1, g3 = _gray_u8(img1), _gray_u8(img3)
+    g1, g3 = grey_u8(img1), grey_u8(img3)
     p0 = grid(g1.shape, stride) if points is None else np.asarray(points, np.float32).reshape(-1, 2)
     if len(p0) == 0:
         e = np.zeros((0, 2), np.float32)
@@ -114,7 +107,7 @@ def dis_flow(img1, img3, preset: int | None = None) -> np.ndarray:
     import cv2
 
     d = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset)
-    return d.calc(_gray_u8(img1), _gray_u8(img3), None)
+    return d.calc(grey_u8(img1), grey_u8(img3), None)
 
 
 def dis(img1, img3, stride: int = 4, points=None, preset: int | None = None) -> Correspondences:

@@ -9,17 +9,21 @@ stayed in the image and moved by at most ``move_limit`` px; otherwise the raw en
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from ..images import to_tensor
 
 CRITERIA_ITERATIONS = 30  # OpenCV's stopping rule: 30 iterations or a step under 0.01 px per level
 CRITERIA_EPS = 0.01
 
 
-def grey_u8(img: torch.Tensor) -> np.ndarray:
-    """A (3, H, W) float image in [0, 1] (on any device) -> (H, W) uint8 grey, as OpenCV's LK wants it."""
+def grey_u8(img) -> np.ndarray:
+    """Any image mind_engine accepts (``images.to_tensor``; the engine's own (3, H, W) float tensors
+    in [0, 1], on any device) -> (H, W) uint8 grey, as OpenCV's LK and DIS want it: the one grey
+    conversion of the refinement, the baselines and the benchmarks."""
     import cv2
 
-    a = (img.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    t = to_tensor(img)
+    a = (t.float().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
 
 
