@@ -34,8 +34,8 @@ def add_parser(sub, tiers) -> None:
                    help="engine tier (auto: the fastest exact one available)")
     m.add_argument("--precision", default="fp32", type=choice, choices=("fp32", "bf16", "fp16", "auto"),
                    help="the windowed tiers' number format (any case): fp32 is exact; bf16 is about 1.7x faster "
-                        "through the pyramid on CPUs with bf16 units (AVX512-BF16 or AMX; README, Latency), not "
-                        "exact, and about 20x slower on CPUs without them (it warns); auto = bf16 where the device "
+                        "through the pyramid on CPUs with bf16 units (AVX512-BF16 or AMX; README, 'Large motion: "
+                        "coarse to fine'), not exact, and about 20x slower on CPUs without them (it warns); auto = bf16 where the device "
                         "has bf16 units, else fp32 (the plan line says which); fp16 is for GPUs")
     m.add_argument("--subpixel", action="store_const", dest="refine", const="peak",
                    help="the same as --refine peak (the quadratic fit of the sensitivity peak)")
