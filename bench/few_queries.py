@@ -25,9 +25,9 @@ and n, its Acc@2 is at least the dense call's at the same points less ``MARGIN``
 the library is changed until it is, choosing between candidate fixes by these same numbers. The
 verdict is printed and written with the JSON (bench/results/few_queries_<device>.json, or --out).
 
-Cost: the defaults run about 700 calls. With the coarse levels pruned to the queries (as the
-default call was before ``mind_engine.defaults.PRUNE_TO_LEVEL_1``) that took 17 minutes on a busy
-2-core machine; unpruned, every call costs about the dense call's time (about 35 minutes there).
+Cost: the defaults run about 700 calls, 17 minutes on a busy 2-core machine (a call with a few
+queries prunes the coarse levels; with pruning set aside, which an earlier version of the library
+did at level 1, it took about 35 minutes there).
 """
 from __future__ import annotations
 

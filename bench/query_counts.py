@@ -1,9 +1,8 @@
 """Time against the number of queries (issue 39): the default call at 1, 10, 100 and 1000 random
 queries of its own stride-4 grid and on the whole grid, for ``bench/latency.py`` (method
 ``queries``). With the caller's queries the pyramid's coarse levels match only the cells those
-queries need (``mind_engine.engine.pruning``) where MIND runs to level 0, so a handful of queries
-costs a fraction of the dense call (where it stops at level 1 they match the whole grid:
-``mind_engine.defaults.PRUNE_TO_LEVEL_1``); each row says how many queries each level matched,
+queries need (``mind_engine.engine.pruning``), so a handful of queries costs a fraction of the
+dense call; each row says how many queries each level matched,
 where the time went (a second, instrumented run: ``bench/c2f_profile.py``) and how the matches
 agree with the dense run's at the same queries (the first of ``--finest-levels``' dense rows,
 finest level 0 by default, this run). ``finest_level`` 1 rows time the lever of issue 38 (what

@@ -24,7 +24,7 @@ from . import backends  # noqa: F401  (registers the exported-graph tiers: backe
 from . import refinement
 from .checks import (check_finest_level, check_integer, check_interval, check_levels, check_memory, check_queries,
                      check_radius, check_refine, check_stride, check_tier)
-from .defaults import FINEST_LEVEL, LEVELS, PRUNE_TO_LEVEL_1, RADIUS, REFINE, STRIDE
+from .defaults import FINEST_LEVEL, LEVELS, RADIUS, REFINE, STRIDE
 from .engine.refine import fb_flags, match_chunk
 from .engine.budget import check_fits, estimate_bytes
 from .engine.levels import level_radii
@@ -250,9 +250,7 @@ class Engine:
         its warped pair (``refine``, ``chunk`` queries per pass) and the refined points are mapped
         back through the warps as integer points are; ``integer`` then holds the integer ones,
         which equal ``match``'s. With the caller's ``queries`` the coarse levels match only around
-        them (``mind_engine.engine.pruning``), unless MIND stops at level 1
-        (``mind_engine.defaults.PRUNE_TO_LEVEL_1``: then they are the grid run read at them).
-        ``finest_level`` 1: MIND stops at level 1 (half the
+        them (``mind_engine.engine.pruning``). ``finest_level`` 1: MIND stops at level 1 (half the
         resolution, about a quarter of the work) and each query reads its match from level 1's
         field, bilinear, with the scores of the nearest level-1 match (``pyramid.read_from_field``);
         not with ``subpixel``."""
@@ -284,7 +282,7 @@ class Engine:
             return refined
 
         res = coarse_to_fine(self.t1, self.t3, q, radius, n, mind, grid_stride=stride if queries is None else None,
-                             finest_level=finest_level, prune=not finest_level or PRUNE_TO_LEVEL_1)
+                             finest_level=finest_level)
         res = replace(res, matches=self.textured(res.matches))  # on this pair, not the finest warped one
         return replace(res, integer=self.textured(integer[0])) if integer else res
 

@@ -23,14 +23,6 @@ LEVELS = "auto"  # coarse to fine, as deep as the range needs (mind_engine.engin
 # at most 0.006 of Accuracy@2 and 0.003 of Accuracy@10 on any dataset for 118 of 575 GMAC of the
 # network's work (README, "The default call stops one level early").
 FINEST_LEVEL = "auto"
-# Whether the caller's queries prune the coarse levels (``mind_engine.engine.pruning``) when MIND
-# stops at level 1 (``finest_level`` 1, the default before "dis" and "lk"): no, so that the default
-# call at your queries is the dense call read at them. Measured by bench/few_queries.py
-# (2026-12-07, bench/results/few_queries_cpu.json): pruned, 1 random query's LK-refined Acc@2 fell
-# 0.011 and 0.014 below the dense call's at the same points on two of three datasets (the keep
-# threshold taken over fewer cells moves the readout), against the rule's 0.01; pruning saved about
-# 1.3 s of 1.8 s at 1 query only (10 queries already need 580 of level 1's 768 cells).
-PRUNE_TO_LEVEL_1 = False
 
 # The refinement stage (``mind_engine.refinement``): the variant bench/refine_study.py chose by its
 # rule, fixed before the run (the best mean Accuracy@2 over its datasets among the variants whose

@@ -1,5 +1,5 @@
 """bench/few_queries.py: the default call at a few queries against the dense call at the same points,
-end to end on a tiny model and small pairs; its rule's verdict and the exactness LK's side now has."""
+end to end on a tiny model and small pairs; its rule's verdict, written and printed."""
 import importlib.util
 import json
 import sys
@@ -41,8 +41,10 @@ def test_few_queries_reports_both_calls_at_the_same_points(tmp_path, monkeypatch
             for r in per_method.values():
                 assert r["points"] == (3 if n == "1" else 10) and r["few"]["n"] == r["dense"]["n"]
                 assert r["fine"] == (r["few"]["Acc@2"] >= r["dense"]["Acc@2"] - 0.01)
-            lk = per_method["lk"]  # LK refines each point alone and the readout is the dense call's: the same
-            assert lk["same_end_as_dense"] == 1.0 and lk["few"] == lk["dense"]
+                assert 0 <= r["same_end_as_dense"] <= 1
+    assert doc["verdict"] == "pass" if all(r["fine"] for per_n in doc["datasets"].values()
+                                           for per_method in per_n.values() for r in per_method.values()) \
+        else doc["verdict"].startswith("fail (")
     assert "verdict:" in capsys.readouterr().out
 
 

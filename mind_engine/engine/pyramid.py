@@ -44,9 +44,7 @@ from the queries. Where every score is equal (the true-residual tests) the prune
 one bit for bit; with the threshold out of the way a random network gives the dense run's points
 and its scores to 1e-3 (``tests/test_pyramid.py``); with the bundled model and the threshold, see
 ``pruning.CONTEXT_CELLS`` and ``bench/latency.py --only queries``. Queries that need every cell (a dense
-set) run exactly the dense computation. A grid (``grid_stride``) is never pruned, nor (``prune``
-False) the caller's queries where ``Engine.coarse_to_fine`` stops MIND at level 1
-(``mind_engine.defaults.PRUNE_TO_LEVEL_1``).
+set) run exactly the dense computation. A grid (``grid_stride``) is never pruned.
 
 The consistency test is the symmetric one, free from the matches themselves, not a second
 matching pass backwards (``refine.match_fb``): that pass would double the cost of every level.
@@ -217,16 +215,13 @@ def read_from_field(m: Matches, queries: torch.Tensor, field: torch.Tensor, hw: 
 
 
 def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor, radius: int | None, levels: int,
-                   matcher: LevelMatcher, grid_stride: int | None = None, finest_level: int = 0,
-                   prune: bool = True) -> CoarseToFine:
+                   matcher: LevelMatcher, grid_stride: int | None = None, finest_level: int = 0) -> CoarseToFine:
     """The module docstring's steps on a (3, H, W) pair: ``queries`` (N, 2) int64 at the finest
     level, ``levels`` >= 1 (checked by the caller), ``matcher`` MIND or a stand-in.
     ``grid_stride``: the queries are ``grid_queries`` of that stride (the finest field can then be
     densified from them too; every coarse level matches its whole grid); else the coarse levels
     match only the cells the queries need (``pruning``). ``finest_level`` 1 (with ``levels`` >= 2,
-    checked by the caller): MIND stops at level 1 and the queries are read from its field.
-    ``prune`` False: the caller's queries too are matched on every level's whole grid (then the
-    result at them is the grid run's, read at them)."""
+    checked by the caller): MIND stops at level 1 and the queries are read from its field."""
     pyr1, pyr3 = [img1.float()], [img3.float()]
     for _ in range(levels - 1):
         pyr1.append(downsample(pyr1[-1]))
@@ -234,7 +229,7 @@ def coarse_to_fine(img1: torch.Tensor, img3: torch.Tensor, queries: torch.Tensor
     hws = [tuple(p.shape[-2:]) for p in pyr1]
     radii = level_radii(levels, radius)
     reaches = [0 if k < finest_level else (radii[k] or 0) + SCORE_HALF for k in range(levels)]
-    cells = [None] * levels if grid_stride is not None or not prune else needed_grids(queries, hws, reaches)
+    cells = [None] * levels if grid_stride is not None else needed_grids(queries, hws, reaches)
     field = torch.zeros(*hws[-1], 2)
     fields = []
     for k in reversed(range(finest_level, levels)):
