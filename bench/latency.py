@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import platform
 import statistics
 import sys
@@ -55,6 +56,7 @@ from bench.testbed import cpu_name, match_agreement, test_pair  # noqa: E402
 JOBS = {"semi-dense": 4, "dense": 1}
 RADII = (None, 32)
 EXACT_QUERIES = 6  # queries every method is compared to tier 0 on
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # environment that caps the CPU kernels; recorded
 
 
 class Clock:
@@ -174,6 +176,7 @@ def run(args) -> dict:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "device_type": device.type, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
         "cuda": torch.version.cuda, "python": platform.python_version(), "command": " ".join(sys.argv),
+        "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ},
         "size": f"{w}x{h}", "models": described, "memory_budget_bytes": args.memory, "results": rows,
         "notes": "per_query_ms and speedups compare the matching alone; total_ms adds the forward once. "
                  "Rows with extrapolated=true timed queries_timed queries and scaled to the job. "

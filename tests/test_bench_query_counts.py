@@ -26,9 +26,12 @@ def test_latency_reports_time_against_the_number_of_queries(tmp_path, monkeypatc
     spec.loader.exec_module(latency)
     out = tmp_path / "q.json"
     monkeypatch.setattr(sys, "argv", ["latency.py"])
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")  # read by ATen at import, long done: recorded only
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     latency.main(["--models", str(weights), "--only", "queries", "--finest-levels", "0", "1", "--size", "160x64",
                   "--device", "cpu", "--out", str(out)])
     rows = json.loads(out.read_text())["results"]
+    assert json.loads(out.read_text())["isa_limits"] == {"ATEN_CPU_CAPABILITY": "avx2"}
     grid = 40 * 16  # the stride-4 grid of 160x64
     assert [(r["finest_level"], r["job"]) for r in rows] == [(f, j) for f in (0, 1)
                                                              for j in ("n=dense", "n=1", "n=10", "n=100")]
