@@ -26,6 +26,7 @@ def refuse(prog: str, message: str) -> NoReturn:
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
+
 # option -> rule(value, its name): what the value must be, applied to every sub-command that has it
 RULES = {
     "stride": check_stride,
